@@ -1,0 +1,11 @@
+//! Patchward's domain model. Pure: no I/O and no clock — time is always a parameter, so every
+//! rule here can be tested with any date.
+
+pub mod build;
+pub mod catalog;
+pub mod intel;
+pub mod inventory;
+pub mod product;
+
+pub use build::OsBuild;
+pub use catalog::Kb;

@@ -1,0 +1,1 @@
+//! Feed and inventory parsers.
