@@ -1,1 +1,5 @@
 //! Feed and inventory parsers.
+pub mod cvrf;
+pub mod error;
+
+pub use error::ParseError;
