@@ -3,8 +3,10 @@
 
 pub mod build;
 pub mod catalog;
+pub mod exposure;
 pub mod intel;
 pub mod inventory;
+pub mod priority;
 pub mod product;
 
 pub use build::OsBuild;

@@ -1,1 +1,123 @@
-fn main() {}
+//! `patchward`: the one binary. Operator commands work against the same store as the server
+//! will: `--db FILE` (default `patchward.db`, env `PATCHWARD_DB`).
+
+mod commands;
+mod render;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "patchward",
+    version,
+    about = "Self-hosted Windows Server patch management: inventory, intelligence, exposure, priorities, plans",
+    long_about = "Patchward holds the whole patch discipline in one program. Start with `patchward demo`, \
+                  then `import feeds` (MSRC CVRF, CISA KEV, EPSS, NVD, lifecycle, KB builds), `import hosts` \
+                  (CSV, estate TOML, systeminfo, wmic qfe, Get-HotFix) and `assess`."
+)]
+struct Cli {
+    /// SQLite database file (created if missing).
+    #[arg(long, global = true, env = "PATCHWARD_DB", default_value = "patchward.db")]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the demo: a fresh database, the bundled real data, a sample estate, the assessment.
+    Demo(commands::demo::DemoArgs),
+    /// Import intelligence feeds or inventory from files and folders.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Exposure and priorities per server: missing updates, open CVEs, SSVC decisions, due dates.
+    Assess(commands::assess::AssessArgs),
+    /// List servers in the inventory.
+    Servers(commands::list::ServersArgs),
+    /// List CVEs in the catalog (Windows Server products), with filters.
+    Cves(commands::list::CvesArgs),
+    /// Intelligence feeds: what is stored, how current it is; fetch from the network.
+    #[command(subcommand)]
+    Feeds(FeedsCommand),
+    /// Show the prioritisation policy (defaults, or a policy file) as TOML.
+    Policy(PolicyArgs),
+    /// Measure import and exposure speed on real or generated data.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// MSRC CVRF (XML/JSON), CISA KEV, FIRST EPSS, NVD 2.0, lifecycle, KB build table; zstd/gzip ok.
+    Feeds(ImportArgs),
+    /// Server inventory CSV, estate TOML, systeminfo, wmic qfe, Get-HotFix captures.
+    Hosts(ImportArgs),
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// Files or folders (walked recursively).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum FeedsCommand {
+    /// Feeds stored: source, as-of date, records, staleness.
+    Status(commands::list::FeedStatusArgs),
+    /// Fetch feeds from their public endpoints into a folder, then import them.
+    Sync(commands::sync::SyncArgs),
+}
+
+#[derive(Args)]
+struct PolicyArgs {
+    /// Policy file to validate and show (TOML); without it, the defaults.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(a) => commands::demo::run(&cli.db, a).await,
+        Command::Import(ImportCommand::Feeds(a)) => commands::import::feeds(&cli.db, &a.paths).await.map(|_| ()),
+        Command::Import(ImportCommand::Hosts(a)) => commands::import::hosts(&cli.db, &a.paths).await.map(|_| ()),
+        Command::Assess(a) => commands::assess::run(&cli.db, a).await,
+        Command::Servers(a) => commands::list::servers(&cli.db, a).await,
+        Command::Cves(a) => commands::list::cves(&cli.db, a).await,
+        Command::Feeds(FeedsCommand::Status(a)) => commands::list::feed_status(&cli.db, a).await,
+        Command::Feeds(FeedsCommand::Sync(a)) => commands::sync::run(&cli.db, a).await,
+        Command::Policy(a) => {
+            let p = commands::load_policy(a.policy.as_deref())?;
+            print!("{}", toml::to_string_pretty(&p)?);
+            Ok(())
+        }
+        Command::Bench(b) => commands::bench::run(b).await,
+    }
+}

@@ -1,0 +1,585 @@
+//! Exposure (PRODUCT.md C3): for every server, the updates it is missing and the CVEs they
+//! leave open.
+//!
+//! The rules, from Microsoft's data:
+//! - A CVE is open on a server when MSRC lists a Vendor Fix for the server's exact product
+//!   (release + installation) and none of the fixes applies: no fix KB (or a KB that supersedes
+//!   it, transitively) is installed, and — for the OS cumulative stream — the server's build is
+//!   below every fixed build on its own release. One newer cumulative update therefore satisfies
+//!   all older ones.
+//! - Hotpatch fixes (their own, lower build train) count only for hotpatch-enrolled servers.
+//! - Where a fix has no usable fixed build, or the server's revision is unknown, the decision
+//!   falls back to KBs and the CVE says so (`determined_by: kb`).
+//! - Where the revision is unknown it is inferred from the newest installed cumulative update.
+//! - Components serviced separately (.NET on Windows Server) are assessed only when the server
+//!   shows an installed update of that component: Patchward does not guess which .NET is there.
+
+use crate::build::OsBuild;
+use crate::catalog::{Affected, Classification, Fix, Kb, Product, Update, Vulnerability};
+use crate::intel::{EpssScore, KevEntry, LifecycleEntry, NvdRecord, SupportStatus};
+use crate::inventory::{BuildSource, Server};
+use crate::product::{Installation, ProductKind, ServerRelease, release_from_caption};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+/// Everything the exposure and priority engines read: MSRC facts plus KEV, EPSS, NVD and the
+/// lifecycle table. Built by the store from its tables.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub products: Vec<Product>,
+    pub vulnerabilities: Vec<Vulnerability>,
+    pub affected: Vec<Affected>,
+    pub fixes: Vec<Fix>,
+    /// Extra update facts (e.g. the KB → build table); merged with what fixes say.
+    pub updates: Vec<Update>,
+    pub kev: Vec<KevEntry>,
+    pub epss: Vec<EpssScore>,
+    pub nvd: Vec<NvdRecord>,
+    pub lifecycle: Vec<LifecycleEntry>,
+}
+
+/// How an open/closed decision was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Determination {
+    /// Server build compared with the fixed build of the cumulative update.
+    Build,
+    /// Installed KBs and supersedence chains (no usable fixed build, or revision unknown).
+    Kb,
+}
+
+/// One fix alternative, resolved for fast checks.
+#[derive(Debug, Clone)]
+struct FixRef {
+    kb: Kb,
+    class: Classification,
+    build: Option<OsBuild>,
+}
+
+#[derive(Debug, Clone)]
+struct CveFixes {
+    vuln: usize,
+    affected: Option<usize>,
+    fixes: Vec<FixRef>,
+}
+
+/// Aggregated facts about one update on one product.
+#[derive(Debug, Clone)]
+pub struct UpdateInfo {
+    pub kb: Kb,
+    pub product: usize,
+    pub classification: Classification,
+    pub subtype: String,
+    pub fixed_build: Option<OsBuild>,
+    pub restart_required: Option<String>,
+    pub document: String,
+    pub released: Option<Timestamp>,
+}
+
+/// Indexes over a [`Catalog`] for assessing many servers quickly.
+pub struct ExposureIndex<'c> {
+    pub catalog: &'c Catalog,
+    os_products: HashMap<(ServerRelease, Installation), usize>,
+    component_products: HashMap<(ServerRelease, Installation), Vec<usize>>,
+    /// Per product index: CVEs with their fix alternatives.
+    per_product: Vec<Vec<CveFixes>>,
+    /// (product, kb) → update facts.
+    updates: HashMap<(usize, Kb), UpdateInfo>,
+    /// Per product: KBs of its updates.
+    product_kbs: Vec<HashSet<Kb>>,
+    /// kb → KBs it directly supersedes (union over products and documents).
+    supersedes: HashMap<Kb, Vec<Kb>>,
+    /// kb → KBs that directly supersede it.
+    superseded_by: HashMap<Kb, Vec<Kb>>,
+    /// Per product: cumulative updates with a fixed build, ascending by build.
+    cumulative: Vec<Vec<(OsBuild, Kb, Classification)>>,
+    kev: HashMap<&'c str, &'c KevEntry>,
+    epss: HashMap<&'c str, &'c EpssScore>,
+    lifecycle: HashMap<ServerRelease, &'c LifecycleEntry>,
+}
+
+/// A CVE left open on a server.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenCve {
+    pub cve: String,
+    pub title: String,
+    pub product_id: String,
+    pub severity: Option<String>,
+    pub impact: Option<String>,
+    pub cvss: Option<f32>,
+    pub cvss_vector: Option<String>,
+    pub kev: bool,
+    pub kev_due: Option<Date>,
+    pub kev_ransomware: bool,
+    pub exploited: bool,
+    pub publicly_disclosed: bool,
+    pub epss: Option<f64>,
+    pub epss_percentile: Option<f64>,
+    /// MSRC's fixing KBs for this product (applicable alternatives).
+    pub fixed_by: Vec<Kb>,
+    /// The update to install that closes it (newest in its chain).
+    pub install: Kb,
+    pub determined_by: Determination,
+    pub released: Option<Timestamp>,
+    pub document: String,
+    /// Filled by [`crate::priority::assess_server`].
+    #[serde(flatten)]
+    pub priority: Option<crate::priority::Priority>,
+}
+
+/// An update the server should install, with the CVEs it closes.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingUpdate {
+    pub kb: Kb,
+    pub title: String,
+    pub classification: Classification,
+    pub classification_label: String,
+    pub product_id: String,
+    pub fixed_build: Option<OsBuild>,
+    pub restart_required: Option<String>,
+    pub released: Option<Timestamp>,
+    pub closes: Vec<String>,
+}
+
+/// Exposure of one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerExposure {
+    pub name: String,
+    pub product: Option<String>,
+    pub release: Option<ServerRelease>,
+    pub installation: Installation,
+    pub build: Option<OsBuild>,
+    pub build_source: BuildSource,
+    pub hotpatch: bool,
+    pub support: Option<SupportStatus>,
+    pub missing_updates: Vec<MissingUpdate>,
+    pub open_cves: Vec<OpenCve>,
+    /// Server-level findings and remarks in words (unsupported OS, unknown product, inference).
+    pub notes: Vec<String>,
+}
+
+impl<'c> ExposureIndex<'c> {
+    pub fn new(catalog: &'c Catalog) -> ExposureIndex<'c> {
+        let mut pidx: HashMap<&str, usize> = HashMap::new();
+        let mut os_products = HashMap::new();
+        let mut component_products: HashMap<(ServerRelease, Installation), Vec<usize>> = HashMap::new();
+        for (i, p) in catalog.products.iter().enumerate() {
+            pidx.insert(p.id.as_str(), i);
+            match &p.kind {
+                ProductKind::Os { release, installation } => {
+                    os_products.entry((*release, *installation)).or_insert(i);
+                }
+                ProductKind::Component { release, installation, .. } => {
+                    component_products.entry((*release, *installation)).or_default().push(i);
+                }
+            }
+        }
+        let vidx: HashMap<&str, usize> =
+            catalog.vulnerabilities.iter().enumerate().map(|(i, v)| (v.cve.as_str(), i)).collect();
+        let aidx: HashMap<(&str, &str), usize> = catalog
+            .affected
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ((a.cve.as_str(), a.product_id.as_str()), i))
+            .collect();
+
+        // Updates: facts from the KB table first, then from fixes (fixes fill gaps). The
+        // release month of an update is the document in which it fixes the most CVEs (old
+        // months are re-edited to list much newer KBs).
+        let mut updates: HashMap<(usize, Kb), UpdateInfo> = HashMap::new();
+        let mut doc_counts: HashMap<(usize, Kb), HashMap<&str, (usize, Option<Timestamp>)>> = HashMap::new();
+        let mut supersedes: HashMap<Kb, BTreeSet<Kb>> = HashMap::new();
+        for u in &catalog.updates {
+            let Some(&p) = pidx.get(u.product_id.as_str()) else { continue };
+            supersedes.entry(u.kb).or_default().extend(u.supersedes.iter().copied());
+            let e = updates.entry((p, u.kb)).or_insert_with(|| UpdateInfo {
+                kb: u.kb,
+                product: p,
+                classification: u.classification,
+                subtype: u.subtype.clone(),
+                fixed_build: None,
+                restart_required: u.restart_required.clone(),
+                document: u.document.clone(),
+                released: u.released,
+            });
+            e.fixed_build = e.fixed_build.or(u.fixed_build);
+        }
+        for f in &catalog.fixes {
+            let Some(&p) = pidx.get(f.product_id.as_str()) else { continue };
+            supersedes.entry(f.kb).or_default().extend(f.supersedes.iter().copied());
+            let released = vidx.get(f.cve.as_str()).and_then(|&v| catalog.vulnerabilities[v].released);
+            let c = doc_counts.entry((p, f.kb)).or_default().entry(f.document.as_str()).or_insert((0, released));
+            c.0 += 1;
+            let e = updates.entry((p, f.kb)).or_insert_with(|| UpdateInfo {
+                kb: f.kb,
+                product: p,
+                classification: f.classification,
+                subtype: f.subtype.clone(),
+                fixed_build: None,
+                restart_required: f.restart_required.clone(),
+                document: f.document.clone(),
+                released,
+            });
+            e.fixed_build = e.fixed_build.or(f.fixed_build);
+            if e.restart_required.is_none() {
+                e.restart_required = f.restart_required.clone();
+            }
+        }
+        for (key, docs) in &doc_counts {
+            if let Some(u) = updates.get_mut(key)
+                && let Some((doc, (_, rel))) =
+                    docs.iter().max_by(|a, b| a.1.0.cmp(&b.1.0).then(a.1.1.cmp(&b.1.1)).then(b.0.cmp(a.0)))
+            {
+                u.document = (*doc).to_string();
+                u.released = *rel;
+            }
+        }
+        let mut product_kbs = vec![HashSet::new(); catalog.products.len()];
+        let mut cumulative = vec![Vec::new(); catalog.products.len()];
+        for ((p, kb), u) in &updates {
+            product_kbs[*p].insert(*kb);
+            if let Some(b) = u.fixed_build
+                && u.classification.is_os_cumulative()
+            {
+                cumulative[*p].push((b, *kb, u.classification));
+            }
+        }
+        for c in &mut cumulative {
+            c.sort();
+            c.dedup();
+        }
+
+        let mut per_product_map: Vec<BTreeMap<usize, CveFixes>> = vec![BTreeMap::new(); catalog.products.len()];
+        for f in &catalog.fixes {
+            let (Some(&p), Some(&v)) = (pidx.get(f.product_id.as_str()), vidx.get(f.cve.as_str())) else {
+                continue;
+            };
+            // A cumulative fix without a usable build borrows the update's build from other rows.
+            let build = f
+                .fixed_build
+                .or_else(|| f.classification.is_os_cumulative().then(|| updates.get(&(p, f.kb)).and_then(|u| u.fixed_build)).flatten());
+            let entry = per_product_map[p].entry(v).or_insert_with(|| CveFixes {
+                vuln: v,
+                affected: aidx.get(&(f.cve.as_str(), f.product_id.as_str())).copied(),
+                fixes: Vec::new(),
+            });
+            if !entry.fixes.iter().any(|x| x.kb == f.kb) {
+                entry.fixes.push(FixRef { kb: f.kb, class: f.classification, build });
+            }
+        }
+        let per_product = per_product_map.into_iter().map(|m| m.into_values().collect()).collect();
+
+        let mut superseded_by: HashMap<Kb, Vec<Kb>> = HashMap::new();
+        let supersedes: HashMap<Kb, Vec<Kb>> = supersedes
+            .into_iter()
+            .map(|(k, v)| {
+                for old in &v {
+                    superseded_by.entry(*old).or_default().push(k);
+                }
+                (k, v.into_iter().collect())
+            })
+            .collect();
+        for v in superseded_by.values_mut() {
+            v.sort();
+            v.dedup();
+        }
+
+        let kev = catalog.kev.iter().map(|k| (k.cve.as_str(), k)).collect();
+        let mut epss: HashMap<&str, &EpssScore> = HashMap::new();
+        for e in &catalog.epss {
+            let slot = epss.entry(e.cve.as_str()).or_insert(e);
+            if e.score_date > slot.score_date {
+                *slot = e;
+            }
+        }
+        let lifecycle = catalog.lifecycle.iter().filter_map(|l| l.release.map(|r| (r, l))).collect();
+        ExposureIndex {
+            catalog,
+            os_products,
+            component_products,
+            per_product,
+            updates,
+            product_kbs,
+            supersedes,
+            superseded_by,
+            cumulative,
+            kev,
+            epss,
+            lifecycle,
+        }
+    }
+
+    pub fn kev(&self, cve: &str) -> Option<&'c KevEntry> {
+        self.kev.get(cve).copied()
+    }
+
+    pub fn epss(&self, cve: &str) -> Option<&'c EpssScore> {
+        self.epss.get(cve).copied()
+    }
+
+    pub fn nvd(&self, cve: &str) -> Option<&'c NvdRecord> {
+        self.catalog.nvd.iter().find(|n| n.cve == cve)
+    }
+
+    /// The OS release of a server: from its build, else from its OS caption.
+    pub fn release_of(server: &Server) -> Option<ServerRelease> {
+        server
+            .build
+            .as_ref()
+            .and_then(ServerRelease::from_build)
+            .or(server.release)
+            .or_else(|| release_from_caption(&server.os))
+    }
+
+    /// Newest (non-hotpatch) cumulative update of a product. Hotpatch servers take it too:
+    /// it is their quarterly baseline and it supersedes every hotpatch before it.
+    fn latest_cumulative(&self, product: usize) -> Option<(OsBuild, Kb)> {
+        self.cumulative[product]
+            .iter()
+            .filter(|(_, _, c)| *c != Classification::Hotpatch)
+            .next_back()
+            .map(|(b, k, _)| (*b, *k))
+    }
+
+    /// All KBs covered by an installed set: the KBs themselves and everything they supersede.
+    fn closure(&self, installed: impl IntoIterator<Item = Kb>) -> HashSet<Kb> {
+        let mut seen: HashSet<Kb> = HashSet::new();
+        let mut queue: VecDeque<Kb> = VecDeque::new();
+        for k in installed {
+            if seen.insert(k) {
+                queue.push_back(k);
+            }
+        }
+        while let Some(k) = queue.pop_front() {
+            if let Some(olds) = self.supersedes.get(&k) {
+                for o in olds {
+                    if seen.insert(*o) {
+                        queue.push_back(*o);
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    /// The newest update of `product` that (transitively) supersedes `kb`, or `kb` itself.
+    fn chain_head(&self, product: usize, kb: Kb) -> Kb {
+        let mut best = kb;
+        let mut best_key = self.updates.get(&(product, kb)).map(|u| (u.released, u.kb));
+        let mut seen = HashSet::from([kb]);
+        let mut queue = VecDeque::from([kb]);
+        while let Some(k) = queue.pop_front() {
+            for n in self.superseded_by.get(&k).into_iter().flatten() {
+                if !seen.insert(*n) {
+                    continue;
+                }
+                queue.push_back(*n);
+                if let Some(u) = self.updates.get(&(product, *n)) {
+                    let key = Some((u.released, u.kb));
+                    if key > best_key {
+                        best_key = key;
+                        best = *n;
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// Assess one server.
+    pub fn assess(&self, server: &Server, as_of: Date) -> ServerExposure {
+        let release = Self::release_of(server);
+        let installation = server.installation.unwrap_or(Installation::Desktop);
+        let mut notes = Vec::new();
+        let mut out = ServerExposure {
+            name: server.name.clone(),
+            product: None,
+            release,
+            installation,
+            build: server.build,
+            build_source: if server.build.is_some_and(|b| b.ubr.is_some()) {
+                BuildSource::Reported
+            } else {
+                BuildSource::Unknown
+            },
+            hotpatch: server.hotpatch,
+            support: None,
+            missing_updates: Vec::new(),
+            open_cves: Vec::new(),
+            notes: Vec::new(),
+        };
+        let Some(release) = release else {
+            notes.push(format!("unrecognised OS {:?}: not a Windows Server release Patchward can assess", server.os));
+            out.notes = notes;
+            return out;
+        };
+        if server.hotpatch && !release.supports_hotpatch() {
+            notes.push(format!("hotpatch is not offered for {release}; hotpatch enrolment ignored"));
+        }
+        let hotpatch = server.hotpatch && release.supports_hotpatch();
+        out.support = self.lifecycle.get(&release).map(|l| l.status(as_of));
+        if let Some(s) = &out.support {
+            if s.phase == crate::intel::SupportPhase::Unsupported {
+                notes.push(format!("{release} is {}: no security updates are published for it", s.detail));
+            } else if s.phase == crate::intel::SupportPhase::Esu {
+                notes.push(format!("{release} receives updates only under paid Extended Security Updates ({})", s.detail));
+            }
+        }
+        let Some(&os) = self.os_products.get(&(release, installation)) else {
+            notes.push(format!("no MSRC data for {release} ({installation}) in the imported feeds"));
+            out.notes = notes;
+            return out;
+        };
+        out.product = Some(self.catalog.products[os].name.clone());
+
+        // Build: reported, or inferred from the newest installed cumulative update.
+        let mut build = server.build.filter(|b| b.ubr.is_some());
+        if build.is_none() {
+            let inferred = self.cumulative[os]
+                .iter()
+                .filter(|(_, k, c)| server.installed_kbs.contains(k) && (hotpatch || *c != Classification::Hotpatch))
+                .max();
+            if let Some((b, k, _)) = inferred {
+                build = Some(*b);
+                out.build = Some(*b);
+                out.build_source = BuildSource::InferredFromKb;
+                notes.push(format!("build revision inferred from installed {k} (fixed build {b})"));
+            } else {
+                notes.push("build revision unknown and no installed cumulative update recognised: CVEs decided by KBs only".into());
+            }
+        }
+        let build = build.filter(|b| ServerRelease::from_build(b) == Some(release));
+
+        // Effective installed set: what is installed, plus the cumulative update the build
+        // implies (a server at a build has, in effect, every older cumulative update).
+        let mut effective: Vec<Kb> = server.installed_kbs.iter().copied().collect();
+        if let Some(b) = build {
+            if let Some((_, k, _)) = self.cumulative[os]
+                .iter()
+                .filter(|(fb, _, c)| *fb <= b && (hotpatch || *c != Classification::Hotpatch))
+                .max()
+            {
+                effective.push(*k);
+            }
+        }
+        let covered = self.closure(effective);
+
+        let mut products = vec![os];
+        for &c in self.component_products.get(&(release, installation)).into_iter().flatten() {
+            if server.installed_kbs.iter().any(|k| self.product_kbs[c].contains(k)) {
+                products.push(c);
+            }
+        }
+
+        let mut missing: BTreeMap<Kb, (usize, Vec<String>)> = BTreeMap::new();
+        for &p in &products {
+            let product_id = &self.catalog.products[p].id;
+            for cf in &self.per_product[p] {
+                let applicable: Vec<&FixRef> =
+                    cf.fixes.iter().filter(|f| hotpatch || f.class != Classification::Hotpatch).collect();
+                if applicable.is_empty() {
+                    continue;
+                }
+                let by_kb = applicable.iter().any(|f| covered.contains(&f.kb));
+                let build_fixes: Vec<OsBuild> =
+                    applicable.iter().filter(|f| f.class.is_os_cumulative()).filter_map(|f| f.build).collect();
+                let (closed, determined_by) = match build {
+                    Some(b) if p == os && !build_fixes.is_empty() => {
+                        (by_kb || build_fixes.iter().any(|fb| *fb <= b), Determination::Build)
+                    }
+                    _ => (by_kb, Determination::Kb),
+                };
+                if closed {
+                    continue;
+                }
+                let install = self.remediation(p, &applicable);
+                let v = &self.catalog.vulnerabilities[cf.vuln];
+                let a = cf.affected.map(|i| &self.catalog.affected[i]);
+                let kev = self.kev(&v.cve);
+                let epss = self.epss(&v.cve);
+                let mut fixed_by: Vec<Kb> = applicable.iter().map(|f| f.kb).collect();
+                fixed_by.sort();
+                fixed_by.dedup();
+                out.open_cves.push(OpenCve {
+                    cve: v.cve.clone(),
+                    title: v.title.clone(),
+                    product_id: product_id.clone(),
+                    severity: a.and_then(|a| a.severity).map(|s| s.label().to_string()),
+                    impact: a.and_then(|a| a.impact.clone()),
+                    cvss: a.and_then(|a| a.cvss_base),
+                    cvss_vector: a.and_then(|a| a.cvss_vector.clone()),
+                    kev: kev.is_some(),
+                    kev_due: kev.map(|k| k.due),
+                    kev_ransomware: kev.is_some_and(|k| k.known_ransomware),
+                    exploited: v.exploited,
+                    publicly_disclosed: v.publicly_disclosed,
+                    epss: epss.map(|e| e.epss),
+                    epss_percentile: epss.map(|e| e.percentile),
+                    fixed_by,
+                    install,
+                    determined_by,
+                    released: v.released,
+                    document: v.document.clone(),
+                    priority: None,
+                });
+                missing.entry(install).or_insert_with(|| (p, Vec::new())).1.push(v.cve.clone());
+            }
+        }
+        for (kb, (p, mut closes)) in missing {
+            closes.sort();
+            closes.dedup();
+            let product = &self.catalog.products[p];
+            let u = self.updates.get(&(p, kb));
+            let update = Update {
+                kb,
+                product_id: product.id.clone(),
+                classification: u.map(|u| u.classification).unwrap_or(Classification::Other),
+                subtype: u.map(|u| u.subtype.clone()).unwrap_or_default(),
+                fixed_build: u.and_then(|u| u.fixed_build),
+                supersedes: Vec::new(),
+                restart_required: u.and_then(|u| u.restart_required.clone()),
+                document: u.map(|u| u.document.clone()).unwrap_or_default(),
+                released: u.and_then(|u| u.released),
+            };
+            out.missing_updates.push(MissingUpdate {
+                kb,
+                title: update.title(&product.name),
+                classification: update.classification,
+                classification_label: update.classification.label().to_string(),
+                product_id: product.id.clone(),
+                fixed_build: update.fixed_build,
+                restart_required: update.restart_required,
+                released: update.released,
+                closes,
+            });
+        }
+        out.missing_updates.sort_by(|a, b| b.closes.len().cmp(&a.closes.len()).then(a.kb.cmp(&b.kb)));
+        out.open_cves.sort_by(|a, b| a.cve.cmp(&b.cve));
+        out.notes = notes;
+        out
+    }
+
+    /// Which update to install for a CVE: the newest cumulative update when the CVE is in the
+    /// cumulative stream (it satisfies all older ones), else the head of the fix's chain.
+    fn remediation(&self, product: usize, applicable: &[&FixRef]) -> Kb {
+        let rank = |c: Classification| match c {
+            Classification::SecurityCumulativeUpdate | Classification::MonthlyRollup => 0,
+            Classification::Hotpatch => 1,
+            Classification::SecurityOnly => 3,
+            _ => 2,
+        };
+        let Some(best) = applicable.iter().min_by_key(|f| (rank(f.class), f.kb)) else {
+            return Kb(0);
+        };
+        if best.build.is_some()
+            && matches!(best.class, Classification::SecurityCumulativeUpdate | Classification::MonthlyRollup)
+            && let Some((b, k)) = self.latest_cumulative(product)
+            && best.build.is_some_and(|fb| fb <= b)
+        {
+            return k;
+        }
+        self.chain_head(product, best.kb)
+    }
+}

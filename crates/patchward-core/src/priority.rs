@@ -1,0 +1,355 @@
+//! Priorities (PRODUCT.md C4): a CISA SSVC decision — Act / Attend / Track* / Track — per open
+//! CVE per server, with its reasons in words and a due date.
+//!
+//! Decision points, as CISA defines them:
+//! - Exploitation: *active* when the CVE is in CISA KEV or MSRC says "Exploited:Yes" (KEV wins
+//!   over MSRC, which never flips its flag later); *PoC* when publicly disclosed or EPSS is at
+//!   or above the policy threshold; else *none*.
+//! - Automatable: from the CVSS vector — network, low complexity, no privileges, no user
+//!   interaction.
+//! - Technical impact: *total* when confidentiality and integrity are both high (CVSS), or, with
+//!   no vector, when MSRC rates it remote code execution or elevation of privilege.
+//! - Mission & well-being: from the server — criticality tier, infrastructure roles, internet
+//!   exposure (thresholds are policy).
+//! The table is CISA's coordinator tree (SSVC "CISA Levels"). Due date = CVE release + the SLA
+//! days of the outcome; the KEV due date wins when earlier.
+
+use crate::exposure::OpenCve;
+use crate::intel::CvssFacts;
+use crate::inventory::{InternetExposure, Server};
+use jiff::civil::Date;
+use jiff::{Span, Timestamp};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Decision {
+    Track,
+    #[serde(rename = "Track*")]
+    TrackStar,
+    Attend,
+    Act,
+}
+
+impl Decision {
+    pub fn label(self) -> &'static str {
+        match self {
+            Decision::Act => "Act",
+            Decision::Attend => "Attend",
+            Decision::TrackStar => "Track*",
+            Decision::Track => "Track",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exploitation {
+    None,
+    Poc,
+    Active,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissionImpact {
+    Low,
+    Medium,
+    High,
+}
+
+/// SLA days per outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaDays {
+    pub act: i64,
+    pub attend: i64,
+    pub track_star: i64,
+    pub track: i64,
+}
+
+/// The prioritisation policy: configuration with sensible defaults (`patchward policy show`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub sla_days: SlaDays,
+    /// EPSS probability at or above which exploitation counts as "PoC".
+    pub epss_poc_threshold: f64,
+    /// Tiers at or below this number are high mission impact.
+    pub high_mission_max_tier: u8,
+    /// Tiers at or below this number are (at least) medium mission impact.
+    pub medium_mission_max_tier: u8,
+    /// Infrastructure roles (DC, DNS, DHCP, Hyper-V, CA, backup) make mission impact high.
+    pub infrastructure_is_high: bool,
+    /// Internet exposure raises mission impact one level.
+    pub internet_exposure_raises: bool,
+    /// The KEV due date wins when it is earlier than the SLA date.
+    pub kev_due_wins: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            sla_days: SlaDays { act: 3, attend: 14, track_star: 30, track: 60 },
+            epss_poc_threshold: 0.1,
+            high_mission_max_tier: 1,
+            medium_mission_max_tier: 2,
+            infrastructure_is_high: true,
+            internet_exposure_raises: true,
+            kev_due_wins: true,
+        }
+    }
+}
+
+impl Policy {
+    pub fn sla(&self, d: Decision) -> i64 {
+        match d {
+            Decision::Act => self.sla_days.act,
+            Decision::Attend => self.sla_days.attend,
+            Decision::TrackStar => self.sla_days.track_star,
+            Decision::Track => self.sla_days.track,
+        }
+    }
+
+    /// Problems that make the policy unusable (negative days, threshold outside 0..1).
+    pub fn validate(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, v) in [
+            ("sla_days.act", self.sla_days.act),
+            ("sla_days.attend", self.sla_days.attend),
+            ("sla_days.track_star", self.sla_days.track_star),
+            ("sla_days.track", self.sla_days.track),
+        ] {
+            if !(0..=3650).contains(&v) {
+                out.push(format!("{name} must be between 0 and 3650 days, not {v}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.epss_poc_threshold) {
+            out.push(format!("epss_poc_threshold must be between 0 and 1, not {}", self.epss_poc_threshold));
+        }
+        if !(1..=4).contains(&self.high_mission_max_tier) || !(1..=4).contains(&self.medium_mission_max_tier) {
+            out.push("mission tiers must be between 1 and 4".into());
+        }
+        out
+    }
+}
+
+/// The decision for one open CVE on one server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Priority {
+    pub decision: Decision,
+    pub exploitation: Exploitation,
+    pub automatable: bool,
+    pub total_impact: bool,
+    pub mission: MissionImpact,
+    pub due: Date,
+    pub overdue: bool,
+    /// Proposes an emergency cycle (actively exploited and Act, or internet-exposed critical).
+    pub emergency: bool,
+    pub reasons: Vec<String>,
+}
+
+/// CISA's coordinator tree.
+pub fn ssvc(e: Exploitation, automatable: bool, total: bool, m: MissionImpact) -> Decision {
+    use Decision::*;
+    use Exploitation as E;
+    use MissionImpact as M;
+    match (e, automatable, total, m) {
+        (E::None, false, false, _) => Track,
+        (E::None, false, true, M::High) => TrackStar,
+        (E::None, false, true, _) => Track,
+        (E::None, true, _, M::High) => Attend,
+        (E::None, true, _, _) => Track,
+        (E::Poc, false, false, M::High) => TrackStar,
+        (E::Poc, false, false, _) => Track,
+        (E::Poc, false, true, M::High) => Attend,
+        (E::Poc, false, true, M::Medium) => TrackStar,
+        (E::Poc, false, true, M::Low) => Track,
+        (E::Poc, true, false, M::High) => Attend,
+        (E::Poc, true, false, _) => Track,
+        (E::Poc, true, true, M::High) => Attend,
+        (E::Poc, true, true, M::Medium) => TrackStar,
+        (E::Poc, true, true, M::Low) => Track,
+        (E::Active, false, false, M::High) => Attend,
+        (E::Active, false, false, _) => Track,
+        (E::Active, false, true, M::High) => Act,
+        (E::Active, false, true, M::Medium) => Attend,
+        (E::Active, false, true, M::Low) => Track,
+        (E::Active, true, false, M::High) => Act,
+        (E::Active, true, false, _) => Attend,
+        (E::Active, true, true, M::Low) => Attend,
+        (E::Active, true, true, _) => Act,
+    }
+}
+
+/// Mission & well-being impact of a server, with the reason in words.
+pub fn mission_impact(server: &Server, policy: &Policy) -> (MissionImpact, String) {
+    let tier = server.tier.0;
+    let infra: Vec<&str> = server.roles.iter().filter(|r| r.is_infrastructure()).map(|r| r.label()).collect();
+    let (mut level, mut why) = if tier <= policy.high_mission_max_tier {
+        (MissionImpact::High, format!("tier {tier}"))
+    } else if policy.infrastructure_is_high && !infra.is_empty() {
+        (MissionImpact::High, format!("tier {tier} {}", infra.join("/")))
+    } else if tier <= policy.medium_mission_max_tier {
+        (MissionImpact::Medium, format!("tier {tier}"))
+    } else {
+        (MissionImpact::Low, format!("tier {tier}"))
+    };
+    if !infra.is_empty() && !why.contains(infra[0]) {
+        why = format!("{why} {}", infra.join("/"));
+    }
+    if policy.internet_exposure_raises && server.exposure != InternetExposure::Internal {
+        let what = if server.exposure == InternetExposure::Exposed { "internet-exposed" } else { "partly exposed (DMZ)" };
+        if server.exposure == InternetExposure::Exposed || level == MissionImpact::Low {
+            level = match level {
+                MissionImpact::Low => MissionImpact::Medium,
+                _ => MissionImpact::High,
+            };
+        }
+        why = format!("{why}, {what}");
+    }
+    (level, format!("mission impact {}: {why}", match level {
+        MissionImpact::High => "high",
+        MissionImpact::Medium => "medium",
+        MissionImpact::Low => "low",
+    }))
+}
+
+/// Decide one open CVE on one server as of a date.
+pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) -> Priority {
+    let mut reasons = Vec::new();
+    let exploitation = if cve.kev || cve.exploited {
+        if cve.kev {
+            let ransom = if cve.kev_ransomware { ", known ransomware use" } else { "" };
+            match cve.kev_due {
+                Some(d) => reasons.push(format!("in CISA KEV (federal due date {d}{ransom})")),
+                None => reasons.push(format!("in CISA KEV{ransom}")),
+            }
+        }
+        if cve.exploited {
+            reasons.push("Microsoft: exploitation detected".into());
+        } else if cve.kev {
+            reasons.push("Microsoft did not flag it exploited; KEV overrides".into());
+        }
+        Exploitation::Active
+    } else if cve.publicly_disclosed || cve.epss.is_some_and(|e| e >= policy.epss_poc_threshold) {
+        if cve.publicly_disclosed {
+            reasons.push("publicly disclosed before the fix".into());
+        }
+        if let Some(e) = cve.epss.filter(|e| *e >= policy.epss_poc_threshold) {
+            reasons.push(format!("EPSS {:.3} ≥ {} (likely to be exploited)", e, policy.epss_poc_threshold));
+        }
+        Exploitation::Poc
+    } else {
+        reasons.push(match cve.epss {
+            Some(e) => format!("no known exploitation (EPSS {e:.3})"),
+            None => "no known exploitation".into(),
+        });
+        Exploitation::None
+    };
+    let facts = cve.cvss_vector.as_deref().and_then(CvssFacts::parse);
+    let automatable = facts.is_some_and(|f| f.automatable());
+    let total_impact = match facts {
+        Some(f) => f.total_impact(),
+        None => cve
+            .impact
+            .as_deref()
+            .is_some_and(|i| i.eq_ignore_ascii_case("Remote Code Execution") || i.eq_ignore_ascii_case("Elevation of Privilege")),
+    };
+    reasons.push(if automatable {
+        "automatable: network, no privileges, no user interaction".into()
+    } else {
+        "not automatable (needs local access, privileges or user interaction)".into()
+    });
+    let impact_word = cve.impact.as_deref().unwrap_or("impact");
+    reasons.push(if total_impact {
+        format!("total technical impact ({impact_word})")
+    } else {
+        format!("partial technical impact ({impact_word})")
+    });
+    let (mission, why) = mission_impact(server, policy);
+    reasons.push(why);
+    let decision = ssvc(exploitation, automatable, total_impact, mission);
+
+    let start = cve.released.map(|t: Timestamp| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date()).unwrap_or(as_of);
+    let mut due = start.checked_add(Span::new().days(policy.sla(decision))).unwrap_or(start);
+    let sla_text = format!("{} SLA {} days from release {start}", decision.label(), policy.sla(decision));
+    match cve.kev_due {
+        Some(k) if policy.kev_due_wins && k < due => {
+            due = k;
+            reasons.push(format!("due {k}: KEV due date is earlier than the {sla_text}"));
+        }
+        _ => reasons.push(format!("due {due}: {sla_text}")),
+    }
+    let overdue = due < as_of;
+    let critical = cve.severity.as_deref() == Some("Critical");
+    let emergency = (exploitation == Exploitation::Active && decision == Decision::Act)
+        || (server.exposure == InternetExposure::Exposed && critical && automatable);
+    Priority { decision, exploitation, automatable, total_impact, mission, due, overdue, emergency, reasons }
+}
+
+/// Exposure plus a priority for every open CVE, most urgent first.
+pub fn assess_server(
+    index: &crate::exposure::ExposureIndex<'_>,
+    server: &Server,
+    policy: &Policy,
+    as_of: Date,
+) -> crate::exposure::ServerExposure {
+    let mut e = index.assess(server, as_of);
+    for c in &mut e.open_cves {
+        c.priority = Some(prioritise(c, server, policy, as_of));
+    }
+    e.open_cves.sort_by(|a, b| {
+        let key = |c: &OpenCve| c.priority.as_ref().map(|p| (std::cmp::Reverse(p.decision), p.due));
+        key(a)
+            .cmp(&key(b))
+            .then(b.cvss.partial_cmp(&a.cvss).unwrap_or(std::cmp::Ordering::Equal))
+            .then(a.cve.cmp(&b.cve))
+    });
+    e
+}
+
+/// The most urgent decision on a server (for sorting a fleet).
+pub fn worst(e: &crate::exposure::ServerExposure) -> Option<(Decision, Date)> {
+    e.open_cves
+        .iter()
+        .filter_map(|c| c.priority.as_ref().map(|p| (p.decision, p.due)))
+        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_corners() {
+        assert_eq!(ssvc(Exploitation::None, false, false, MissionImpact::Low), Decision::Track);
+        assert_eq!(ssvc(Exploitation::None, false, true, MissionImpact::High), Decision::TrackStar);
+        assert_eq!(ssvc(Exploitation::Active, true, true, MissionImpact::High), Decision::Act);
+        assert_eq!(ssvc(Exploitation::Active, false, true, MissionImpact::Medium), Decision::Attend);
+        assert_eq!(ssvc(Exploitation::Poc, true, true, MissionImpact::Medium), Decision::TrackStar);
+        assert_eq!(ssvc(Exploitation::Active, true, false, MissionImpact::Low), Decision::Attend);
+    }
+
+    #[test]
+    fn tree_is_monotone_in_every_input() {
+        let es = [Exploitation::None, Exploitation::Poc, Exploitation::Active];
+        let ms = [MissionImpact::Low, MissionImpact::Medium, MissionImpact::High];
+        for (i, e) in es.iter().enumerate() {
+            for a in [false, true] {
+                for t in [false, true] {
+                    for (j, m) in ms.iter().enumerate() {
+                        let d = ssvc(*e, a, t, *m);
+                        if i + 1 < es.len() {
+                            assert!(ssvc(es[i + 1], a, t, *m) >= d);
+                        }
+                        if j + 1 < ms.len() {
+                            assert!(ssvc(*e, a, t, ms[j + 1]) >= d);
+                        }
+                        assert!(ssvc(*e, true, t, *m) >= d);
+                        assert!(ssvc(*e, a, true, *m) >= d);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,647 @@
+//! The embedded SQLite store (WAL mode, one file).
+
+use crate::{Counts, DocumentImport, FeedStatus, ImportOutcome, Result, Store, StoreError};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use patchward_core::build::OsBuild;
+use patchward_core::catalog::{Affected, Classification, Fix, Kb, Product, Severity, Update, Vulnerability};
+use patchward_core::exposure::Catalog;
+use patchward_core::intel::{EpssScore, KevEntry, LifecycleEntry, NvdRecord};
+use patchward_core::inventory::{Estate, Server};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use std::path::Path;
+use std::str::FromStr;
+
+/// Rows per multi-row INSERT (9 columns × 400 stays far below SQLite's variable limit).
+const BATCH: usize = 400;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn from_ms(v: Option<i64>) -> Option<Timestamp> {
+    v.and_then(|m| Timestamp::from_millisecond(m).ok())
+}
+
+fn corrupt(what: impl Into<String>, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { what: what.into(), why: why.to_string() }
+}
+
+fn kbs_text(k: &[Kb]) -> String {
+    k.iter().map(|k| k.0.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+fn kbs_parse(s: &str) -> Vec<Kb> {
+    s.split_whitespace().filter_map(|t| t.parse::<u32>().ok().map(Kb)).collect()
+}
+
+fn class_text(c: Classification) -> String {
+    serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "other".into())
+}
+
+fn class_parse(s: &str) -> Classification {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or(Classification::Other)
+}
+
+fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("cannot encode {what}: {e}")))
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) the database file and apply migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// An in-memory database (tests).
+    pub async fn memory() -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn record_feed(
+        tx: &mut Transaction<'_, Sqlite>,
+        feed: &str,
+        key: &str,
+        source: &str,
+        as_of: Option<Timestamp>,
+        revision: Option<&str>,
+        records: usize,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO feed_imports (feed, key, source, as_of, revision, records, imported_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (feed, key) DO UPDATE SET source = excluded.source, as_of = excluded.as_of,
+               revision = excluded.revision, records = excluded.records, imported_at = excluded.imported_at",
+        )
+        .bind(feed)
+        .bind(key)
+        .bind(source)
+        .bind(as_of.map(ms))
+        .bind(revision)
+        .bind(records as i64)
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn upsert_products(tx: &mut Transaction<'_, Sqlite>, products: &[Product]) -> Result<()> {
+        for chunk in products.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO products (id, name, kind) ");
+            let mut rows = Vec::with_capacity(chunk.len());
+            for p in chunk {
+                rows.push((p.id.clone(), p.name.clone(), to_json("product kind", &p.kind)?));
+            }
+            qb.push_values(rows, |mut b, (id, name, kind)| {
+                b.push_bind(id).push_bind(name).push_bind(kind);
+            });
+            qb.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind");
+            qb.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_servers(tx: &mut Transaction<'_, Sqlite>, servers: &[Server], now: Timestamp) -> Result<()> {
+        for chunk in servers.chunks(BATCH) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for s in chunk {
+                rows.push((s.name.clone(), to_json("server", s)?));
+            }
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO servers (name, record, updated_at) ");
+            qb.push_values(rows, |mut b, (name, rec)| {
+                b.push_bind(name).push_bind(rec).push_bind(ms(now));
+            });
+            qb.push(" ON CONFLICT (name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at");
+            qb.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    async fn import_document(&self, doc: &DocumentImport<'_>, now: Timestamp) -> Result<ImportOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let prev = sqlx::query("SELECT revision, as_of FROM feed_imports WHERE feed = 'msrc-cvrf' AND key = ?")
+            .bind(doc.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = prev {
+            let rev: Option<String> = row.try_get("revision")?;
+            let as_of: Option<i64> = row.try_get("as_of")?;
+            let cur = doc.current_release.map(ms);
+            if rev.as_deref() == doc.revision && as_of == cur {
+                return Ok(ImportOutcome::Unchanged);
+            }
+            if let (Some(old), Some(new)) = (as_of, cur)
+                && new < old
+            {
+                return Ok(ImportOutcome::Older);
+            }
+        }
+        for sql in [
+            "DELETE FROM vulnerabilities WHERE document = ?",
+            "DELETE FROM affected WHERE document = ?",
+            "DELETE FROM fixes WHERE document = ?",
+        ] {
+            sqlx::query(sql).bind(doc.id).execute(&mut *tx).await?;
+        }
+        Self::upsert_products(&mut tx, doc.products).await?;
+
+        for chunk in doc.vulnerabilities.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO vulnerabilities (cve, document, title, tag, cwe, exploited, publicly_disclosed, exploit_status, released) ",
+            );
+            qb.push_values(chunk, |mut b, v| {
+                b.push_bind(v.cve.clone())
+                    .push_bind(v.document.clone())
+                    .push_bind(v.title.clone())
+                    .push_bind(v.tag.clone())
+                    .push_bind(v.cwe.clone())
+                    .push_bind(v.exploited)
+                    .push_bind(v.publicly_disclosed)
+                    .push_bind(v.exploit_status.clone())
+                    .push_bind(v.released.map(ms));
+            });
+            qb.push(
+                " ON CONFLICT (cve) DO UPDATE SET document = excluded.document, title = excluded.title, tag = excluded.tag,
+                  cwe = excluded.cwe, exploited = excluded.exploited, publicly_disclosed = excluded.publicly_disclosed,
+                  exploit_status = excluded.exploit_status, released = excluded.released",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in doc.affected.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO affected (cve, product_id, document, severity, impact, cvss_base, cvss_vector) ",
+            );
+            qb.push_values(chunk, |mut b, a| {
+                b.push_bind(a.cve.clone())
+                    .push_bind(a.product_id.clone())
+                    .push_bind(doc.id.to_string())
+                    .push_bind(a.severity.map(|s| s.label().to_string()))
+                    .push_bind(a.impact.clone())
+                    .push_bind(a.cvss_base.map(f64::from))
+                    .push_bind(a.cvss_vector.clone());
+            });
+            qb.push(
+                " ON CONFLICT (cve, product_id) DO UPDATE SET document = excluded.document, severity = excluded.severity,
+                  impact = excluded.impact, cvss_base = excluded.cvss_base, cvss_vector = excluded.cvss_vector",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in doc.fixes.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO fixes (cve, product_id, kb, document, subtype, classification, fixed_build, supersedes, restart_required) ",
+            );
+            qb.push_values(chunk, |mut b, f| {
+                b.push_bind(f.cve.clone())
+                    .push_bind(f.product_id.clone())
+                    .push_bind(i64::from(f.kb.0))
+                    .push_bind(f.document.clone())
+                    .push_bind(f.subtype.clone())
+                    .push_bind(class_text(f.classification))
+                    .push_bind(f.fixed_build.map(|b| b.to_string()))
+                    .push_bind(kbs_text(&f.supersedes))
+                    .push_bind(f.restart_required.clone());
+            });
+            qb.push(
+                " ON CONFLICT (cve, product_id, kb) DO UPDATE SET document = excluded.document, subtype = excluded.subtype,
+                  classification = excluded.classification, fixed_build = excluded.fixed_build,
+                  supersedes = excluded.supersedes, restart_required = excluded.restart_required",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        Self::record_feed(
+            &mut tx,
+            "msrc-cvrf",
+            doc.id,
+            doc.source,
+            doc.current_release,
+            doc.revision,
+            doc.vulnerabilities.len(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Stored)
+    }
+
+    async fn import_kb_builds(&self, source: &str, products: &[Product], updates: &[Update], now: Timestamp) -> Result<ImportOutcome> {
+        let mut tx = self.pool.begin().await?;
+        Self::upsert_products(&mut tx, products).await?;
+        for chunk in updates.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO kb_builds (product_id, kb, document, subtype, classification, fixed_build, supersedes, restart_required) ",
+            );
+            qb.push_values(chunk, |mut b, u| {
+                b.push_bind(u.product_id.clone())
+                    .push_bind(i64::from(u.kb.0))
+                    .push_bind(u.document.clone())
+                    .push_bind(u.subtype.clone())
+                    .push_bind(class_text(u.classification))
+                    .push_bind(u.fixed_build.map(|b| b.to_string()))
+                    .push_bind(kbs_text(&u.supersedes))
+                    .push_bind(u.restart_required.clone());
+            });
+            qb.push(
+                " ON CONFLICT (product_id, kb, document) DO UPDATE SET subtype = excluded.subtype,
+                  classification = excluded.classification, fixed_build = excluded.fixed_build,
+                  supersedes = excluded.supersedes, restart_required = excluded.restart_required",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        Self::record_feed(&mut tx, "kb-builds", "", source, None, None, updates.len(), now).await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Stored)
+    }
+
+    async fn import_kev(&self, source: &str, version: &str, released: Option<Timestamp>, entries: &[KevEntry], now: Timestamp) -> Result<ImportOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let prev: Option<(Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT revision, as_of FROM feed_imports WHERE feed = 'kev' AND key = ''")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((rev, as_of)) = prev {
+            if rev.as_deref() == Some(version) {
+                return Ok(ImportOutcome::Unchanged);
+            }
+            if let (Some(old), Some(new)) = (as_of, released.map(ms))
+                && new < old
+            {
+                return Ok(ImportOutcome::Older);
+            }
+        }
+        sqlx::query("DELETE FROM kev").execute(&mut *tx).await?;
+        for chunk in entries.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR REPLACE INTO kev (cve, vendor, product, name, date_added, due, ransomware, required_action) ",
+            );
+            qb.push_values(chunk, |mut b, k| {
+                b.push_bind(k.cve.clone())
+                    .push_bind(k.vendor.clone())
+                    .push_bind(k.product.clone())
+                    .push_bind(k.name.clone())
+                    .push_bind(k.date_added.to_string())
+                    .push_bind(k.due.to_string())
+                    .push_bind(k.known_ransomware)
+                    .push_bind(k.required_action.clone());
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        Self::record_feed(&mut tx, "kev", "", source, released, Some(version), entries.len(), now).await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Stored)
+    }
+
+    async fn import_epss(&self, source: &str, scores: &[EpssScore], now: Timestamp) -> Result<ImportOutcome> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in scores.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO epss (cve, epss, percentile, model_version, score_date) ");
+            qb.push_values(chunk, |mut b, s| {
+                b.push_bind(s.cve.clone())
+                    .push_bind(s.epss)
+                    .push_bind(s.percentile)
+                    .push_bind(s.model_version.clone())
+                    .push_bind(s.score_date.to_string());
+            });
+            qb.push(
+                " ON CONFLICT (cve) DO UPDATE SET epss = excluded.epss, percentile = excluded.percentile,
+                  model_version = excluded.model_version, score_date = excluded.score_date
+                  WHERE excluded.score_date >= epss.score_date",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        let newest = scores.iter().map(|s| s.score_date).max();
+        let as_of = newest.and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp());
+        let model = scores.iter().max_by_key(|s| s.score_date).map(|s| s.model_version.as_str());
+        Self::record_feed(&mut tx, "epss", source, source, as_of, model, scores.len(), now).await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Stored)
+    }
+
+    async fn import_nvd(&self, source: &str, records: &[NvdRecord], now: Timestamp) -> Result<ImportOutcome> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in records.chunks(BATCH) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                rows.push((r.cve.clone(), r.last_modified.map(ms), to_json("NVD record", r)?));
+            }
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO nvd (cve, last_modified, record) ");
+            qb.push_values(rows, |mut b, (cve, lm, rec)| {
+                b.push_bind(cve).push_bind(lm).push_bind(rec);
+            });
+            qb.push(
+                " ON CONFLICT (cve) DO UPDATE SET last_modified = excluded.last_modified, record = excluded.record
+                  WHERE excluded.last_modified IS NULL OR nvd.last_modified IS NULL OR excluded.last_modified >= nvd.last_modified",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        let as_of = records.iter().filter_map(|r| r.last_modified).max();
+        Self::record_feed(&mut tx, "nvd", source, source, as_of, None, records.len(), now).await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Stored)
+    }
+
+    async fn import_lifecycle(&self, source: &str, entries: &[LifecycleEntry], now: Timestamp) -> Result<ImportOutcome> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM lifecycle").execute(&mut *tx).await?;
+        for e in entries {
+            sqlx::query("INSERT OR REPLACE INTO lifecycle (cycle, record) VALUES (?, ?)")
+                .bind(&e.cycle)
+                .bind(to_json("lifecycle entry", e)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::record_feed(&mut tx, "lifecycle", "", source, None, None, entries.len(), now).await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Stored)
+    }
+
+    async fn upsert_servers(&self, servers: &[Server], now: Timestamp) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::insert_servers(&mut tx, servers, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn import_estate(&self, estate: &Estate, now: Timestamp) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::insert_servers(&mut tx, &estate.servers, now).await?;
+        sqlx::query("DELETE FROM estate_objects").execute(&mut *tx).await?;
+        let mut rows: Vec<(&str, String, String)> = Vec::new();
+        for s in &estate.services {
+            rows.push(("service", s.name.clone(), to_json("service", s)?));
+        }
+        for (i, d) in estate.dependencies.iter().enumerate() {
+            rows.push(("dependency", format!("{i:08}"), to_json("dependency", d)?));
+        }
+        for w in &estate.windows {
+            rows.push(("window", w.name.clone(), to_json("window", w)?));
+        }
+        for b in &estate.blackouts {
+            rows.push(("blackout", b.name.clone(), to_json("blackout", b)?));
+        }
+        for p in &estate.backup_policies {
+            rows.push(("backup_policy", p.name.clone(), to_json("backup policy", p)?));
+        }
+        for r in &estate.rings {
+            rows.push(("ring", r.name.clone(), to_json("ring", r)?));
+        }
+        if let Some(c) = &estate.coverage {
+            rows.push(("coverage", String::new(), to_json("coverage", c)?));
+        }
+        rows.push(("capacity", String::new(), to_json("capacity", &estate.capacity)?));
+        for chunk in rows.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO estate_objects (kind, name, record) ");
+            qb.push_values(chunk, |mut b, (k, n, r)| {
+                b.push_bind(k.to_string()).push_bind(n.clone()).push_bind(r.clone());
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn servers(&self) -> Result<Vec<Server>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, record FROM servers ORDER BY name COLLATE NOCASE").fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|(name, rec)| serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e)))
+            .collect()
+    }
+
+    async fn server(&self, name: &str) -> Result<Option<Server>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT record FROM servers WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        row.map(|(rec,)| serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e))).transpose()
+    }
+
+    async fn estate(&self) -> Result<Estate> {
+        let mut estate = Estate { servers: self.servers().await?, ..Default::default() };
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT kind, name, record FROM estate_objects ORDER BY kind, name").fetch_all(&self.pool).await?;
+        for (kind, name, rec) in rows {
+            let what = || format!("{kind} {name}");
+            match kind.as_str() {
+                "service" => estate.services.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "dependency" => estate.dependencies.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "window" => estate.windows.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "blackout" => estate.blackouts.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "backup_policy" => estate.backup_policies.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "ring" => estate.rings.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "coverage" => estate.coverage = Some(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "capacity" => estate.capacity = serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?,
+                _ => {}
+            }
+        }
+        estate.rings.sort_by_key(|r| r.order);
+        Ok(estate)
+    }
+
+    async fn catalog(&self) -> Result<Catalog> {
+        let mut c = Catalog::default();
+        for row in sqlx::query("SELECT id, name, kind FROM products ORDER BY id").fetch_all(&self.pool).await? {
+            let id: String = row.try_get("id")?;
+            let kind: String = row.try_get("kind")?;
+            c.products.push(Product {
+                kind: serde_json::from_str(&kind).map_err(|e| corrupt(format!("product {id}"), e))?,
+                name: row.try_get("name")?,
+                id,
+            });
+        }
+        for row in sqlx::query(
+            "SELECT cve, document, title, tag, cwe, exploited, publicly_disclosed, exploit_status, released FROM vulnerabilities",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            c.vulnerabilities.push(Vulnerability {
+                cve: row.try_get("cve")?,
+                document: row.try_get("document")?,
+                title: row.try_get("title")?,
+                tag: row.try_get("tag")?,
+                cwe: row.try_get("cwe")?,
+                exploited: row.try_get("exploited")?,
+                publicly_disclosed: row.try_get("publicly_disclosed")?,
+                exploit_status: row.try_get("exploit_status")?,
+                released: from_ms(row.try_get("released")?),
+            });
+        }
+        for row in sqlx::query("SELECT cve, product_id, severity, impact, cvss_base, cvss_vector FROM affected")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let sev: Option<String> = row.try_get("severity")?;
+            let base: Option<f64> = row.try_get("cvss_base")?;
+            c.affected.push(Affected {
+                cve: row.try_get("cve")?,
+                product_id: row.try_get("product_id")?,
+                severity: sev.as_deref().and_then(Severity::parse),
+                impact: row.try_get("impact")?,
+                cvss_base: base.map(|b| b as f32),
+                cvss_vector: row.try_get("cvss_vector")?,
+            });
+        }
+        for row in sqlx::query(
+            "SELECT cve, product_id, kb, document, subtype, classification, fixed_build, supersedes, restart_required FROM fixes",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let kb: i64 = row.try_get("kb")?;
+            let class: String = row.try_get("classification")?;
+            let fb: Option<String> = row.try_get("fixed_build")?;
+            let sup: String = row.try_get("supersedes")?;
+            c.fixes.push(Fix {
+                cve: row.try_get("cve")?,
+                product_id: row.try_get("product_id")?,
+                kb: Kb(u32::try_from(kb).map_err(|e| corrupt("fix kb", e))?),
+                subtype: row.try_get("subtype")?,
+                classification: class_parse(&class),
+                fixed_build: fb.and_then(|b| OsBuild::from_str(&b).ok()),
+                supersedes: kbs_parse(&sup),
+                restart_required: row.try_get("restart_required")?,
+                document: row.try_get("document")?,
+            });
+        }
+        for row in sqlx::query(
+            "SELECT product_id, kb, document, subtype, classification, fixed_build, supersedes, restart_required FROM kb_builds",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let kb: i64 = row.try_get("kb")?;
+            let class: String = row.try_get("classification")?;
+            let fb: Option<String> = row.try_get("fixed_build")?;
+            let sup: String = row.try_get("supersedes")?;
+            c.updates.push(Update {
+                kb: Kb(u32::try_from(kb).map_err(|e| corrupt("kb_builds kb", e))?),
+                product_id: row.try_get("product_id")?,
+                classification: class_parse(&class),
+                subtype: row.try_get("subtype")?,
+                fixed_build: fb.and_then(|b| OsBuild::from_str(&b).ok()),
+                supersedes: kbs_parse(&sup),
+                restart_required: row.try_get("restart_required")?,
+                document: row.try_get("document")?,
+                released: None,
+            });
+        }
+        for row in sqlx::query("SELECT cve, vendor, product, name, date_added, due, ransomware, required_action FROM kev")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let cve: String = row.try_get("cve")?;
+            let added: String = row.try_get("date_added")?;
+            let due: String = row.try_get("due")?;
+            c.kev.push(KevEntry {
+                date_added: Date::from_str(&added).map_err(|e| corrupt(format!("kev {cve}"), e))?,
+                due: Date::from_str(&due).map_err(|e| corrupt(format!("kev {cve}"), e))?,
+                vendor: row.try_get("vendor")?,
+                product: row.try_get("product")?,
+                name: row.try_get("name")?,
+                known_ransomware: row.try_get("ransomware")?,
+                required_action: row.try_get("required_action")?,
+                cve,
+            });
+        }
+        for row in sqlx::query("SELECT cve, epss, percentile, model_version, score_date FROM epss").fetch_all(&self.pool).await? {
+            let cve: String = row.try_get("cve")?;
+            let d: String = row.try_get("score_date")?;
+            c.epss.push(EpssScore {
+                score_date: Date::from_str(&d).map_err(|e| corrupt(format!("epss {cve}"), e))?,
+                epss: row.try_get("epss")?,
+                percentile: row.try_get("percentile")?,
+                model_version: row.try_get("model_version")?,
+                cve,
+            });
+        }
+        for (cve, rec) in sqlx::query_as::<_, (String, String)>("SELECT cve, record FROM nvd").fetch_all(&self.pool).await? {
+            c.nvd.push(serde_json::from_str(&rec).map_err(|e| corrupt(format!("nvd {cve}"), e))?);
+        }
+        for (cycle, rec) in sqlx::query_as::<_, (String, String)>("SELECT cycle, record FROM lifecycle").fetch_all(&self.pool).await? {
+            c.lifecycle.push(serde_json::from_str(&rec).map_err(|e| corrupt(format!("lifecycle {cycle}"), e))?);
+        }
+        Ok(c)
+    }
+
+    async fn feed_status(&self) -> Result<Vec<FeedStatus>> {
+        let rows = sqlx::query(
+            "SELECT feed, key, source, as_of, revision, records, imported_at FROM feed_imports ORDER BY feed, key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(FeedStatus {
+                    feed: r.try_get("feed")?,
+                    key: r.try_get("key")?,
+                    source: r.try_get("source")?,
+                    as_of: from_ms(r.try_get("as_of")?),
+                    revision: r.try_get("revision")?,
+                    records: r.try_get("records")?,
+                    imported_at: from_ms(r.try_get("imported_at")?).unwrap_or(Timestamp::UNIX_EPOCH),
+                })
+            })
+            .collect()
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        let one = |sql: &'static str| async move {
+            let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
+            Ok::<i64, StoreError>(n)
+        };
+        Ok(Counts {
+            documents: one("SELECT COUNT(*) FROM feed_imports WHERE feed = 'msrc-cvrf'").await?,
+            vulnerabilities: one("SELECT COUNT(*) FROM vulnerabilities").await?,
+            fixes: one("SELECT COUNT(*) FROM fixes").await?,
+            kev: one("SELECT COUNT(*) FROM kev").await?,
+            epss: one("SELECT COUNT(*) FROM epss").await?,
+            nvd: one("SELECT COUNT(*) FROM nvd").await?,
+            servers: one("SELECT COUNT(*) FROM servers").await?,
+        })
+    }
+
+    async fn save_plan(&self, cycle: &str, plan_json: &str, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO plans (cycle, created_at, record) VALUES (?, ?, ?)
+             ON CONFLICT (cycle) DO UPDATE SET created_at = excluded.created_at, record = excluded.record",
+        )
+        .bind(cycle)
+        .bind(ms(now))
+        .bind(plan_json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn plan(&self, cycle: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT record FROM plans WHERE cycle = ?").bind(cycle).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn plans(&self) -> Result<Vec<(String, Timestamp)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT cycle, created_at FROM plans ORDER BY created_at DESC, cycle").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(c, t)| (c, from_ms(Some(t)).unwrap_or(Timestamp::UNIX_EPOCH))).collect())
+    }
+}

@@ -1,0 +1,289 @@
+//! `import feeds` and `import hosts`.
+//!
+//! Feeds: files are read, decompressed and parsed on worker threads (one per core) while the
+//! store writes what they produce; each file is one transaction, so a bad file is reported by
+//! name and leaves everything stored before untouched.
+//! Hosts: every file is parsed and checked first; only when all are good are the servers stored,
+//! in one transaction (nothing partial).
+
+use super::{now, open};
+use anyhow::{Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use patchward_core::inventory::{Estate, Server};
+use patchward_feeds::input::{FeedKind, detect, read_input, walk};
+use patchward_feeds::{ParseError, cvrf, epss, hosts, kbbuilds, kev, lifecycle, nvd};
+use patchward_store::{DocumentImport, ImportOutcome, Store};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What one import run did.
+#[derive(Debug, Default)]
+pub struct FeedSummary {
+    pub stored: usize,
+    pub unchanged: usize,
+    pub older: usize,
+    pub skipped: Vec<String>,
+    pub errors: Vec<String>,
+    pub cves: usize,
+}
+
+enum Parsed {
+    Cvrf(Box<cvrf::CvrfDocument>),
+    Kev(kev::KevCatalog),
+    Epss(Vec<patchward_core::intel::EpssScore>),
+    Nvd(Vec<patchward_core::intel::NvdRecord>),
+    Lifecycle(Vec<patchward_core::intel::LifecycleEntry>),
+    KbBuilds(kbbuilds::KbBuildTable),
+    Skip(String),
+}
+
+fn parse_feed(path: &Path) -> Result<Parsed, ParseError> {
+    let name = path.display().to_string();
+    let bytes = read_input(path)?;
+    Ok(match detect(&name, &bytes) {
+        FeedKind::CvrfXml | FeedKind::CvrfJson => Parsed::Cvrf(Box::new(cvrf::parse(&name, &bytes)?)),
+        FeedKind::Kev => Parsed::Kev(kev::parse(&name, &bytes)?),
+        FeedKind::Epss => Parsed::Epss(epss::parse_daily(&name, &bytes)?.scores),
+        FeedKind::EpssTimeSeries => {
+            Parsed::Epss(epss::newest(epss::parse_timeseries(&name, &bytes)?).into_values().collect())
+        }
+        FeedKind::Nvd => Parsed::Nvd(nvd::parse(&name, &bytes)?),
+        FeedKind::Lifecycle => Parsed::Lifecycle(lifecycle::parse(&name, &bytes)?),
+        FeedKind::KbBuilds => Parsed::KbBuilds(kbbuilds::parse(&name, &bytes)?),
+        FeedKind::MsrcUpdatesIndex => Parsed::Skip("MSRC updates index: lists documents, nothing to import".into()),
+        kind @ (FeedKind::Systeminfo
+        | FeedKind::SysteminfoCsv
+        | FeedKind::WmicQfe
+        | FeedKind::GetHotFix
+        | FeedKind::InventoryCsv
+        | FeedKind::Estate) => Parsed::Skip(format!("{}: inventory, use `import hosts`", kind.label())),
+        kind => Parsed::Skip(format!("{}: not a feed Patchward imports", kind.label())),
+    })
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {wide_msg}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_prefix(what.to_string());
+    pb
+}
+
+/// `import feeds PATH...` against a database file.
+pub async fn feeds(db: &Path, paths: &[PathBuf]) -> Result<FeedSummary> {
+    let store = open(db).await?;
+    let summary = import_feeds(&store, paths, true).await?;
+    report_feeds(&summary);
+    if !summary.errors.is_empty() {
+        bail!("{} file(s) could not be imported (nothing from them was stored)", summary.errors.len());
+    }
+    Ok(summary)
+}
+
+pub fn report_feeds(s: &FeedSummary) {
+    for e in &s.errors {
+        eprintln!("error: {e}");
+    }
+    for k in &s.skipped {
+        eprintln!("skipped: {k}");
+    }
+    eprintln!(
+        "feeds: {} stored, {} unchanged, {} older than stored, {} skipped, {} failed ({} Windows Server CVEs in stored MSRC documents)",
+        s.stored,
+        s.unchanged,
+        s.older,
+        s.skipped.len(),
+        s.errors.len(),
+        s.cves
+    );
+}
+
+/// Parse on worker threads, store on this task.
+pub async fn import_feeds(store: &impl Store, paths: &[PathBuf], progress: bool) -> Result<FeedSummary> {
+    let files = walk(paths)?;
+    let pb = if progress { bar(files.len(), "import feeds") } else { ProgressBar::hidden() };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(PathBuf, Result<Parsed, ParseError>)>(4);
+    let next = std::sync::Arc::new(AtomicUsize::new(0));
+    let files = std::sync::Arc::new(files);
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (tx, next, files) = (tx.clone(), next.clone(), files.clone());
+        handles.push(std::thread::spawn(move || {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                if tx.blocking_send((path.clone(), parse_feed(path))).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let mut s = FeedSummary::default();
+    let at = now();
+    while let Some((path, parsed)) = rx.recv().await {
+        let name = path.display().to_string();
+        pb.set_message(name.clone());
+        let outcome = match parsed {
+            Err(e) => {
+                s.errors.push(e.to_string());
+                pb.inc(1);
+                continue;
+            }
+            Ok(Parsed::Skip(why)) => {
+                s.skipped.push(format!("{name}: {why}"));
+                pb.inc(1);
+                continue;
+            }
+            Ok(Parsed::Cvrf(d)) => {
+                s.cves += d.vulnerabilities.len();
+                let imp = DocumentImport {
+                    id: &d.id,
+                    title: &d.title,
+                    revision: d.revision.as_deref(),
+                    initial_release: d.initial_release,
+                    current_release: d.current_release,
+                    source: &name,
+                    products: &d.products,
+                    vulnerabilities: &d.vulnerabilities,
+                    affected: &d.affected,
+                    fixes: &d.fixes,
+                };
+                store.import_document(&imp, at).await
+            }
+            Ok(Parsed::Kev(k)) => store.import_kev(&name, &k.version, k.released, &k.entries, at).await,
+            Ok(Parsed::Epss(scores)) => store.import_epss(&name, &scores, at).await,
+            Ok(Parsed::Nvd(r)) => store.import_nvd(&name, &r, at).await,
+            Ok(Parsed::Lifecycle(l)) => store.import_lifecycle(&name, &l, at).await,
+            Ok(Parsed::KbBuilds(t)) => store.import_kb_builds(&name, &t.products, &t.merged(), at).await,
+        };
+        match outcome {
+            Ok(ImportOutcome::Stored) => s.stored += 1,
+            Ok(ImportOutcome::Unchanged) => s.unchanged += 1,
+            Ok(ImportOutcome::Older) => s.older += 1,
+            Err(e) => s.errors.push(format!("{name}: {e}")),
+        }
+        pb.inc(1);
+    }
+    for h in handles {
+        if h.join().is_err() {
+            s.errors.push("a parser thread stopped unexpectedly".into());
+        }
+    }
+    pb.finish_and_clear();
+    Ok(s)
+}
+
+/// What `import hosts` found, before storing.
+#[derive(Debug, Default)]
+pub struct HostBatch {
+    pub servers: Vec<Server>,
+    pub estate: Option<Estate>,
+    pub warnings: Vec<String>,
+}
+
+/// Parse every inventory file; any error fails the whole batch.
+pub fn parse_hosts(paths: &[PathBuf]) -> Result<HostBatch, Vec<String>> {
+    let files = walk(paths).map_err(|e| vec![e.to_string()])?;
+    let mut batch = HostBatch::default();
+    let mut errors = Vec::new();
+    for path in &files {
+        let name = path.display().to_string();
+        let bytes = match read_input(path) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        let result: Result<(), ParseError> = (|| {
+            match detect(&name, &bytes) {
+                FeedKind::InventoryCsv => {
+                    let inv = patchward_feeds::inventory_csv::parse(&name, &bytes)?;
+                    batch.warnings.extend(inv.warnings.iter().map(|w| format!("{name}: {w}")));
+                    batch.servers.extend(inv.servers);
+                }
+                FeedKind::Estate => {
+                    let estate = patchward_feeds::estate::parse(&name, &bytes)?;
+                    if batch.estate.is_some() {
+                        return Err(ParseError::whole(&name, "a second estate file in one import; import them one at a time"));
+                    }
+                    batch.servers.extend(estate.servers.iter().cloned());
+                    batch.estate = Some(estate);
+                }
+                FeedKind::Systeminfo | FeedKind::SysteminfoCsv | FeedKind::WmicQfe | FeedKind::GetHotFix => {
+                    for cap in hosts::parse_capture(&name, &bytes)? {
+                        batch.warnings.extend(cap.warnings.iter().map(|w| format!("{name}: {w}")));
+                        let mut server = cap.to_server(&name)?;
+                        if cap.kbs.is_empty() && cap.build.is_none() {
+                            return Err(ParseError::whole(&name, "the capture lists no KBs and no OS build"));
+                        }
+                        server.last_scan = None;
+                        batch.servers.push(server);
+                    }
+                }
+                kind => {
+                    return Err(ParseError::whole(
+                        &name,
+                        format!("{} is not an inventory file (use `import feeds` for feeds)", kind.label()),
+                    ));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            errors.push(e.to_string());
+        }
+    }
+    if errors.is_empty() { Ok(batch) } else { Err(errors) }
+}
+
+/// `import hosts PATH...`.
+pub async fn hosts(db: &Path, paths: &[PathBuf]) -> Result<usize> {
+    let store = open(db).await?;
+    let batch = match parse_hosts(paths) {
+        Ok(b) => b,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            bail!("{} file(s) have errors; no server was stored", errors.len());
+        }
+    };
+    for w in &batch.warnings {
+        eprintln!("warning: {w}");
+    }
+    let n = store_hosts(&store, batch).await?;
+    eprintln!("hosts: {n} server(s) stored");
+    Ok(n)
+}
+
+/// Merge with what is stored (captures refresh OS/build/KBs and keep inventory facts), then
+/// store in one transaction.
+pub async fn store_hosts(store: &impl Store, batch: HostBatch) -> Result<usize> {
+    let existing = store.servers().await?;
+    let mut merged: Vec<Server> = Vec::new();
+    for s in batch.servers {
+        let base = merged
+            .iter()
+            .position(|m| m.name.eq_ignore_ascii_case(&s.name))
+            .map(|i| merged.remove(i))
+            .or_else(|| existing.iter().find(|e| e.name.eq_ignore_ascii_case(&s.name)).cloned());
+        merged.push(match base {
+            Some(old) => old.updated_with(s),
+            None => s,
+        });
+    }
+    let n = merged.len();
+    let at = now();
+    match batch.estate {
+        Some(mut estate) => {
+            estate.servers = merged;
+            store.import_estate(&estate, at).await?;
+        }
+        None => store.upsert_servers(&merged, at).await?,
+    }
+    Ok(n)
+}
