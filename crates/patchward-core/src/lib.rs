@@ -2,9 +2,11 @@
 //! rule here can be tested with any date.
 
 pub mod build;
+pub mod calendar;
 pub mod catalog;
 pub mod intel;
 pub mod inventory;
+pub mod plan;
 pub mod product;
 
 pub use build::OsBuild;
