@@ -2,10 +2,12 @@
 //! rule here can be tested with any date.
 
 pub mod build;
+pub mod calendar;
 pub mod catalog;
 pub mod exposure;
 pub mod intel;
 pub mod inventory;
+pub mod plan;
 pub mod priority;
 pub mod product;
 

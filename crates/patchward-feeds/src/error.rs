@@ -21,19 +21,29 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    /// An error about the whole source.
-    pub fn new(source: impl Into<String>, message: impl Into<String>) -> Self {
+    /// The general constructor: source, optional line, optional field, message.
+    pub fn new(
+        source: impl Into<String>,
+        line: Option<u64>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         ParseError {
             source: source.into(),
-            line: None,
-            field: None,
+            line,
+            field: field.map(str::to_string),
             message: message.into(),
         }
     }
 
+    /// An error about the whole source (no line, no field).
+    pub fn whole(source: impl Into<String>, message: impl Into<String>) -> Self {
+        ParseError::new(source, None, None, message)
+    }
+
     /// An error at a line.
     pub fn at_line(source: impl Into<String>, line: u64, message: impl Into<String>) -> Self {
-        ParseError::new(source, message).line(line)
+        ParseError::new(source, Some(line), None, message)
     }
 
     /// An error in a field (optionally at a line).
@@ -204,7 +214,11 @@ impl std::error::Error for ParseErrors {}
 /// 1-based line number of a byte offset in `text`.
 pub(crate) fn line_of_offset(text: &str, offset: usize) -> u64 {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64
+        + 1
 }
 
 #[cfg(test)]
@@ -213,12 +227,17 @@ mod tests {
 
     #[test]
     fn display_forms() {
-        let e = ParseError::at_field("hosts.csv", Some(14), "build", "not an OS build: \"10.0.x\"");
+        let e = ParseError::at_field(
+            "hosts.csv",
+            Some(14),
+            "build",
+            "not an OS build: \"10.0.x\"",
+        );
         assert_eq!(
             e.to_string(),
             r#"hosts.csv:14: field "build": not an OS build: "10.0.x""#
         );
-        let e = ParseError::new("kev.json", "no entries").with_source("x.json");
+        let e = ParseError::whole("kev.json", "no entries").with_source("x.json");
         assert_eq!(e.to_string(), "x.json: no entries");
         let e = ParseError::at_line("a", 3, "bad");
         assert_eq!(e.to_string(), "a:3: bad");
@@ -227,9 +246,7 @@ mod tests {
     #[test]
     fn json_error_has_line() {
         let r: Result<serde_json::Value, _> = serde_json::from_str("{\n\"a\": [1,\n");
-        let Err(e) = r else {
-            unreachable!("must fail")
-        };
+        let Err(e) = r else { unreachable!("must fail") };
         let p = ParseError::json("f.json", &e);
         assert!(p.line.is_some());
         assert!(p.message.starts_with("truncated JSON"), "{}", p.message);
