@@ -123,6 +123,9 @@ pub struct OpenCve {
     pub install: Kb,
     pub determined_by: Determination,
     pub released: Option<Timestamp>,
+    /// When the first applicable fix was released for this product (MSRC adds fixes to old
+    /// months years later); the SLA clock starts at the later of this and `released`.
+    pub fix_released: Option<Timestamp>,
     pub document: String,
     /// Filled by [`crate::priority::assess_server`].
     #[serde(flatten)]
@@ -164,20 +167,35 @@ impl<'c> ExposureIndex<'c> {
     pub fn new(catalog: &'c Catalog) -> ExposureIndex<'c> {
         let mut pidx: HashMap<&str, usize> = HashMap::new();
         let mut os_products = HashMap::new();
-        let mut component_products: HashMap<(ServerRelease, Installation), Vec<usize>> = HashMap::new();
+        let mut component_products: HashMap<(ServerRelease, Installation), Vec<usize>> =
+            HashMap::new();
         for (i, p) in catalog.products.iter().enumerate() {
             pidx.insert(p.id.as_str(), i);
             match &p.kind {
-                ProductKind::Os { release, installation } => {
+                ProductKind::Os {
+                    release,
+                    installation,
+                } => {
                     os_products.entry((*release, *installation)).or_insert(i);
                 }
-                ProductKind::Component { release, installation, .. } => {
-                    component_products.entry((*release, *installation)).or_default().push(i);
+                ProductKind::Component {
+                    release,
+                    installation,
+                    ..
+                } => {
+                    component_products
+                        .entry((*release, *installation))
+                        .or_default()
+                        .push(i);
                 }
             }
         }
-        let vidx: HashMap<&str, usize> =
-            catalog.vulnerabilities.iter().enumerate().map(|(i, v)| (v.cve.as_str(), i)).collect();
+        let vidx: HashMap<&str, usize> = catalog
+            .vulnerabilities
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.cve.as_str(), i))
+            .collect();
         let aidx: HashMap<(&str, &str), usize> = catalog
             .affected
             .iter()
@@ -189,11 +207,17 @@ impl<'c> ExposureIndex<'c> {
         // release month of an update is the document in which it fixes the most CVEs (old
         // months are re-edited to list much newer KBs).
         let mut updates: HashMap<(usize, Kb), UpdateInfo> = HashMap::new();
-        let mut doc_counts: HashMap<(usize, Kb), HashMap<&str, (usize, Option<Timestamp>)>> = HashMap::new();
+        let mut doc_counts: HashMap<(usize, Kb), HashMap<&str, (usize, Option<Timestamp>)>> =
+            HashMap::new();
         let mut supersedes: HashMap<Kb, BTreeSet<Kb>> = HashMap::new();
         for u in &catalog.updates {
-            let Some(&p) = pidx.get(u.product_id.as_str()) else { continue };
-            supersedes.entry(u.kb).or_default().extend(u.supersedes.iter().copied());
+            let Some(&p) = pidx.get(u.product_id.as_str()) else {
+                continue;
+            };
+            supersedes
+                .entry(u.kb)
+                .or_default()
+                .extend(u.supersedes.iter().copied());
             let e = updates.entry((p, u.kb)).or_insert_with(|| UpdateInfo {
                 kb: u.kb,
                 product: p,
@@ -207,10 +231,21 @@ impl<'c> ExposureIndex<'c> {
             e.fixed_build = e.fixed_build.or(u.fixed_build);
         }
         for f in &catalog.fixes {
-            let Some(&p) = pidx.get(f.product_id.as_str()) else { continue };
-            supersedes.entry(f.kb).or_default().extend(f.supersedes.iter().copied());
-            let released = vidx.get(f.cve.as_str()).and_then(|&v| catalog.vulnerabilities[v].released);
-            let c = doc_counts.entry((p, f.kb)).or_default().entry(f.document.as_str()).or_insert((0, released));
+            let Some(&p) = pidx.get(f.product_id.as_str()) else {
+                continue;
+            };
+            supersedes
+                .entry(f.kb)
+                .or_default()
+                .extend(f.supersedes.iter().copied());
+            let released = vidx
+                .get(f.cve.as_str())
+                .and_then(|&v| catalog.vulnerabilities[v].released);
+            let c = doc_counts
+                .entry((p, f.kb))
+                .or_default()
+                .entry(f.document.as_str())
+                .or_insert((0, released));
             c.0 += 1;
             let e = updates.entry((p, f.kb)).or_insert_with(|| UpdateInfo {
                 kb: f.kb,
@@ -229,8 +264,9 @@ impl<'c> ExposureIndex<'c> {
         }
         for (key, docs) in &doc_counts {
             if let Some(u) = updates.get_mut(key)
-                && let Some((doc, (_, rel))) =
-                    docs.iter().max_by(|a, b| a.1.0.cmp(&b.1.0).then(a.1.1.cmp(&b.1.1)).then(b.0.cmp(a.0)))
+                && let Some((doc, (_, rel))) = docs
+                    .iter()
+                    .max_by(|a, b| a.1.0.cmp(&b.1.0).then(a.1.1.cmp(&b.1.1)).then(b.0.cmp(a.0)))
             {
                 u.document = (*doc).to_string();
                 u.released = *rel;
@@ -251,25 +287,37 @@ impl<'c> ExposureIndex<'c> {
             c.dedup();
         }
 
-        let mut per_product_map: Vec<BTreeMap<usize, CveFixes>> = vec![BTreeMap::new(); catalog.products.len()];
+        let mut per_product_map: Vec<BTreeMap<usize, CveFixes>> =
+            vec![BTreeMap::new(); catalog.products.len()];
         for f in &catalog.fixes {
-            let (Some(&p), Some(&v)) = (pidx.get(f.product_id.as_str()), vidx.get(f.cve.as_str())) else {
+            let (Some(&p), Some(&v)) = (pidx.get(f.product_id.as_str()), vidx.get(f.cve.as_str()))
+            else {
                 continue;
             };
             // A cumulative fix without a usable build borrows the update's build from other rows.
-            let build = f
-                .fixed_build
-                .or_else(|| f.classification.is_os_cumulative().then(|| updates.get(&(p, f.kb)).and_then(|u| u.fixed_build)).flatten());
+            let build = f.fixed_build.or_else(|| {
+                f.classification
+                    .is_os_cumulative()
+                    .then(|| updates.get(&(p, f.kb)).and_then(|u| u.fixed_build))
+                    .flatten()
+            });
             let entry = per_product_map[p].entry(v).or_insert_with(|| CveFixes {
                 vuln: v,
                 affected: aidx.get(&(f.cve.as_str(), f.product_id.as_str())).copied(),
                 fixes: Vec::new(),
             });
             if !entry.fixes.iter().any(|x| x.kb == f.kb) {
-                entry.fixes.push(FixRef { kb: f.kb, class: f.classification, build });
+                entry.fixes.push(FixRef {
+                    kb: f.kb,
+                    class: f.classification,
+                    build,
+                });
             }
         }
-        let per_product = per_product_map.into_iter().map(|m| m.into_values().collect()).collect();
+        let per_product = per_product_map
+            .into_iter()
+            .map(|m| m.into_values().collect())
+            .collect();
 
         let mut superseded_by: HashMap<Kb, Vec<Kb>> = HashMap::new();
         let supersedes: HashMap<Kb, Vec<Kb>> = supersedes
@@ -294,7 +342,11 @@ impl<'c> ExposureIndex<'c> {
                 *slot = e;
             }
         }
-        let lifecycle = catalog.lifecycle.iter().filter_map(|l| l.release.map(|r| (r, l))).collect();
+        let lifecycle = catalog
+            .lifecycle
+            .iter()
+            .filter_map(|l| l.release.map(|r| (r, l)))
+            .collect();
         ExposureIndex {
             catalog,
             os_products,
@@ -364,10 +416,11 @@ impl<'c> ExposureIndex<'c> {
         seen
     }
 
-    /// The newest update of `product` that (transitively) supersedes `kb`, or `kb` itself.
-    fn chain_head(&self, product: usize, kb: Kb) -> Kb {
+    /// The newest update (of one of `products`) that transitively supersedes `kb`, or `kb`.
+    fn chain_head(&self, products: &[usize], kb: Kb) -> Kb {
+        let info = |k: Kb| products.iter().find_map(|p| self.updates.get(&(*p, k)));
         let mut best = kb;
-        let mut best_key = self.updates.get(&(product, kb)).map(|u| (u.released, u.kb));
+        let mut best_key = info(kb).map(|u| (u.released, u.kb));
         let mut seen = HashSet::from([kb]);
         let mut queue = VecDeque::from([kb]);
         while let Some(k) = queue.pop_front() {
@@ -376,7 +429,7 @@ impl<'c> ExposureIndex<'c> {
                     continue;
                 }
                 queue.push_back(*n);
-                if let Some(u) = self.updates.get(&(product, *n)) {
+                if let Some(u) = info(*n) {
                     let key = Some((u.released, u.kb));
                     if key > best_key {
                         best_key = key;
@@ -411,24 +464,37 @@ impl<'c> ExposureIndex<'c> {
             notes: Vec::new(),
         };
         let Some(release) = release else {
-            notes.push(format!("unrecognised OS {:?}: not a Windows Server release Patchward can assess", server.os));
+            notes.push(format!(
+                "unrecognised OS {:?}: not a Windows Server release Patchward can assess",
+                server.os
+            ));
             out.notes = notes;
             return out;
         };
         if server.hotpatch && !release.supports_hotpatch() {
-            notes.push(format!("hotpatch is not offered for {release}; hotpatch enrolment ignored"));
+            notes.push(format!(
+                "hotpatch is not offered for {release}; hotpatch enrolment ignored"
+            ));
         }
         let hotpatch = server.hotpatch && release.supports_hotpatch();
         out.support = self.lifecycle.get(&release).map(|l| l.status(as_of));
         if let Some(s) = &out.support {
             if s.phase == crate::intel::SupportPhase::Unsupported {
-                notes.push(format!("{release} is {}: no security updates are published for it", s.detail));
+                notes.push(format!(
+                    "{release} is {}: no security updates are published for it",
+                    s.detail
+                ));
             } else if s.phase == crate::intel::SupportPhase::Esu {
-                notes.push(format!("{release} receives updates only under paid Extended Security Updates ({})", s.detail));
+                notes.push(format!(
+                    "{release} receives updates only under paid Extended Security Updates ({})",
+                    s.detail
+                ));
             }
         }
         let Some(&os) = self.os_products.get(&(release, installation)) else {
-            notes.push(format!("no MSRC data for {release} ({installation}) in the imported feeds"));
+            notes.push(format!(
+                "no MSRC data for {release} ({installation}) in the imported feeds"
+            ));
             out.notes = notes;
             return out;
         };
@@ -439,13 +505,17 @@ impl<'c> ExposureIndex<'c> {
         if build.is_none() {
             let inferred = self.cumulative[os]
                 .iter()
-                .filter(|(_, k, c)| server.installed_kbs.contains(k) && (hotpatch || *c != Classification::Hotpatch))
+                .filter(|(_, k, c)| {
+                    server.installed_kbs.contains(k) && (hotpatch || *c != Classification::Hotpatch)
+                })
                 .max();
             if let Some((b, k, _)) = inferred {
                 build = Some(*b);
                 out.build = Some(*b);
                 out.build_source = BuildSource::InferredFromKb;
-                notes.push(format!("build revision inferred from installed {k} (fixed build {b})"));
+                notes.push(format!(
+                    "build revision inferred from installed {k} (fixed build {b})"
+                ));
             } else {
                 notes.push("build revision unknown and no installed cumulative update recognised: CVEs decided by KBs only".into());
             }
@@ -467,8 +537,17 @@ impl<'c> ExposureIndex<'c> {
         let covered = self.closure(effective);
 
         let mut products = vec![os];
-        for &c in self.component_products.get(&(release, installation)).into_iter().flatten() {
-            if server.installed_kbs.iter().any(|k| self.product_kbs[c].contains(k)) {
+        for &c in self
+            .component_products
+            .get(&(release, installation))
+            .into_iter()
+            .flatten()
+        {
+            if server
+                .installed_kbs
+                .iter()
+                .any(|k| self.product_kbs[c].contains(k))
+            {
                 products.push(c);
             }
         }
@@ -477,28 +556,42 @@ impl<'c> ExposureIndex<'c> {
         for &p in &products {
             let product_id = &self.catalog.products[p].id;
             for cf in &self.per_product[p] {
-                let applicable: Vec<&FixRef> =
-                    cf.fixes.iter().filter(|f| hotpatch || f.class != Classification::Hotpatch).collect();
+                let applicable: Vec<&FixRef> = cf
+                    .fixes
+                    .iter()
+                    .filter(|f| hotpatch || f.class != Classification::Hotpatch)
+                    .collect();
                 if applicable.is_empty() {
                     continue;
                 }
                 let by_kb = applicable.iter().any(|f| covered.contains(&f.kb));
-                let build_fixes: Vec<OsBuild> =
-                    applicable.iter().filter(|f| f.class.is_os_cumulative()).filter_map(|f| f.build).collect();
+                // A validated fixed build is an OS build of this release (components bundled in
+                // the OS cumulative update carry one too); security-only updates are not
+                // cumulative, so their build proves nothing about other months.
+                let build_fixes: Vec<OsBuild> = applicable
+                    .iter()
+                    .filter(|f| f.class != Classification::SecurityOnly)
+                    .filter_map(|f| f.build)
+                    .collect();
                 let (closed, determined_by) = match build {
-                    Some(b) if p == os && !build_fixes.is_empty() => {
-                        (by_kb || build_fixes.iter().any(|fb| *fb <= b), Determination::Build)
-                    }
+                    Some(b) if !build_fixes.is_empty() => (
+                        by_kb || build_fixes.iter().any(|fb| *fb <= b),
+                        Determination::Build,
+                    ),
                     _ => (by_kb, Determination::Kb),
                 };
                 if closed {
                     continue;
                 }
-                let install = self.remediation(p, &applicable);
+                let install = self.remediation(os, p, &applicable);
                 let v = &self.catalog.vulnerabilities[cf.vuln];
                 let a = cf.affected.map(|i| &self.catalog.affected[i]);
                 let kev = self.kev(&v.cve);
                 let epss = self.epss(&v.cve);
+                let fix_released = applicable
+                    .iter()
+                    .filter_map(|f| self.updates.get(&(p, f.kb)).and_then(|u| u.released))
+                    .min();
                 let mut fixed_by: Vec<Kb> = applicable.iter().map(|f| f.kb).collect();
                 fixed_by.sort();
                 fixed_by.dedup();
@@ -521,10 +614,15 @@ impl<'c> ExposureIndex<'c> {
                     install,
                     determined_by,
                     released: v.released,
+                    fix_released,
                     document: v.document.clone(),
                     priority: None,
                 });
-                missing.entry(install).or_insert_with(|| (p, Vec::new())).1.push(v.cve.clone());
+                missing
+                    .entry(install)
+                    .or_insert_with(|| (p, Vec::new()))
+                    .1
+                    .push(v.cve.clone());
             }
         }
         for (kb, (p, mut closes)) in missing {
@@ -555,31 +653,36 @@ impl<'c> ExposureIndex<'c> {
                 closes,
             });
         }
-        out.missing_updates.sort_by(|a, b| b.closes.len().cmp(&a.closes.len()).then(a.kb.cmp(&b.kb)));
+        out.missing_updates
+            .sort_by(|a, b| b.closes.len().cmp(&a.closes.len()).then(a.kb.cmp(&b.kb)));
         out.open_cves.sort_by(|a, b| a.cve.cmp(&b.cve));
         out.notes = notes;
         out
     }
 
-    /// Which update to install for a CVE: the newest cumulative update when the CVE is in the
-    /// cumulative stream (it satisfies all older ones), else the head of the fix's chain.
-    fn remediation(&self, product: usize, applicable: &[&FixRef]) -> Kb {
+    /// Which update to install for a CVE: the newest OS cumulative update when the fix is in
+    /// the OS build stream (it satisfies all older ones), else the newest update that
+    /// supersedes the fix, on this product or the OS.
+    fn remediation(&self, os: usize, product: usize, applicable: &[&FixRef]) -> Kb {
         let rank = |c: Classification| match c {
             Classification::SecurityCumulativeUpdate | Classification::MonthlyRollup => 0,
             Classification::Hotpatch => 1,
             Classification::SecurityOnly => 3,
             _ => 2,
         };
-        let Some(best) = applicable.iter().min_by_key(|f| (rank(f.class), f.kb)) else {
+        let Some(best) = applicable
+            .iter()
+            .min_by_key(|f| (rank(f.class), f.build.is_none(), f.kb))
+        else {
             return Kb(0);
         };
-        if best.build.is_some()
-            && matches!(best.class, Classification::SecurityCumulativeUpdate | Classification::MonthlyRollup)
-            && let Some((b, k)) = self.latest_cumulative(product)
-            && best.build.is_some_and(|fb| fb <= b)
+        if best.class != Classification::SecurityOnly
+            && let Some(fb) = best.build
+            && let Some((b, k)) = self.latest_cumulative(os)
+            && fb <= b
         {
             return k;
         }
-        self.chain_head(product, best.kb)
+        self.chain_head(&[product, os], best.kb)
     }
 }

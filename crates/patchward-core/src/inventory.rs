@@ -183,7 +183,10 @@ impl Server {
     pub fn updated_with(self, newer: Server) -> Server {
         let keep_build = match (self.build, newer.build) {
             (Some(old), Some(new)) => {
-                old.ubr.is_some() && new.ubr.is_none() && old.same_release(&new) && newer.installed_kbs.is_empty()
+                old.ubr.is_some()
+                    && new.ubr.is_none()
+                    && old.same_release(&new)
+                    && newer.installed_kbs.is_empty()
             }
             (_, None) => true,
             _ => false,
@@ -192,19 +195,39 @@ impl Server {
         Server {
             name: newer.name,
             fqdn: newer.fqdn.or(self.fqdn),
-            os: if newer.os.is_empty() { self.os } else { newer.os },
+            os: if newer.os.is_empty() {
+                self.os
+            } else {
+                newer.os
+            },
             release: newer.release.or(self.release),
             installation: newer.installation.or(self.installation),
             build: if keep_build { self.build } else { newer.build },
             hotpatch: newer.hotpatch || self.hotpatch,
-            roles: if newer.roles.is_empty() { self.roles } else { newer.roles },
+            roles: if newer.roles.is_empty() {
+                self.roles
+            } else {
+                newer.roles
+            },
             owner: newer.owner.or(self.owner),
-            tier: if newer.tier == Tier::default() { self.tier } else { newer.tier },
+            tier: if newer.tier == Tier::default() {
+                self.tier
+            } else {
+                newer.tier
+            },
             environment: newer.environment.or(self.environment),
             site: newer.site.or(self.site),
-            exposure: if newer.exposure == InternetExposure::default() { self.exposure } else { newer.exposure },
+            exposure: if newer.exposure == InternetExposure::default() {
+                self.exposure
+            } else {
+                newer.exposure
+            },
             tags: or_old(newer.tags, self.tags),
-            installed_kbs: if newer.installed_kbs.is_empty() { self.installed_kbs } else { newer.installed_kbs },
+            installed_kbs: if newer.installed_kbs.is_empty() {
+                self.installed_kbs
+            } else {
+                newer.installed_kbs
+            },
             pending_reboot: or_old(newer.pending_reboot, self.pending_reboot),
             last_boot: newer.last_boot.or(self.last_boot),
             last_scan: newer.last_scan.or(self.last_scan),

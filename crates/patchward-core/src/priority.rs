@@ -89,7 +89,12 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            sla_days: SlaDays { act: 3, attend: 14, track_star: 30, track: 60 },
+            sla_days: SlaDays {
+                act: 3,
+                attend: 14,
+                track_star: 30,
+                track: 60,
+            },
             epss_poc_threshold: 0.1,
             high_mission_max_tier: 1,
             medium_mission_max_tier: 2,
@@ -124,9 +129,14 @@ impl Policy {
             }
         }
         if !(0.0..=1.0).contains(&self.epss_poc_threshold) {
-            out.push(format!("epss_poc_threshold must be between 0 and 1, not {}", self.epss_poc_threshold));
+            out.push(format!(
+                "epss_poc_threshold must be between 0 and 1, not {}",
+                self.epss_poc_threshold
+            ));
         }
-        if !(1..=4).contains(&self.high_mission_max_tier) || !(1..=4).contains(&self.medium_mission_max_tier) {
+        if !(1..=4).contains(&self.high_mission_max_tier)
+            || !(1..=4).contains(&self.medium_mission_max_tier)
+        {
             out.push("mission tiers must be between 1 and 4".into());
         }
         out
@@ -184,11 +194,19 @@ pub fn ssvc(e: Exploitation, automatable: bool, total: bool, m: MissionImpact) -
 /// Mission & well-being impact of a server, with the reason in words.
 pub fn mission_impact(server: &Server, policy: &Policy) -> (MissionImpact, String) {
     let tier = server.tier.0;
-    let infra: Vec<&str> = server.roles.iter().filter(|r| r.is_infrastructure()).map(|r| r.label()).collect();
+    let infra: Vec<&str> = server
+        .roles
+        .iter()
+        .filter(|r| r.is_infrastructure())
+        .map(|r| r.label())
+        .collect();
     let (mut level, mut why) = if tier <= policy.high_mission_max_tier {
         (MissionImpact::High, format!("tier {tier}"))
     } else if policy.infrastructure_is_high && !infra.is_empty() {
-        (MissionImpact::High, format!("tier {tier} {}", infra.join("/")))
+        (
+            MissionImpact::High,
+            format!("tier {tier} {}", infra.join("/")),
+        )
     } else if tier <= policy.medium_mission_max_tier {
         (MissionImpact::Medium, format!("tier {tier}"))
     } else {
@@ -198,7 +216,11 @@ pub fn mission_impact(server: &Server, policy: &Policy) -> (MissionImpact, Strin
         why = format!("{why} {}", infra.join("/"));
     }
     if policy.internet_exposure_raises && server.exposure != InternetExposure::Internal {
-        let what = if server.exposure == InternetExposure::Exposed { "internet-exposed" } else { "partly exposed (DMZ)" };
+        let what = if server.exposure == InternetExposure::Exposed {
+            "internet-exposed"
+        } else {
+            "partly exposed (DMZ)"
+        };
         if server.exposure == InternetExposure::Exposed || level == MissionImpact::Low {
             level = match level {
                 MissionImpact::Low => MissionImpact::Medium,
@@ -207,11 +229,17 @@ pub fn mission_impact(server: &Server, policy: &Policy) -> (MissionImpact, Strin
         }
         why = format!("{why}, {what}");
     }
-    (level, format!("mission impact {}: {why}", match level {
-        MissionImpact::High => "high",
-        MissionImpact::Medium => "medium",
-        MissionImpact::Low => "low",
-    }))
+    (
+        level,
+        format!(
+            "mission impact {}: {why}",
+            match level {
+                MissionImpact::High => "high",
+                MissionImpact::Medium => "medium",
+                MissionImpact::Low => "low",
+            }
+        ),
+    )
 }
 
 /// Decide one open CVE on one server as of a date.
@@ -219,7 +247,11 @@ pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) 
     let mut reasons = Vec::new();
     let exploitation = if cve.kev || cve.exploited {
         if cve.kev {
-            let ransom = if cve.kev_ransomware { ", known ransomware use" } else { "" };
+            let ransom = if cve.kev_ransomware {
+                ", known ransomware use"
+            } else {
+                ""
+            };
             match cve.kev_due {
                 Some(d) => reasons.push(format!("in CISA KEV (federal due date {d}{ransom})")),
                 None => reasons.push(format!("in CISA KEV{ransom}")),
@@ -236,7 +268,10 @@ pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) 
             reasons.push("publicly disclosed before the fix".into());
         }
         if let Some(e) = cve.epss.filter(|e| *e >= policy.epss_poc_threshold) {
-            reasons.push(format!("EPSS {:.3} ≥ {} (likely to be exploited)", e, policy.epss_poc_threshold));
+            reasons.push(format!(
+                "EPSS {:.3} ≥ {} (likely to be exploited)",
+                e, policy.epss_poc_threshold
+            ));
         }
         Exploitation::Poc
     } else {
@@ -250,10 +285,10 @@ pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) 
     let automatable = facts.is_some_and(|f| f.automatable());
     let total_impact = match facts {
         Some(f) => f.total_impact(),
-        None => cve
-            .impact
-            .as_deref()
-            .is_some_and(|i| i.eq_ignore_ascii_case("Remote Code Execution") || i.eq_ignore_ascii_case("Elevation of Privilege")),
+        None => cve.impact.as_deref().is_some_and(|i| {
+            i.eq_ignore_ascii_case("Remote Code Execution")
+                || i.eq_ignore_ascii_case("Elevation of Privilege")
+        }),
     };
     reasons.push(if automatable {
         "automatable: network, no privileges, no user interaction".into()
@@ -270,13 +305,27 @@ pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) 
     reasons.push(why);
     let decision = ssvc(exploitation, automatable, total_impact, mission);
 
-    let start = cve.released.map(|t: Timestamp| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date()).unwrap_or(as_of);
-    let mut due = start.checked_add(Span::new().days(policy.sla(decision))).unwrap_or(start);
-    let sla_text = format!("{} SLA {} days from release {start}", decision.label(), policy.sla(decision));
+    // The SLA clock starts when a fix existed for this product: MSRC re-releases old CVEs with
+    // new fixes (e.g. a 2024 CVE first fixed for Server 2022 in 2025).
+    let start = cve
+        .released
+        .max(cve.fix_released)
+        .map(|t: Timestamp| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date())
+        .unwrap_or(as_of);
+    let mut due = start
+        .checked_add(Span::new().days(policy.sla(decision)))
+        .unwrap_or(start);
+    let sla_text = format!(
+        "{} SLA {} days from fix release {start}",
+        decision.label(),
+        policy.sla(decision)
+    );
     match cve.kev_due {
         Some(k) if policy.kev_due_wins && k < due => {
             due = k;
-            reasons.push(format!("due {k}: KEV due date is earlier than the {sla_text}"));
+            reasons.push(format!(
+                "due {k}: KEV due date is earlier than the {sla_text}"
+            ));
         }
         _ => reasons.push(format!("due {due}: {sla_text}")),
     }
@@ -284,7 +333,17 @@ pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) 
     let critical = cve.severity.as_deref() == Some("Critical");
     let emergency = (exploitation == Exploitation::Active && decision == Decision::Act)
         || (server.exposure == InternetExposure::Exposed && critical && automatable);
-    Priority { decision, exploitation, automatable, total_impact, mission, due, overdue, emergency, reasons }
+    Priority {
+        decision,
+        exploitation,
+        automatable,
+        total_impact,
+        mission,
+        due,
+        overdue,
+        emergency,
+        reasons,
+    }
 }
 
 /// Exposure plus a priority for every open CVE, most urgent first.
@@ -299,10 +358,18 @@ pub fn assess_server(
         c.priority = Some(prioritise(c, server, policy, as_of));
     }
     e.open_cves.sort_by(|a, b| {
-        let key = |c: &OpenCve| c.priority.as_ref().map(|p| (std::cmp::Reverse(p.decision), p.due));
+        let key = |c: &OpenCve| {
+            c.priority
+                .as_ref()
+                .map(|p| (std::cmp::Reverse(p.decision), p.due))
+        };
         key(a)
             .cmp(&key(b))
-            .then(b.cvss.partial_cmp(&a.cvss).unwrap_or(std::cmp::Ordering::Equal))
+            .then(
+                b.cvss
+                    .partial_cmp(&a.cvss)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
             .then(a.cve.cmp(&b.cve))
     });
     e
@@ -322,18 +389,40 @@ mod tests {
 
     #[test]
     fn tree_corners() {
-        assert_eq!(ssvc(Exploitation::None, false, false, MissionImpact::Low), Decision::Track);
-        assert_eq!(ssvc(Exploitation::None, false, true, MissionImpact::High), Decision::TrackStar);
-        assert_eq!(ssvc(Exploitation::Active, true, true, MissionImpact::High), Decision::Act);
-        assert_eq!(ssvc(Exploitation::Active, false, true, MissionImpact::Medium), Decision::Attend);
-        assert_eq!(ssvc(Exploitation::Poc, true, true, MissionImpact::Medium), Decision::TrackStar);
-        assert_eq!(ssvc(Exploitation::Active, true, false, MissionImpact::Low), Decision::Attend);
+        assert_eq!(
+            ssvc(Exploitation::None, false, false, MissionImpact::Low),
+            Decision::Track
+        );
+        assert_eq!(
+            ssvc(Exploitation::None, false, true, MissionImpact::High),
+            Decision::TrackStar
+        );
+        assert_eq!(
+            ssvc(Exploitation::Active, true, true, MissionImpact::High),
+            Decision::Act
+        );
+        assert_eq!(
+            ssvc(Exploitation::Active, false, true, MissionImpact::Medium),
+            Decision::Attend
+        );
+        assert_eq!(
+            ssvc(Exploitation::Poc, true, true, MissionImpact::Medium),
+            Decision::TrackStar
+        );
+        assert_eq!(
+            ssvc(Exploitation::Active, true, false, MissionImpact::Low),
+            Decision::Attend
+        );
     }
 
     #[test]
     fn tree_is_monotone_in_every_input() {
         let es = [Exploitation::None, Exploitation::Poc, Exploitation::Active];
-        let ms = [MissionImpact::Low, MissionImpact::Medium, MissionImpact::High];
+        let ms = [
+            MissionImpact::Low,
+            MissionImpact::Medium,
+            MissionImpact::High,
+        ];
         for (i, e) in es.iter().enumerate() {
             for a in [false, true] {
                 for t in [false, true] {

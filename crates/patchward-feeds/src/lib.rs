@@ -1,8 +1,8 @@
 //! Feed and inventory parsers.
 pub mod cvrf;
+pub mod epss;
 pub mod error;
 pub mod estate;
-pub mod epss;
 pub mod hosts;
 pub mod input;
 pub mod inventory_csv;

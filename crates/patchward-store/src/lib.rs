@@ -83,17 +83,49 @@ pub struct Counts {
 #[allow(async_fn_in_trait)]
 pub trait Store {
     /// MSRC month: replaces the document's previous facts, unless the same revision is stored.
-    async fn import_document(&self, doc: &DocumentImport<'_>, now: Timestamp) -> Result<ImportOutcome>;
+    async fn import_document(
+        &self,
+        doc: &DocumentImport<'_>,
+        now: Timestamp,
+    ) -> Result<ImportOutcome>;
     /// Update facts from the KB → build table.
-    async fn import_kb_builds(&self, source: &str, products: &[Product], updates: &[Update], now: Timestamp) -> Result<ImportOutcome>;
+    async fn import_kb_builds(
+        &self,
+        source: &str,
+        products: &[Product],
+        updates: &[Update],
+        now: Timestamp,
+    ) -> Result<ImportOutcome>;
     /// The KEV catalog: replaces the stored one unless it is older.
-    async fn import_kev(&self, source: &str, version: &str, released: Option<Timestamp>, entries: &[KevEntry], now: Timestamp) -> Result<ImportOutcome>;
+    async fn import_kev(
+        &self,
+        source: &str,
+        version: &str,
+        released: Option<Timestamp>,
+        entries: &[KevEntry],
+        now: Timestamp,
+    ) -> Result<ImportOutcome>;
     /// EPSS scores: a score replaces a stored one for the same CVE unless older.
-    async fn import_epss(&self, source: &str, scores: &[EpssScore], now: Timestamp) -> Result<ImportOutcome>;
+    async fn import_epss(
+        &self,
+        source: &str,
+        scores: &[EpssScore],
+        now: Timestamp,
+    ) -> Result<ImportOutcome>;
     /// NVD records: a record replaces a stored one unless older (lastModified).
-    async fn import_nvd(&self, source: &str, records: &[NvdRecord], now: Timestamp) -> Result<ImportOutcome>;
+    async fn import_nvd(
+        &self,
+        source: &str,
+        records: &[NvdRecord],
+        now: Timestamp,
+    ) -> Result<ImportOutcome>;
     /// The lifecycle table: replaces the stored one.
-    async fn import_lifecycle(&self, source: &str, entries: &[LifecycleEntry], now: Timestamp) -> Result<ImportOutcome>;
+    async fn import_lifecycle(
+        &self,
+        source: &str,
+        entries: &[LifecycleEntry],
+        now: Timestamp,
+    ) -> Result<ImportOutcome>;
 
     /// Insert or replace servers (all or nothing).
     async fn upsert_servers(&self, servers: &[Server], now: Timestamp) -> Result<()>;

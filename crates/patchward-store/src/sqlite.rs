@@ -4,7 +4,9 @@ use crate::{Counts, DocumentImport, FeedStatus, ImportOutcome, Result, Store, St
 use jiff::Timestamp;
 use jiff::civil::Date;
 use patchward_core::build::OsBuild;
-use patchward_core::catalog::{Affected, Classification, Fix, Kb, Product, Severity, Update, Vulnerability};
+use patchward_core::catalog::{
+    Affected, Classification, Fix, Kb, Product, Severity, Update, Vulnerability,
+};
 use patchward_core::exposure::Catalog;
 use patchward_core::intel::{EpssScore, KevEntry, LifecycleEntry, NvdRecord};
 use patchward_core::inventory::{Estate, Server};
@@ -30,23 +32,35 @@ fn from_ms(v: Option<i64>) -> Option<Timestamp> {
 }
 
 fn corrupt(what: impl Into<String>, why: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { what: what.into(), why: why.to_string() }
+    StoreError::Corrupt {
+        what: what.into(),
+        why: why.to_string(),
+    }
 }
 
 fn kbs_text(k: &[Kb]) -> String {
-    k.iter().map(|k| k.0.to_string()).collect::<Vec<_>>().join(" ")
+    k.iter()
+        .map(|k| k.0.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn kbs_parse(s: &str) -> Vec<Kb> {
-    s.split_whitespace().filter_map(|t| t.parse::<u32>().ok().map(Kb)).collect()
+    s.split_whitespace()
+        .filter_map(|t| t.parse::<u32>().ok().map(Kb))
+        .collect()
 }
 
 fn class_text(c: Classification) -> String {
-    serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "other".into())
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "other".into())
 }
 
 fn class_parse(s: &str) -> Classification {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or(Classification::Other)
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .unwrap_or(Classification::Other)
 }
 
 fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
@@ -63,7 +77,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -71,7 +88,10 @@ impl SqliteStore {
     /// An in-memory database (tests).
     pub async fn memory() -> Result<SqliteStore> {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -106,10 +126,15 @@ impl SqliteStore {
 
     async fn upsert_products(tx: &mut Transaction<'_, Sqlite>, products: &[Product]) -> Result<()> {
         for chunk in products.chunks(BATCH) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO products (id, name, kind) ");
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO products (id, name, kind) ");
             let mut rows = Vec::with_capacity(chunk.len());
             for p in chunk {
-                rows.push((p.id.clone(), p.name.clone(), to_json("product kind", &p.kind)?));
+                rows.push((
+                    p.id.clone(),
+                    p.name.clone(),
+                    to_json("product kind", &p.kind)?,
+                ));
             }
             qb.push_values(rows, |mut b, (id, name, kind)| {
                 b.push_bind(id).push_bind(name).push_bind(kind);
@@ -120,13 +145,18 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn insert_servers(tx: &mut Transaction<'_, Sqlite>, servers: &[Server], now: Timestamp) -> Result<()> {
+    async fn insert_servers(
+        tx: &mut Transaction<'_, Sqlite>,
+        servers: &[Server],
+        now: Timestamp,
+    ) -> Result<()> {
         for chunk in servers.chunks(BATCH) {
             let mut rows = Vec::with_capacity(chunk.len());
             for s in chunk {
                 rows.push((s.name.clone(), to_json("server", s)?));
             }
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO servers (name, record, updated_at) ");
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO servers (name, record, updated_at) ");
             qb.push_values(rows, |mut b, (name, rec)| {
                 b.push_bind(name).push_bind(rec).push_bind(ms(now));
             });
@@ -138,12 +168,18 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    async fn import_document(&self, doc: &DocumentImport<'_>, now: Timestamp) -> Result<ImportOutcome> {
+    async fn import_document(
+        &self,
+        doc: &DocumentImport<'_>,
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
-        let prev = sqlx::query("SELECT revision, as_of FROM feed_imports WHERE feed = 'msrc-cvrf' AND key = ?")
-            .bind(doc.id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let prev = sqlx::query(
+            "SELECT revision, as_of FROM feed_imports WHERE feed = 'msrc-cvrf' AND key = ?",
+        )
+        .bind(doc.id)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(row) = prev {
             let rev: Option<String> = row.try_get("revision")?;
             let as_of: Option<i64> = row.try_get("as_of")?;
@@ -244,7 +280,13 @@ impl Store for SqliteStore {
         Ok(ImportOutcome::Stored)
     }
 
-    async fn import_kb_builds(&self, source: &str, products: &[Product], updates: &[Update], now: Timestamp) -> Result<ImportOutcome> {
+    async fn import_kb_builds(
+        &self,
+        source: &str,
+        products: &[Product],
+        updates: &[Update],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
         Self::upsert_products(&mut tx, products).await?;
         for chunk in updates.chunks(BATCH) {
@@ -268,17 +310,35 @@ impl Store for SqliteStore {
             );
             qb.build().execute(&mut *tx).await?;
         }
-        Self::record_feed(&mut tx, "kb-builds", "", source, None, None, updates.len(), now).await?;
+        Self::record_feed(
+            &mut tx,
+            "kb-builds",
+            "",
+            source,
+            None,
+            None,
+            updates.len(),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(ImportOutcome::Stored)
     }
 
-    async fn import_kev(&self, source: &str, version: &str, released: Option<Timestamp>, entries: &[KevEntry], now: Timestamp) -> Result<ImportOutcome> {
+    async fn import_kev(
+        &self,
+        source: &str,
+        version: &str,
+        released: Option<Timestamp>,
+        entries: &[KevEntry],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
-        let prev: Option<(Option<String>, Option<i64>)> =
-            sqlx::query_as("SELECT revision, as_of FROM feed_imports WHERE feed = 'kev' AND key = ''")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let prev: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT revision, as_of FROM feed_imports WHERE feed = 'kev' AND key = ''",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some((rev, as_of)) = prev {
             if rev.as_deref() == Some(version) {
                 return Ok(ImportOutcome::Unchanged);
@@ -306,16 +366,32 @@ impl Store for SqliteStore {
             });
             qb.build().execute(&mut *tx).await?;
         }
-        Self::record_feed(&mut tx, "kev", "", source, released, Some(version), entries.len(), now).await?;
+        Self::record_feed(
+            &mut tx,
+            "kev",
+            "",
+            source,
+            released,
+            Some(version),
+            entries.len(),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(ImportOutcome::Stored)
     }
 
-    async fn import_epss(&self, source: &str, scores: &[EpssScore], now: Timestamp) -> Result<ImportOutcome> {
+    async fn import_epss(
+        &self,
+        source: &str,
+        scores: &[EpssScore],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
         for chunk in scores.chunks(BATCH) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO epss (cve, epss, percentile, model_version, score_date) ");
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO epss (cve, epss, percentile, model_version, score_date) ",
+            );
             qb.push_values(chunk, |mut b, s| {
                 b.push_bind(s.cve.clone())
                     .push_bind(s.epss)
@@ -331,21 +407,46 @@ impl Store for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         let newest = scores.iter().map(|s| s.score_date).max();
-        let as_of = newest.and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp());
-        let model = scores.iter().max_by_key(|s| s.score_date).map(|s| s.model_version.as_str());
-        Self::record_feed(&mut tx, "epss", source, source, as_of, model, scores.len(), now).await?;
+        let as_of = newest
+            .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp());
+        let model = scores
+            .iter()
+            .max_by_key(|s| s.score_date)
+            .map(|s| s.model_version.as_str());
+        Self::record_feed(
+            &mut tx,
+            "epss",
+            source,
+            source,
+            as_of,
+            model,
+            scores.len(),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(ImportOutcome::Stored)
     }
 
-    async fn import_nvd(&self, source: &str, records: &[NvdRecord], now: Timestamp) -> Result<ImportOutcome> {
+    async fn import_nvd(
+        &self,
+        source: &str,
+        records: &[NvdRecord],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(BATCH) {
             let mut rows = Vec::with_capacity(chunk.len());
             for r in chunk {
-                rows.push((r.cve.clone(), r.last_modified.map(ms), to_json("NVD record", r)?));
+                rows.push((
+                    r.cve.clone(),
+                    r.last_modified.map(ms),
+                    to_json("NVD record", r)?,
+                ));
             }
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO nvd (cve, last_modified, record) ");
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO nvd (cve, last_modified, record) ");
             qb.push_values(rows, |mut b, (cve, lm, rec)| {
                 b.push_bind(cve).push_bind(lm).push_bind(rec);
             });
@@ -356,14 +457,31 @@ impl Store for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         let as_of = records.iter().filter_map(|r| r.last_modified).max();
-        Self::record_feed(&mut tx, "nvd", source, source, as_of, None, records.len(), now).await?;
+        Self::record_feed(
+            &mut tx,
+            "nvd",
+            source,
+            source,
+            as_of,
+            None,
+            records.len(),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(ImportOutcome::Stored)
     }
 
-    async fn import_lifecycle(&self, source: &str, entries: &[LifecycleEntry], now: Timestamp) -> Result<ImportOutcome> {
+    async fn import_lifecycle(
+        &self,
+        source: &str,
+        entries: &[LifecycleEntry],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM lifecycle").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM lifecycle")
+            .execute(&mut *tx)
+            .await?;
         for e in entries {
             sqlx::query("INSERT OR REPLACE INTO lifecycle (cycle, record) VALUES (?, ?)")
                 .bind(&e.cycle)
@@ -371,7 +489,17 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        Self::record_feed(&mut tx, "lifecycle", "", source, None, None, entries.len(), now).await?;
+        Self::record_feed(
+            &mut tx,
+            "lifecycle",
+            "",
+            source,
+            None,
+            None,
+            entries.len(),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(ImportOutcome::Stored)
     }
@@ -386,7 +514,9 @@ impl Store for SqliteStore {
     async fn import_estate(&self, estate: &Estate, now: Timestamp) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         Self::insert_servers(&mut tx, &estate.servers, now).await?;
-        sqlx::query("DELETE FROM estate_objects").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM estate_objects")
+            .execute(&mut *tx)
+            .await?;
         let mut rows: Vec<(&str, String, String)> = Vec::new();
         for s in &estate.services {
             rows.push(("service", s.name.clone(), to_json("service", s)?));
@@ -401,7 +531,11 @@ impl Store for SqliteStore {
             rows.push(("blackout", b.name.clone(), to_json("blackout", b)?));
         }
         for p in &estate.backup_policies {
-            rows.push(("backup_policy", p.name.clone(), to_json("backup policy", p)?));
+            rows.push((
+                "backup_policy",
+                p.name.clone(),
+                to_json("backup policy", p)?,
+            ));
         }
         for r in &estate.rings {
             rows.push(("ring", r.name.clone(), to_json("ring", r)?));
@@ -409,11 +543,18 @@ impl Store for SqliteStore {
         if let Some(c) = &estate.coverage {
             rows.push(("coverage", String::new(), to_json("coverage", c)?));
         }
-        rows.push(("capacity", String::new(), to_json("capacity", &estate.capacity)?));
+        rows.push((
+            "capacity",
+            String::new(),
+            to_json("capacity", &estate.capacity)?,
+        ));
         for chunk in rows.chunks(BATCH) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO estate_objects (kind, name, record) ");
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT OR REPLACE INTO estate_objects (kind, name, record) ");
             qb.push_values(chunk, |mut b, (k, n, r)| {
-                b.push_bind(k.to_string()).push_bind(n.clone()).push_bind(r.clone());
+                b.push_bind(k.to_string())
+                    .push_bind(n.clone())
+                    .push_bind(r.clone());
             });
             qb.build().execute(&mut *tx).await?;
         }
@@ -423,33 +564,64 @@ impl Store for SqliteStore {
 
     async fn servers(&self) -> Result<Vec<Server>> {
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT name, record FROM servers ORDER BY name COLLATE NOCASE").fetch_all(&self.pool).await?;
+            sqlx::query_as("SELECT name, record FROM servers ORDER BY name COLLATE NOCASE")
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter()
-            .map(|(name, rec)| serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e)))
+            .map(|(name, rec)| {
+                serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e))
+            })
             .collect()
     }
 
     async fn server(&self, name: &str) -> Result<Option<Server>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT record FROM servers WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
-        row.map(|(rec,)| serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e))).transpose()
+        let row: Option<(String,)> = sqlx::query_as("SELECT record FROM servers WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|(rec,)| {
+            serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e))
+        })
+        .transpose()
     }
 
     async fn estate(&self) -> Result<Estate> {
-        let mut estate = Estate { servers: self.servers().await?, ..Default::default() };
+        let mut estate = Estate {
+            servers: self.servers().await?,
+            ..Default::default()
+        };
         let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT kind, name, record FROM estate_objects ORDER BY kind, name").fetch_all(&self.pool).await?;
+            sqlx::query_as("SELECT kind, name, record FROM estate_objects ORDER BY kind, name")
+                .fetch_all(&self.pool)
+                .await?;
         for (kind, name, rec) in rows {
             let what = || format!("{kind} {name}");
             match kind.as_str() {
-                "service" => estate.services.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "dependency" => estate.dependencies.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "window" => estate.windows.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "blackout" => estate.blackouts.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "backup_policy" => estate.backup_policies.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "ring" => estate.rings.push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "coverage" => estate.coverage = Some(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "capacity" => estate.capacity = serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?,
+                "service" => estate
+                    .services
+                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "dependency" => estate
+                    .dependencies
+                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "window" => estate
+                    .windows
+                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "blackout" => estate
+                    .blackouts
+                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "backup_policy" => estate
+                    .backup_policies
+                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "ring" => estate
+                    .rings
+                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
+                "coverage" => {
+                    estate.coverage =
+                        Some(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?)
+                }
+                "capacity" => {
+                    estate.capacity = serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?
+                }
                 _ => {}
             }
         }
@@ -459,11 +631,15 @@ impl Store for SqliteStore {
 
     async fn catalog(&self) -> Result<Catalog> {
         let mut c = Catalog::default();
-        for row in sqlx::query("SELECT id, name, kind FROM products ORDER BY id").fetch_all(&self.pool).await? {
+        for row in sqlx::query("SELECT id, name, kind FROM products ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+        {
             let id: String = row.try_get("id")?;
             let kind: String = row.try_get("kind")?;
             c.products.push(Product {
-                kind: serde_json::from_str(&kind).map_err(|e| corrupt(format!("product {id}"), e))?,
+                kind: serde_json::from_str(&kind)
+                    .map_err(|e| corrupt(format!("product {id}"), e))?,
                 name: row.try_get("name")?,
                 id,
             });
@@ -486,9 +662,11 @@ impl Store for SqliteStore {
                 released: from_ms(row.try_get("released")?),
             });
         }
-        for row in sqlx::query("SELECT cve, product_id, severity, impact, cvss_base, cvss_vector FROM affected")
-            .fetch_all(&self.pool)
-            .await?
+        for row in sqlx::query(
+            "SELECT cve, product_id, severity, impact, cvss_base, cvss_vector FROM affected",
+        )
+        .fetch_all(&self.pool)
+        .await?
         {
             let sev: Option<String> = row.try_get("severity")?;
             let base: Option<f64> = row.try_get("cvss_base")?;
@@ -563,7 +741,10 @@ impl Store for SqliteStore {
                 cve,
             });
         }
-        for row in sqlx::query("SELECT cve, epss, percentile, model_version, score_date FROM epss").fetch_all(&self.pool).await? {
+        for row in sqlx::query("SELECT cve, epss, percentile, model_version, score_date FROM epss")
+            .fetch_all(&self.pool)
+            .await?
+        {
             let cve: String = row.try_get("cve")?;
             let d: String = row.try_get("score_date")?;
             c.epss.push(EpssScore {
@@ -574,11 +755,21 @@ impl Store for SqliteStore {
                 cve,
             });
         }
-        for (cve, rec) in sqlx::query_as::<_, (String, String)>("SELECT cve, record FROM nvd").fetch_all(&self.pool).await? {
-            c.nvd.push(serde_json::from_str(&rec).map_err(|e| corrupt(format!("nvd {cve}"), e))?);
+        for (cve, rec) in sqlx::query_as::<_, (String, String)>("SELECT cve, record FROM nvd")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            c.nvd
+                .push(serde_json::from_str(&rec).map_err(|e| corrupt(format!("nvd {cve}"), e))?);
         }
-        for (cycle, rec) in sqlx::query_as::<_, (String, String)>("SELECT cycle, record FROM lifecycle").fetch_all(&self.pool).await? {
-            c.lifecycle.push(serde_json::from_str(&rec).map_err(|e| corrupt(format!("lifecycle {cycle}"), e))?);
+        for (cycle, rec) in
+            sqlx::query_as::<_, (String, String)>("SELECT cycle, record FROM lifecycle")
+                .fetch_all(&self.pool)
+                .await?
+        {
+            c.lifecycle.push(
+                serde_json::from_str(&rec).map_err(|e| corrupt(format!("lifecycle {cycle}"), e))?,
+            );
         }
         Ok(c)
     }
@@ -598,7 +789,8 @@ impl Store for SqliteStore {
                     as_of: from_ms(r.try_get("as_of")?),
                     revision: r.try_get("revision")?,
                     records: r.try_get("records")?,
-                    imported_at: from_ms(r.try_get("imported_at")?).unwrap_or(Timestamp::UNIX_EPOCH),
+                    imported_at: from_ms(r.try_get("imported_at")?)
+                        .unwrap_or(Timestamp::UNIX_EPOCH),
                 })
             })
             .collect()
@@ -634,14 +826,21 @@ impl Store for SqliteStore {
     }
 
     async fn plan(&self, cycle: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT record FROM plans WHERE cycle = ?").bind(cycle).fetch_optional(&self.pool).await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT record FROM plans WHERE cycle = ?")
+            .bind(cycle)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.0))
     }
 
     async fn plans(&self) -> Result<Vec<(String, Timestamp)>> {
         let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT cycle, created_at FROM plans ORDER BY created_at DESC, cycle").fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|(c, t)| (c, from_ms(Some(t)).unwrap_or(Timestamp::UNIX_EPOCH))).collect())
+            sqlx::query_as("SELECT cycle, created_at FROM plans ORDER BY created_at DESC, cycle")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, t)| (c, from_ms(Some(t)).unwrap_or(Timestamp::UNIX_EPOCH)))
+            .collect())
     }
 }

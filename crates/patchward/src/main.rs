@@ -19,7 +19,12 @@ use std::path::PathBuf;
 )]
 struct Cli {
     /// SQLite database file (created if missing).
-    #[arg(long, global = true, env = "PATCHWARD_DB", default_value = "patchward.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "PATCHWARD_DB",
+        default_value = "patchward.db"
+    )]
     db: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -87,7 +92,11 @@ struct PolicyArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -106,8 +115,12 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(a) => commands::demo::run(&cli.db, a).await,
-        Command::Import(ImportCommand::Feeds(a)) => commands::import::feeds(&cli.db, &a.paths).await.map(|_| ()),
-        Command::Import(ImportCommand::Hosts(a)) => commands::import::hosts(&cli.db, &a.paths).await.map(|_| ()),
+        Command::Import(ImportCommand::Feeds(a)) => {
+            commands::import::feeds(&cli.db, &a.paths).await.map(|_| ())
+        }
+        Command::Import(ImportCommand::Hosts(a)) => {
+            commands::import::hosts(&cli.db, &a.paths).await.map(|_| ())
+        }
         Command::Assess(a) => commands::assess::run(&cli.db, a).await,
         Command::Servers(a) => commands::list::servers(&cli.db, a).await,
         Command::Cves(a) => commands::list::cves(&cli.db, a).await,

@@ -10,19 +10,36 @@ use serde_json::Value;
 
 pub fn parse_json(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ParseError::new(source, Some(e.line() as u64), None, &format!("malformed JSON: {e}"))
+        ParseError::new(
+            source,
+            Some(e.line() as u64),
+            None,
+            &format!("malformed JSON: {e}"),
+        )
     })?;
     let Some(root) = v.as_object() else {
-        return Err(ParseError::new(source, Some(1), None, "CVRF JSON must be an object"));
+        return Err(ParseError::new(
+            source,
+            Some(1),
+            None,
+            "CVRF JSON must be an object",
+        ));
     };
     let tracking = root.get("DocumentTracking");
     let mut doc = RawDoc {
-        id: text(tracking.and_then(|t| t.get("Identification")).and_then(|i| i.get("ID"))),
+        id: text(
+            tracking
+                .and_then(|t| t.get("Identification"))
+                .and_then(|i| i.get("ID")),
+        ),
         title: text(root.get("DocumentTitle")),
         ..Default::default()
     };
     if let Some(t) = tracking {
-        doc.revision = list(t.get("RevisionHistory")).last().map(|r| text(r.get("Number"))).filter(|s| !s.is_empty());
+        doc.revision = list(t.get("RevisionHistory"))
+            .last()
+            .map(|r| text(r.get("Number")))
+            .filter(|s| !s.is_empty());
         doc.initial_release = Some(text(t.get("InitialReleaseDate"))).filter(|s| !s.is_empty());
         doc.current_release = Some(text(t.get("CurrentReleaseDate"))).filter(|s| !s.is_empty());
     }
@@ -32,12 +49,20 @@ pub fn parse_json(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError
     let mut b = Builder::new(source, doc)?;
     for (i, v) in list(root.get("Vulnerability")).iter().enumerate() {
         let Some(o) = v.as_object() else {
-            return Err(ParseError::new(source, None, Some(&format!("Vulnerability[{i}]")), "expected an object"));
+            return Err(ParseError::new(
+                source,
+                None,
+                Some(&format!("Vulnerability[{i}]")),
+                "expected an object",
+            ));
         };
         let mut raw = RawVuln {
             cve: text(o.get("CVE")),
             title: text(o.get("Title")),
-            cwe: list(o.get("CWE")).first().map(|c| text(c.get("ID")).to_string()).filter(|s| !s.is_empty()),
+            cwe: list(o.get("CWE"))
+                .first()
+                .map(|c| text(c.get("ID")).to_string())
+                .filter(|s| !s.is_empty()),
             ..Default::default()
         };
         for n in list(o.get("Notes")) {
@@ -61,7 +86,11 @@ pub fn parse_json(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError
         }
         for s in list(o.get("CVSSScoreSets")) {
             raw.scores.push(RawScore {
-                base: s.get("BaseScore").and_then(|x| x.as_f64().map(|f| f as f32).or_else(|| text(Some(x)).parse().ok())),
+                base: s.get("BaseScore").and_then(|x| {
+                    x.as_f64()
+                        .map(|f| f as f32)
+                        .or_else(|| text(Some(x)).parse().ok())
+                }),
                 vector: Some(text(s.get("Vector"))).filter(|s| !s.is_empty()),
                 product_ids: ids(s.get("ProductID")),
             });
@@ -102,7 +131,11 @@ fn list(v: Option<&Value>) -> Vec<&Value> {
 }
 
 fn ids(v: Option<&Value>) -> Vec<String> {
-    list(v).into_iter().map(|x| text(Some(x))).filter(|s| !s.is_empty()).collect()
+    list(v)
+        .into_iter()
+        .map(|x| text(Some(x)))
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn collect_products(node: &Value, out: &mut Vec<(String, String)>) {

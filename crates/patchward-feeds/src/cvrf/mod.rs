@@ -46,8 +46,14 @@ pub struct CvrfDocument {
 
 /// Parse a CVRF document in either form (sniffed: JSON starts with `{`).
 pub fn parse(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF);
-    if first == Some(&b'{') { parse_json(source, bytes) } else { parse_xml(source, bytes) }
+    let first = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF);
+    if first == Some(&b'{') {
+        parse_json(source, bytes)
+    } else {
+        parse_xml(source, bytes)
+    }
 }
 
 /// What both readers collect per Vulnerability element.
@@ -111,7 +117,12 @@ pub(crate) struct Builder {
 impl Builder {
     pub(crate) fn new(source: &str, doc: RawDoc) -> Result<Builder, ParseError> {
         if doc.id.trim().is_empty() {
-            return Err(ParseError::new(source, None, Some("DocumentTracking/Identification/ID"), "missing document ID"));
+            return Err(ParseError::new(
+                source,
+                None,
+                Some("DocumentTracking/Identification/ID"),
+                "missing document ID",
+            ));
         }
         let mut kinds = HashMap::new();
         let mut products = Vec::new();
@@ -120,7 +131,11 @@ impl Builder {
                 && !kinds.contains_key(id)
             {
                 kinds.insert(id.clone(), kind.clone());
-                products.push(Product { id: id.clone(), name: collapse(name), kind });
+                products.push(Product {
+                    id: id.clone(),
+                    name: collapse(name),
+                    kind,
+                });
             }
         }
         let initial = doc.initial_release.as_deref().and_then(parse_msrc_time);
@@ -137,7 +152,13 @@ impl Builder {
             fixes: Vec::new(),
             total_vulnerabilities: 0,
         };
-        Ok(Builder { source: source.to_string(), doc, kinds, released: initial, out })
+        Ok(Builder {
+            source: source.to_string(),
+            doc,
+            kinds,
+            released: initial,
+            out,
+        })
     }
 
     pub(crate) fn push(&mut self, v: RawVuln) -> Result<(), ParseError> {
@@ -147,7 +168,10 @@ impl Builder {
             return Err(ParseError::new(
                 &self.source,
                 None,
-                Some(&format!("Vulnerability #{}/CVE", self.out.total_vulnerabilities)),
+                Some(&format!(
+                    "Vulnerability #{}/CVE",
+                    self.out.total_vulnerabilities
+                )),
                 "vulnerability without a CVE id",
             ));
         }
@@ -204,13 +228,21 @@ impl Builder {
             if !is_vendor_fix(&r.kind) {
                 continue;
             }
-            let Ok(kb) = r.description.parse::<Kb>() else { continue };
+            let Ok(kb) = r.description.parse::<Kb>() else {
+                continue;
+            };
             let supersedes = parse_supersedence(&r.supercedence);
-            let restart = Some(r.restart.as_deref().unwrap_or("").trim().to_string()).filter(|s| !s.is_empty());
+            let restart = Some(r.restart.as_deref().unwrap_or("").trim().to_string())
+                .filter(|s| !s.is_empty());
             for pid in r.product_ids.iter() {
-                let Some(kind) = self.kinds.get(pid) else { continue };
+                let Some(kind) = self.kinds.get(pid) else {
+                    continue;
+                };
                 let fixed_build = validate_build(&r.fixed_build, kind.release());
-                if let Some(f) = fixes.iter_mut().find(|f| f.product_id == *pid && f.kb == kb) {
+                if let Some(f) = fixes
+                    .iter_mut()
+                    .find(|f| f.product_id == *pid && f.kb == kb)
+                {
                     f.supersedes.extend(supersedes.iter().copied());
                     f.supersedes.sort();
                     f.supersedes.dedup();
@@ -273,7 +305,11 @@ impl Builder {
     }
 }
 
-fn affected_entry<'a>(map: &'a mut HashMap<String, Affected>, cve: &str, pid: &str) -> &'a mut Affected {
+fn affected_entry<'a>(
+    map: &'a mut HashMap<String, Affected>,
+    cve: &str,
+    pid: &str,
+) -> &'a mut Affected {
     map.entry(pid.to_string()).or_insert_with(|| Affected {
         cve: cve.to_string(),
         product_id: pid.to_string(),
@@ -310,7 +346,9 @@ fn is_vendor_fix(k: &str) -> bool {
 pub fn parse_exploit_status(s: &str) -> (bool, bool) {
     let (mut exploited, mut disclosed) = (false, false);
     for part in s.split(';') {
-        let Some((k, v)) = part.split_once(':') else { continue };
+        let Some((k, v)) = part.split_once(':') else {
+            continue;
+        };
         let yes = v.trim().eq_ignore_ascii_case("yes");
         match k.trim().to_ascii_lowercase().as_str() {
             "exploited" => exploited |= yes,
@@ -335,7 +373,9 @@ pub fn parse_msrc_time(s: &str) -> Option<Timestamp> {
         return Some(t);
     }
     let dt: jiff::civil::DateTime = s.parse().ok()?;
-    dt.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
+    dt.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 fn collapse(s: &str) -> String {
@@ -348,11 +388,24 @@ mod tests {
 
     #[test]
     fn exploit_status_variants() {
-        assert_eq!(parse_exploit_status("Publicly Disclosed:No;Exploited:Yes;Latest Software Release:Exploitation Detected"), (true, false));
-        assert_eq!(parse_exploit_status("Publicly Disclosed:Yes;Exploited:No;Latest Software Release:Exploitation Less Likely;DOS:N/A"), (false, true));
+        assert_eq!(
+            parse_exploit_status(
+                "Publicly Disclosed:No;Exploited:Yes;Latest Software Release:Exploitation Detected"
+            ),
+            (true, false)
+        );
+        assert_eq!(
+            parse_exploit_status(
+                "Publicly Disclosed:Yes;Exploited:No;Latest Software Release:Exploitation Less Likely;DOS:N/A"
+            ),
+            (false, true)
+        );
         assert_eq!(parse_exploit_status("DOS:N/A"), (false, false));
         // "Yes" elsewhere must not count as exploited.
-        assert_eq!(parse_exploit_status("Publicly Disclosed:No;Exploited:No;Latest Software Release:Yes"), (false, false));
+        assert_eq!(
+            parse_exploit_status("Publicly Disclosed:No;Exploited:No;Latest Software Release:Yes"),
+            (false, false)
+        );
     }
 
     #[test]
@@ -366,8 +419,14 @@ mod tests {
 
     #[test]
     fn msrc_times() {
-        assert_eq!(parse_msrc_time("2024-07-09T07:00:00").map(|t| t.to_string()), Some("2024-07-09T07:00:00Z".into()));
-        assert_eq!(parse_msrc_time("2024-07-09T07:00:00Z").map(|t| t.to_string()), Some("2024-07-09T07:00:00Z".into()));
+        assert_eq!(
+            parse_msrc_time("2024-07-09T07:00:00").map(|t| t.to_string()),
+            Some("2024-07-09T07:00:00Z".into())
+        );
+        assert_eq!(
+            parse_msrc_time("2024-07-09T07:00:00Z").map(|t| t.to_string()),
+            Some("2024-07-09T07:00:00Z".into())
+        );
         assert_eq!(parse_msrc_time("yesterday"), None);
     }
 }

@@ -46,17 +46,30 @@ enum Field {
 }
 
 pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError> {
-    let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)).map_err(|e| {
-        ParseError::new(source, Some(line_of(bytes, e.valid_up_to())), None, &format!("not UTF-8: {e}"))
-    })?;
+    let text =
+        std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)).map_err(|e| {
+            ParseError::new(
+                source,
+                Some(line_of(bytes, e.valid_up_to())),
+                None,
+                &format!("not UTF-8: {e}"),
+            )
+        })?;
     let mut r = Reader::from_str(text);
     let cfg = r.config_mut();
     cfg.trim_text(false);
     cfg.check_end_names = true;
 
     let xml_err = |r: &Reader<&[u8]>, e: &dyn std::fmt::Display| {
-        let pos = usize::try_from(r.error_position()).unwrap_or(usize::MAX).min(bytes.len());
-        ParseError::new(source, Some(line_of(bytes, pos)), None, &format!("malformed XML: {e}"))
+        let pos = usize::try_from(r.error_position())
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        ParseError::new(
+            source,
+            Some(line_of(bytes, pos)),
+            None,
+            &format!("malformed XML: {e}"),
+        )
     };
 
     let mut doc = RawDoc::default();
@@ -84,7 +97,12 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
                 let name = local(&e);
                 if depth == 1 {
                     if name != "cvrfdoc" {
-                        return Err(ParseError::new(source, Some(1), None, &format!("not a CVRF document: root element <{name}>")));
+                        return Err(ParseError::new(
+                            source,
+                            Some(1),
+                            None,
+                            &format!("not a CVRF document: root element <{name}>"),
+                        ));
                     }
                     saw_root = true;
                     continue;
@@ -96,7 +114,9 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
                 match (ctx, name) {
                     (Ctx::Skip, _) => {}
                     (Ctx::None, "DocumentTitle") => field = Some(Field::DocTitle),
-                    (Ctx::None, "DocumentTracking") => enter(Ctx::Tracking, &mut ctx_stack, &mut ctx),
+                    (Ctx::None, "DocumentTracking") => {
+                        enter(Ctx::Tracking, &mut ctx_stack, &mut ctx)
+                    }
                     (Ctx::None, "DocumentNotes" | "DocumentReferences" | "Acknowledgments") => {
                         enter(Ctx::Skip, &mut ctx_stack, &mut ctx)
                     }
@@ -131,11 +151,15 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
                         }
                     }
                     (Ctx::Vuln, "Status") => {
-                        status_known_affected = attr(&e, "Type").as_deref() == Some("Known Affected");
+                        status_known_affected =
+                            attr(&e, "Type").as_deref() == Some("Known Affected");
                         enter(Ctx::Status, &mut ctx_stack, &mut ctx);
                     }
                     (Ctx::Vuln, "Threat") => {
-                        threat = RawThreat { kind: attr(&e, "Type").unwrap_or_default(), ..Default::default() };
+                        threat = RawThreat {
+                            kind: attr(&e, "Type").unwrap_or_default(),
+                            ..Default::default()
+                        };
                         enter(Ctx::Threat, &mut ctx_stack, &mut ctx);
                     }
                     (Ctx::Vuln, "ScoreSet") => {
@@ -143,7 +167,10 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
                         enter(Ctx::ScoreSet, &mut ctx_stack, &mut ctx);
                     }
                     (Ctx::Vuln, "Remediation") => {
-                        rem = RawRemediation { kind: attr(&e, "Type").unwrap_or_default(), ..Default::default() };
+                        rem = RawRemediation {
+                            kind: attr(&e, "Type").unwrap_or_default(),
+                            ..Default::default()
+                        };
                         enter(Ctx::Remediation, &mut ctx_stack, &mut ctx);
                     }
                     (Ctx::Vuln, "Acknowledgments" | "RevisionHistory" | "References" | "Notes") => {
@@ -154,7 +181,9 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
                     (Ctx::Status | Ctx::Threat | Ctx::ScoreSet | Ctx::Remediation, "ProductID") => {
                         field = Some(Field::ProductId)
                     }
-                    (Ctx::Threat | Ctx::Remediation, "Description") => field = Some(Field::Description),
+                    (Ctx::Threat | Ctx::Remediation, "Description") => {
+                        field = Some(Field::Description)
+                    }
                     (Ctx::ScoreSet, "BaseScore") => field = Some(Field::BaseScore),
                     (Ctx::ScoreSet, "Vector") => field = Some(Field::Vector),
                     (Ctx::Remediation, "Supercedence") => field = Some(Field::Supercedence),
@@ -188,7 +217,10 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
                             other => {
                                 return Err(ParseError::new(
                                     source,
-                                    Some(line_of(bytes, usize::try_from(r.buffer_position()).unwrap_or(0))),
+                                    Some(line_of(
+                                        bytes,
+                                        usize::try_from(r.buffer_position()).unwrap_or(0),
+                                    )),
                                     None,
                                     &format!("unknown entity &{other};"),
                                 ));
@@ -201,7 +233,18 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
             Event::End(e) => {
                 if let Some(f) = field.take() {
                     let v = std::mem::take(&mut buf);
-                    store(f, v, &mut doc, &mut vuln, &mut threat, &mut score, &mut rem, &product_id, ctx, status_known_affected);
+                    store(
+                        f,
+                        v,
+                        &mut doc,
+                        &mut vuln,
+                        &mut threat,
+                        &mut score,
+                        &mut rem,
+                        &product_id,
+                        ctx,
+                        status_known_affected,
+                    );
                 }
                 if let Some(&(prev, d)) = ctx_stack.last()
                     && d == depth
@@ -224,12 +267,21 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
                 let _ = e;
                 depth = depth.saturating_sub(1);
             }
-            Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::Empty(_)
+            | Event::Comment(_)
+            | Event::Decl(_)
+            | Event::PI(_)
+            | Event::DocType(_) => {}
             Event::Eof => break,
         }
     }
     if !saw_root {
-        return Err(ParseError::new(source, Some(1), None, "empty document: no <cvrfdoc> element"));
+        return Err(ParseError::new(
+            source,
+            Some(1),
+            None,
+            "empty document: no <cvrfdoc> element",
+        ));
     }
     if depth != 0 {
         return Err(ParseError::new(
@@ -304,10 +356,17 @@ fn local<'a>(e: &'a BytesStart<'_>) -> &'a str {
 }
 
 fn attr(e: &BytesStart<'_>, key: &str) -> Option<String> {
-    e.attributes().flatten().find(|a| {
-        let k = a.key.0;
-        k.rsplit(':').next().unwrap_or(k) == key
-    }).and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()))
+    e.attributes()
+        .flatten()
+        .find(|a| {
+            let k = a.key.0;
+            k.rsplit(':').next().unwrap_or(k) == key
+        })
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
 }
 
 /// 1-based line number of a byte offset (computed only on errors).

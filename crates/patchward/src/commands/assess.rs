@@ -44,7 +44,9 @@ fn parse_decision(s: &str) -> Result<Decision, String> {
         "attend" => Ok(Decision::Attend),
         "track*" | "track-star" | "trackstar" => Ok(Decision::TrackStar),
         "track" => Ok(Decision::Track),
-        _ => Err(format!("{s:?} is not a decision (act, attend, track-star, track)")),
+        _ => Err(format!(
+            "{s:?} is not a decision (act, attend, track-star, track)"
+        )),
     }
 }
 
@@ -55,8 +57,16 @@ pub struct Assessment {
 }
 
 /// Assess servers against a catalog (pure; used by the command, the demo and the benchmark).
-pub fn assess_all(index: &ExposureIndex<'_>, servers: &[Server], policy: &Policy, as_of: Date) -> Vec<ServerExposure> {
-    let mut out: Vec<ServerExposure> = servers.iter().map(|s| assess_server(index, s, policy, as_of)).collect();
+pub fn assess_all(
+    index: &ExposureIndex<'_>,
+    servers: &[Server],
+    policy: &Policy,
+    as_of: Date,
+) -> Vec<ServerExposure> {
+    let mut out: Vec<ServerExposure> = servers
+        .iter()
+        .map(|s| assess_server(index, s, policy, as_of))
+        .collect();
     out.sort_by(|a, b| {
         let ka = worst(a);
         let kb = worst(b);
@@ -77,31 +87,53 @@ pub async fn run(db: &Path, a: AssessArgs) -> Result<()> {
     if let Some(h) = &a.host {
         servers.retain(|s| s.name.eq_ignore_ascii_case(h));
         if servers.is_empty() {
-            bail!("no server named {h:?} in {} (see `patchward servers`)", db.display());
+            bail!(
+                "no server named {h:?} in {} (see `patchward servers`)",
+                db.display()
+            );
         }
     }
     if servers.is_empty() {
-        bail!("no servers in {}: import some with `patchward import hosts`", db.display());
+        bail!(
+            "no servers in {}: import some with `patchward import hosts`",
+            db.display()
+        );
     }
     let catalog = store.catalog().await?;
     if catalog.fixes.is_empty() {
-        eprintln!("warning: no MSRC data imported yet: import feeds first (`patchward import feeds`)");
+        eprintln!(
+            "warning: no MSRC data imported yet: import feeds first (`patchward import feeds`)"
+        );
     }
     let index = ExposureIndex::new(&catalog);
     let mut result = assess_all(&index, &servers, &policy, as_of);
     for s in &mut result {
         s.open_cves.retain(|c| {
-            (!a.kev_only || c.kev) && a.min_decision.is_none_or(|m| c.priority.as_ref().is_some_and(|p| p.decision >= m))
+            (!a.kev_only || c.kev)
+                && a.min_decision
+                    .is_none_or(|m| c.priority.as_ref().is_some_and(|p| p.decision >= m))
         });
     }
-    print!("{}", render(&result, as_of, a.format, a.host.is_some(), a.top)?);
+    print!(
+        "{}",
+        render(&result, as_of, a.format, a.host.is_some(), a.top)?
+    );
     Ok(())
 }
 
-pub fn render(servers: &[ServerExposure], as_of: Date, format: Format, detail: bool, top: usize) -> Result<String> {
+pub fn render(
+    servers: &[ServerExposure],
+    as_of: Date,
+    format: Format,
+    detail: bool,
+    top: usize,
+) -> Result<String> {
     match format {
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&Assessment { as_of, servers: servers.to_vec() })?;
+            let mut s = serde_json::to_string_pretty(&Assessment {
+                as_of,
+                servers: servers.to_vec(),
+            })?;
             s.push('\n');
             Ok(s)
         }
@@ -126,9 +158,14 @@ fn render_csv(servers: &[ServerExposure]) -> Result<String> {
                 c.kev.to_string(),
                 c.exploited.to_string(),
                 opt(c.epss),
-                c.fixed_by.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" "),
+                c.fixed_by
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 c.install.to_string(),
-                p.map(|p| p.decision.label().to_string()).unwrap_or_default(),
+                p.map(|p| p.decision.label().to_string())
+                    .unwrap_or_default(),
                 opt(p.map(|p| p.due)),
                 p.map(|p| p.overdue.to_string()).unwrap_or_default(),
                 p.map(|p| p.reasons.join("; ")).unwrap_or_default(),
@@ -137,8 +174,22 @@ fn render_csv(servers: &[ServerExposure]) -> Result<String> {
     }
     csv(
         &[
-            "server", "product", "build", "build_source", "cve", "severity", "cvss", "kev", "exploited", "epss",
-            "fixed_by", "install", "decision", "due", "overdue", "reasons",
+            "server",
+            "product",
+            "build",
+            "build_source",
+            "cve",
+            "severity",
+            "cvss",
+            "kev",
+            "exploited",
+            "epss",
+            "fixed_by",
+            "install",
+            "decision",
+            "due",
+            "overdue",
+            "reasons",
         ],
         &rows,
     )
@@ -194,13 +245,25 @@ fn render_table(servers: &[ServerExposure], as_of: Date, detail: bool, top: usiz
     out.push('\n');
 
     let mut t = Table::new(&[
-        "SERVER", "PRODUCT", "BUILD", "SUPPORT", "OPEN", "ACT", "ATTEND", "TRACK*", "TRACK", "KEV", "NEXT DUE", "INSTALL",
+        "SERVER", "PRODUCT", "BUILD", "SUPPORT", "OPEN", "ACT", "ATTEND", "TRACK*", "TRACK", "KEV",
+        "NEXT DUE", "INSTALL",
     ]);
     for s in servers {
-        let count = |d: Decision| s.open_cves.iter().filter(|c| c.priority.as_ref().is_some_and(|p| p.decision == d)).count();
-        let next_due = s.open_cves.iter().filter_map(|c| c.priority.as_ref().map(|p| p.due)).min();
+        let count = |d: Decision| {
+            s.open_cves
+                .iter()
+                .filter(|c| c.priority.as_ref().is_some_and(|p| p.decision == d))
+                .count()
+        };
+        let next_due = s
+            .open_cves
+            .iter()
+            .filter_map(|c| c.priority.as_ref().map(|p| p.due))
+            .min();
         let build = match (s.build, s.build_source) {
-            (Some(b), patchward_core::inventory::BuildSource::InferredFromKb) => format!("{b} (inferred)"),
+            (Some(b), patchward_core::inventory::BuildSource::InferredFromKb) => {
+                format!("{b} (inferred)")
+            }
             (Some(b), _) => b.to_string(),
             (None, _) => "?".into(),
         };
@@ -215,14 +278,29 @@ fn render_table(servers: &[ServerExposure], as_of: Date, detail: bool, top: usiz
             count(Decision::TrackStar).to_string(),
             count(Decision::Track).to_string(),
             s.open_cves.iter().filter(|c| c.kev).count().to_string(),
-            next_due.map(|d| if d < as_of { format!("{d} OVERDUE") } else { d.to_string() }).unwrap_or_else(|| "-".into()),
-            s.missing_updates.iter().take(3).map(|m| m.kb.to_string()).collect::<Vec<_>>().join(" "),
+            next_due
+                .map(|d| {
+                    if d < as_of {
+                        format!("{d} OVERDUE")
+                    } else {
+                        d.to_string()
+                    }
+                })
+                .unwrap_or_else(|| "-".into()),
+            s.missing_updates
+                .iter()
+                .take(3)
+                .map(|m| m.kb.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
         ]);
     }
     out.push_str(&t.render());
 
-    let notes: Vec<String> =
-        servers.iter().flat_map(|s| s.notes.iter().map(move |n| format!("  {}: {n}", s.name))).collect();
+    let notes: Vec<String> = servers
+        .iter()
+        .flat_map(|s| s.notes.iter().map(move |n| format!("  {}: {n}", s.name)))
+        .collect();
     if !notes.is_empty() {
         out.push_str("\nServer findings:\n");
         for n in &notes {
@@ -232,13 +310,23 @@ fn render_table(servers: &[ServerExposure], as_of: Date, detail: bool, top: usiz
     }
 
     // The most urgent findings across the fleet (or all of one server's).
-    let mut findings: Vec<(&ServerExposure, &patchward_core::exposure::OpenCve)> =
-        servers.iter().flat_map(|s| s.open_cves.iter().map(move |c| (s, c))).collect();
+    let mut findings: Vec<(&ServerExposure, &patchward_core::exposure::OpenCve)> = servers
+        .iter()
+        .flat_map(|s| s.open_cves.iter().map(move |c| (s, c)))
+        .collect();
     findings.sort_by(|(sa, a), (sb, b)| {
-        let k = |c: &patchward_core::exposure::OpenCve| c.priority.as_ref().map(|p| (std::cmp::Reverse(p.decision), p.due));
+        let k = |c: &patchward_core::exposure::OpenCve| {
+            c.priority
+                .as_ref()
+                .map(|p| (std::cmp::Reverse(p.decision), p.due))
+        };
         k(a).cmp(&k(b))
             .then(b.kev.cmp(&a.kev))
-            .then(b.cvss.partial_cmp(&a.cvss).unwrap_or(std::cmp::Ordering::Equal))
+            .then(
+                b.cvss
+                    .partial_cmp(&a.cvss)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
             .then(sa.name.cmp(&sb.name))
             .then(a.cve.cmp(&b.cve))
     });
@@ -246,15 +334,29 @@ fn render_table(servers: &[ServerExposure], as_of: Date, detail: bool, top: usiz
     if !findings.is_empty() {
         out.push_str(&format!(
             "\n{} (of {}):\n",
-            if detail { "Open CVEs, most urgent first" } else { "Most urgent findings" },
+            if detail {
+                "Open CVEs, most urgent first"
+            } else {
+                "Most urgent findings"
+            },
             findings.len()
         ));
-        let mut t = Table::new(&["DECISION", "DUE", "SERVER", "CVE", "SEV", "CVSS", "KEV", "EPSS", "INSTALL", "WHY"]);
+        let mut t = Table::new(&[
+            "DECISION", "DUE", "SERVER", "CVE", "SEV", "CVSS", "KEV", "EPSS", "INSTALL", "WHY",
+        ]);
         for (s, c) in findings.iter().take(limit) {
             let p = c.priority.as_ref();
             t.row(vec![
-                p.map(|p| p.decision.label().to_string()).unwrap_or_default(),
-                p.map(|p| if p.overdue { format!("{} !", p.due) } else { p.due.to_string() }).unwrap_or_default(),
+                p.map(|p| p.decision.label().to_string())
+                    .unwrap_or_default(),
+                p.map(|p| {
+                    if p.overdue {
+                        format!("{} !", p.due)
+                    } else {
+                        p.due.to_string()
+                    }
+                })
+                .unwrap_or_default(),
                 s.name.clone(),
                 c.cve.clone(),
                 c.severity.clone().unwrap_or_default(),
@@ -262,7 +364,18 @@ fn render_table(servers: &[ServerExposure], as_of: Date, detail: bool, top: usiz
                 if c.kev { "KEV".into() } else { String::new() },
                 c.epss.map(|e| format!("{e:.3}")).unwrap_or_default(),
                 c.install.to_string(),
-                format!("{} — {}", c.title, p.map(|p| p.reasons.iter().take(3).cloned().collect::<Vec<_>>().join("; ")).unwrap_or_default()),
+                format!(
+                    "{} — {}",
+                    c.title,
+                    p.map(|p| p
+                        .reasons
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; "))
+                        .unwrap_or_default()
+                ),
             ]);
         }
         out.push_str(&t.render());

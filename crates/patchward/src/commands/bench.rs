@@ -89,7 +89,10 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             let store = SqliteStore::open(&a.catalog_db).await?;
             let catalog = store.catalog().await?;
             if catalog.fixes.is_empty() {
-                bail!("{} has no MSRC data: run `bench import --keep FILE DIR` first", a.catalog_db.display());
+                bail!(
+                    "{} has no MSRC data: run `bench import --keep FILE DIR` first",
+                    a.catalog_db.display()
+                );
             }
             let servers = generate(&catalog, a.servers, a.seed);
             let policy = load_policy(None)?;
@@ -135,7 +138,9 @@ pub fn generate(catalog: &Catalog, n: usize, seed: u64) -> Vec<Server> {
         if let Some(b) = f.fixed_build
             && f.classification == Classification::SecurityCumulativeUpdate
         {
-            lcus.entry(f.product_id.as_str()).or_default().push((b, f.kb));
+            lcus.entry(f.product_id.as_str())
+                .or_default()
+                .push((b, f.kb));
         }
     }
     for v in lcus.values_mut() {
@@ -146,14 +151,26 @@ pub fn generate(catalog: &Catalog, n: usize, seed: u64) -> Vec<Server> {
         .products
         .iter()
         .filter_map(|p| match &p.kind {
-            ProductKind::Os { release, installation } => lcus.get(p.id.as_str()).map(|l| (*release, *installation, l)),
+            ProductKind::Os {
+                release,
+                installation,
+            } => lcus
+                .get(p.id.as_str())
+                .map(|l| (*release, *installation, l)),
             _ => None,
         })
         .collect();
     if products.is_empty() {
         return Vec::new();
     }
-    let roles = [Role::DomainController, Role::File, Role::SqlServer, Role::Rds, Role::Web, Role::Application];
+    let roles = [
+        Role::DomainController,
+        Role::File,
+        Role::SqlServer,
+        Role::Rds,
+        Role::Web,
+        Role::Application,
+    ];
     (0..n)
         .map(|i| {
             let (release, installation, l) = products[(next() % products.len() as u64) as usize];
@@ -166,10 +183,18 @@ pub fn generate(catalog: &Catalog, n: usize, seed: u64) -> Vec<Server> {
                 os: release.name().to_string(),
                 release: Some(release),
                 installation: Some(installation),
-                build: Some(if kb_only { OsBuild { ubr: None, ..b } } else { b }),
+                build: Some(if kb_only {
+                    OsBuild { ubr: None, ..b }
+                } else {
+                    b
+                }),
                 roles: vec![roles[(next() % roles.len() as u64) as usize].clone()],
                 tier: Tier::new((next() % 4) as u8 + 1).unwrap_or_default(),
-                exposure: if next() % 10 == 0 { InternetExposure::Exposed } else { InternetExposure::Internal },
+                exposure: if next() % 10 == 0 {
+                    InternetExposure::Exposed
+                } else {
+                    InternetExposure::Internal
+                },
                 installed_kbs: [kb].into_iter().collect(),
                 ..Server::default()
             }

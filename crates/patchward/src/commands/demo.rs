@@ -42,10 +42,19 @@ fn remove_db(path: &Path) -> Result<()> {
 }
 
 pub async fn run(_db: &Path, a: DemoArgs) -> Result<()> {
-    let data = a.data.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures"));
-    let estate = a.estate.clone().unwrap_or_else(|| PathBuf::from(REPO).join("examples/demo/estate.toml"));
+    let data = a
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(REPO).join("fixtures"));
+    let estate = a
+        .estate
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(REPO).join("examples/demo/estate.toml"));
     if !data.is_dir() {
-        bail!("bundled data not found at {} (run the demo from a checkout, or pass --data)", data.display());
+        bail!(
+            "bundled data not found at {} (run the demo from a checkout, or pass --data)",
+            data.display()
+        );
     }
     let as_of = as_of(a.as_of.as_deref())?;
     remove_db(&a.demo_db)?;
@@ -55,7 +64,11 @@ pub async fn run(_db: &Path, a: DemoArgs) -> Result<()> {
         .map(|d| data.join(d))
         .filter(|p| p.exists())
         .collect();
-    eprintln!("demo: importing bundled feeds from {} into {}", data.display(), a.demo_db.display());
+    eprintln!(
+        "demo: importing bundled feeds from {} into {}",
+        data.display(),
+        a.demo_db.display()
+    );
     let started = std::time::Instant::now();
     let summary = import::import_feeds(&store, &feeds, true).await?;
     import::report_feeds(&summary);
@@ -67,14 +80,21 @@ pub async fn run(_db: &Path, a: DemoArgs) -> Result<()> {
         Err(errors) => bail!("{}", errors.join("\n")),
     };
     let n = import::store_hosts(&store, batch).await?;
-    eprintln!("demo: {n} servers from {} ({:.1}s)\n", estate.display(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "demo: {n} servers from {} ({:.1}s)\n",
+        estate.display(),
+        started.elapsed().as_secs_f64()
+    );
 
     let catalog = store.catalog().await?;
     let index = ExposureIndex::new(&catalog);
     let servers = store.servers().await?;
     let policy = load_policy(None)?;
     let result = super::assess::assess_all(&index, &servers, &policy, as_of);
-    print!("{}", super::assess::render(&result, as_of, a.format, false, 15)?);
+    print!(
+        "{}",
+        super::assess::render(&result, as_of, a.format, false, 15)?
+    );
     if a.format == Format::Table {
         let db = a.demo_db.display();
         println!(

@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use patchward_core::inventory::{Estate, Server};
 use patchward_feeds::input::{FeedKind, detect, read_input, walk};
-use patchward_feeds::{ParseError, cvrf, epss, hosts, kbbuilds, kev, lifecycle, nvd};
+use patchward_feeds::{ParseError, ParseErrors, cvrf, epss, hosts, kbbuilds, kev, lifecycle, nvd};
 use patchward_store::{DocumentImport, ImportOutcome, Store};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,29 +41,39 @@ fn parse_feed(path: &Path) -> Result<Parsed, ParseError> {
     let name = path.display().to_string();
     let bytes = read_input(path)?;
     Ok(match detect(&name, &bytes) {
-        FeedKind::CvrfXml | FeedKind::CvrfJson => Parsed::Cvrf(Box::new(cvrf::parse(&name, &bytes)?)),
+        FeedKind::CvrfXml | FeedKind::CvrfJson => {
+            Parsed::Cvrf(Box::new(cvrf::parse(&name, &bytes)?))
+        }
         FeedKind::Kev => Parsed::Kev(kev::parse(&name, &bytes)?),
         FeedKind::Epss => Parsed::Epss(epss::parse_daily(&name, &bytes)?.scores),
-        FeedKind::EpssTimeSeries => {
-            Parsed::Epss(epss::newest(epss::parse_timeseries(&name, &bytes)?).into_values().collect())
-        }
+        FeedKind::EpssTimeSeries => Parsed::Epss(
+            epss::newest(epss::parse_timeseries(&name, &bytes)?)
+                .into_values()
+                .collect(),
+        ),
         FeedKind::Nvd => Parsed::Nvd(nvd::parse(&name, &bytes)?),
         FeedKind::Lifecycle => Parsed::Lifecycle(lifecycle::parse(&name, &bytes)?),
         FeedKind::KbBuilds => Parsed::KbBuilds(kbbuilds::parse(&name, &bytes)?),
-        FeedKind::MsrcUpdatesIndex => Parsed::Skip("MSRC updates index: lists documents, nothing to import".into()),
+        FeedKind::MsrcUpdatesIndex => {
+            Parsed::Skip("MSRC updates index: lists documents, nothing to import".into())
+        }
         kind @ (FeedKind::Systeminfo
         | FeedKind::SysteminfoCsv
         | FeedKind::WmicQfe
         | FeedKind::GetHotFix
         | FeedKind::InventoryCsv
-        | FeedKind::Estate) => Parsed::Skip(format!("{}: inventory, use `import hosts`", kind.label())),
+        | FeedKind::Estate) => {
+            Parsed::Skip(format!("{}: inventory, use `import hosts`", kind.label()))
+        }
         kind => Parsed::Skip(format!("{}: not a feed Patchward imports", kind.label())),
     })
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {wide_msg}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {wide_msg}")
+    {
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_prefix(what.to_string());
@@ -76,7 +86,10 @@ pub async fn feeds(db: &Path, paths: &[PathBuf]) -> Result<FeedSummary> {
     let summary = import_feeds(&store, paths, true).await?;
     report_feeds(&summary);
     if !summary.errors.is_empty() {
-        bail!("{} file(s) could not be imported (nothing from them was stored)", summary.errors.len());
+        bail!(
+            "{} file(s) could not be imported (nothing from them was stored)",
+            summary.errors.len()
+        );
     }
     Ok(summary)
 }
@@ -100,13 +113,24 @@ pub fn report_feeds(s: &FeedSummary) {
 }
 
 /// Parse on worker threads, store on this task.
-pub async fn import_feeds(store: &impl Store, paths: &[PathBuf], progress: bool) -> Result<FeedSummary> {
+pub async fn import_feeds(
+    store: &impl Store,
+    paths: &[PathBuf],
+    progress: bool,
+) -> Result<FeedSummary> {
     let files = walk(paths)?;
-    let pb = if progress { bar(files.len(), "import feeds") } else { ProgressBar::hidden() };
+    let pb = if progress {
+        bar(files.len(), "import feeds")
+    } else {
+        ProgressBar::hidden()
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(PathBuf, Result<Parsed, ParseError>)>(4);
     let next = std::sync::Arc::new(AtomicUsize::new(0));
     let files = std::sync::Arc::new(files);
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4);
     let mut handles = Vec::new();
     for _ in 0..workers {
         let (tx, next, files) = (tx.clone(), next.clone(), files.clone());
@@ -153,11 +177,19 @@ pub async fn import_feeds(store: &impl Store, paths: &[PathBuf], progress: bool)
                 };
                 store.import_document(&imp, at).await
             }
-            Ok(Parsed::Kev(k)) => store.import_kev(&name, &k.version, k.released, &k.entries, at).await,
+            Ok(Parsed::Kev(k)) => {
+                store
+                    .import_kev(&name, &k.version, k.released, &k.entries, at)
+                    .await
+            }
             Ok(Parsed::Epss(scores)) => store.import_epss(&name, &scores, at).await,
             Ok(Parsed::Nvd(r)) => store.import_nvd(&name, &r, at).await,
             Ok(Parsed::Lifecycle(l)) => store.import_lifecycle(&name, &l, at).await,
-            Ok(Parsed::KbBuilds(t)) => store.import_kb_builds(&name, &t.products, &t.merged(), at).await,
+            Ok(Parsed::KbBuilds(t)) => {
+                store
+                    .import_kb_builds(&name, &t.products, &t.merged(), at)
+                    .await
+            }
         };
         match outcome {
             Ok(ImportOutcome::Stored) => s.stored += 1,
@@ -198,27 +230,42 @@ pub fn parse_hosts(paths: &[PathBuf]) -> Result<HostBatch, Vec<String>> {
                 continue;
             }
         };
-        let result: Result<(), ParseError> = (|| {
+        let result: Result<(), ParseErrors> = (|| {
             match detect(&name, &bytes) {
                 FeedKind::InventoryCsv => {
                     let inv = patchward_feeds::inventory_csv::parse(&name, &bytes)?;
-                    batch.warnings.extend(inv.warnings.iter().map(|w| format!("{name}: {w}")));
+                    batch
+                        .warnings
+                        .extend(inv.warnings.iter().map(|w| format!("{name}: {w}")));
                     batch.servers.extend(inv.servers);
                 }
                 FeedKind::Estate => {
                     let estate = patchward_feeds::estate::parse(&name, &bytes)?;
                     if batch.estate.is_some() {
-                        return Err(ParseError::whole(&name, "a second estate file in one import; import them one at a time"));
+                        return Err(ParseError::whole(
+                            &name,
+                            "a second estate file in one import; import them one at a time",
+                        )
+                        .into());
                     }
                     batch.servers.extend(estate.servers.iter().cloned());
                     batch.estate = Some(estate);
                 }
-                FeedKind::Systeminfo | FeedKind::SysteminfoCsv | FeedKind::WmicQfe | FeedKind::GetHotFix => {
+                FeedKind::Systeminfo
+                | FeedKind::SysteminfoCsv
+                | FeedKind::WmicQfe
+                | FeedKind::GetHotFix => {
                     for cap in hosts::parse_capture(&name, &bytes)? {
-                        batch.warnings.extend(cap.warnings.iter().map(|w| format!("{name}: {w}")));
+                        batch
+                            .warnings
+                            .extend(cap.warnings.iter().map(|w| format!("{name}: {w}")));
                         let mut server = cap.to_server(&name)?;
                         if cap.kbs.is_empty() && cap.build.is_none() {
-                            return Err(ParseError::whole(&name, "the capture lists no KBs and no OS build"));
+                            return Err(ParseError::whole(
+                                &name,
+                                "the capture lists no KBs and no OS build",
+                            )
+                            .into());
                         }
                         server.last_scan = None;
                         batch.servers.push(server);
@@ -227,17 +274,28 @@ pub fn parse_hosts(paths: &[PathBuf]) -> Result<HostBatch, Vec<String>> {
                 kind => {
                     return Err(ParseError::whole(
                         &name,
-                        format!("{} is not an inventory file (use `import feeds` for feeds)", kind.label()),
-                    ));
+                        format!(
+                            "{} is not an inventory file (use `import feeds` for feeds)",
+                            kind.label()
+                        ),
+                    )
+                    .into());
                 }
             }
             Ok(())
         })();
         if let Err(e) = result {
-            errors.push(e.to_string());
+            errors.extend(e.errors.iter().map(|e| e.to_string()));
+            if e.truncated {
+                errors.push(format!("{name}: more errors not shown"));
+            }
         }
     }
-    if errors.is_empty() { Ok(batch) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(batch)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `import hosts PATH...`.
@@ -270,7 +328,12 @@ pub async fn store_hosts(store: &impl Store, batch: HostBatch) -> Result<usize> 
             .iter()
             .position(|m| m.name.eq_ignore_ascii_case(&s.name))
             .map(|i| merged.remove(i))
-            .or_else(|| existing.iter().find(|e| e.name.eq_ignore_ascii_case(&s.name)).cloned());
+            .or_else(|| {
+                existing
+                    .iter()
+                    .find(|e| e.name.eq_ignore_ascii_case(&s.name))
+                    .cloned()
+            });
         merged.push(match base {
             Some(old) => old.updated_with(s),
             None => s,

@@ -25,7 +25,18 @@ pub async fn servers(db: &Path, a: ServersArgs) -> Result<()> {
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&servers)?),
         Format::Csv | Format::Table => {
-            let headers = ["name", "os", "build", "installation", "roles", "tier", "site", "exposure", "ring", "kbs"];
+            let headers = [
+                "name",
+                "os",
+                "build",
+                "installation",
+                "roles",
+                "tier",
+                "site",
+                "exposure",
+                "ring",
+                "kbs",
+            ];
             let rows: Vec<Vec<String>> = servers
                 .iter()
                 .map(|s| {
@@ -33,14 +44,24 @@ pub async fn servers(db: &Path, a: ServersArgs) -> Result<()> {
                         s.name.clone(),
                         s.os.clone(),
                         opt(s.build),
-                        s.installation.map(|i| i.name().to_string()).unwrap_or_default(),
-                        s.roles.iter().map(|r| r.label().to_string()).collect::<Vec<_>>().join(";"),
+                        s.installation
+                            .map(|i| i.name().to_string())
+                            .unwrap_or_default(),
+                        s.roles
+                            .iter()
+                            .map(|r| r.label().to_string())
+                            .collect::<Vec<_>>()
+                            .join(";"),
                         s.tier.0.to_string(),
                         opt(s.site.as_ref()),
                         format!("{:?}", s.exposure).to_lowercase(),
                         opt(s.ring.as_ref()),
                         if a.format == Format::Csv {
-                            s.installed_kbs.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" ")
+                            s.installed_kbs
+                                .iter()
+                                .map(|k| k.to_string())
+                                .collect::<Vec<_>>()
+                                .join(" ")
                         } else {
                             s.installed_kbs.len().to_string()
                         },
@@ -50,7 +71,18 @@ pub async fn servers(db: &Path, a: ServersArgs) -> Result<()> {
             if a.format == Format::Csv {
                 print!("{}", csv(&headers, &rows)?);
             } else {
-                let mut t = Table::new(&["NAME", "OS", "BUILD", "INSTALLATION", "ROLES", "TIER", "SITE", "EXPOSURE", "RING", "KBS"]);
+                let mut t = Table::new(&[
+                    "NAME",
+                    "OS",
+                    "BUILD",
+                    "INSTALLATION",
+                    "ROLES",
+                    "TIER",
+                    "SITE",
+                    "EXPOSURE",
+                    "RING",
+                    "KBS",
+                ]);
                 for r in rows {
                     t.row(r);
                 }
@@ -104,10 +136,17 @@ struct CveRow {
 }
 
 fn release_arg(s: &str) -> Option<ServerRelease> {
-    let n = s.trim().to_lowercase().replace("windows server", "").replace(['-', ','], " ");
+    let n = s
+        .trim()
+        .to_lowercase()
+        .replace("windows server", "")
+        .replace(['-', ','], " ");
     let n = n.split_whitespace().collect::<Vec<_>>().join(" ");
     ServerRelease::ALL.into_iter().find(|r| {
-        let label = serde_json::to_value(r).ok().and_then(|v| v.as_str().map(|s| s.to_lowercase())).unwrap_or_default();
+        let label = serde_json::to_value(r)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.to_lowercase()))
+            .unwrap_or_default();
         label == n
     })
 }
@@ -116,24 +155,38 @@ pub async fn cves(db: &Path, a: CvesArgs) -> Result<()> {
     let store = open(db).await?;
     let catalog = store.catalog().await?;
     let release = match &a.product {
-        Some(p) => Some(release_arg(p).ok_or_else(|| anyhow::anyhow!("--product {p:?}: expected 2012 R2, 2016, 2019, 2022, 2022 23H2 or 2025"))?),
+        Some(p) => Some(release_arg(p).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--product {p:?}: expected 2012 R2, 2016, 2019, 2022, 2022 23H2 or 2025"
+            )
+        })?),
         None => None,
     };
     let min_sev = match &a.severity {
-        Some(s) => Some(
-            patchward_core::catalog::Severity::parse(s)
-                .ok_or_else(|| anyhow::anyhow!("--severity {s:?}: expected low, moderate, important or critical"))?,
-        ),
+        Some(s) => Some(patchward_core::catalog::Severity::parse(s).ok_or_else(|| {
+            anyhow::anyhow!("--severity {s:?}: expected low, moderate, important or critical")
+        })?),
         None => None,
     };
     let since = match &a.since {
-        Some(s) => Some(s.parse::<Date>().map_err(|e| anyhow::anyhow!("--since {s:?}: {e}"))?),
+        Some(s) => Some(
+            s.parse::<Date>()
+                .map_err(|e| anyhow::anyhow!("--since {s:?}: {e}"))?,
+        ),
         None => None,
     };
-    let products: BTreeMap<&str, &patchward_core::catalog::Product> =
-        catalog.products.iter().map(|p| (p.id.as_str(), p)).collect();
-    let kev: BTreeMap<&str, &patchward_core::intel::KevEntry> = catalog.kev.iter().map(|k| (k.cve.as_str(), k)).collect();
-    let epss: BTreeMap<&str, f64> = catalog.epss.iter().map(|e| (e.cve.as_str(), e.epss)).collect();
+    let products: BTreeMap<&str, &patchward_core::catalog::Product> = catalog
+        .products
+        .iter()
+        .map(|p| (p.id.as_str(), p))
+        .collect();
+    let kev: BTreeMap<&str, &patchward_core::intel::KevEntry> =
+        catalog.kev.iter().map(|k| (k.cve.as_str(), k)).collect();
+    let epss: BTreeMap<&str, f64> = catalog
+        .epss
+        .iter()
+        .map(|e| (e.cve.as_str(), e.epss))
+        .collect();
     let mut affected: BTreeMap<&str, Vec<&patchward_core::catalog::Affected>> = BTreeMap::new();
     for x in &catalog.affected {
         affected.entry(x.cve.as_str()).or_default().push(x);
@@ -144,7 +197,10 @@ pub async fn cves(db: &Path, a: CvesArgs) -> Result<()> {
     }
     let mut rows = Vec::new();
     for v in &catalog.vulnerabilities {
-        if a.cve.as_ref().is_some_and(|c| !c.eq_ignore_ascii_case(&v.cve)) {
+        if a.cve
+            .as_ref()
+            .is_some_and(|c| !c.eq_ignore_ascii_case(&v.cve))
+        {
             continue;
         }
         let k = kev.get(v.cve.as_str());
@@ -156,7 +212,9 @@ pub async fn cves(db: &Path, a: CvesArgs) -> Result<()> {
             .into_iter()
             .filter(|x| {
                 release.is_none_or(|r| {
-                    products.get(x.product_id.as_str()).is_some_and(|p| classify_product_name(&p.name).is_some_and(|k| k.release() == r))
+                    products.get(x.product_id.as_str()).is_some_and(|p| {
+                        classify_product_name(&p.name).is_some_and(|k| k.release() == r)
+                    })
                 })
             })
             .collect();
@@ -167,7 +225,9 @@ pub async fn cves(db: &Path, a: CvesArgs) -> Result<()> {
         if min_sev.is_some_and(|m| severity.is_none_or(|s| s < m)) {
             continue;
         }
-        let released_date = v.released.map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date());
+        let released_date = v
+            .released
+            .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date());
         if since.is_some_and(|s| released_date.is_none_or(|d| d < s)) {
             continue;
         }
@@ -177,7 +237,16 @@ pub async fn cves(db: &Path, a: CvesArgs) -> Result<()> {
             .into_iter()
             .flatten()
             .filter(|f| ids.contains(f.product_id.as_str()))
-            .map(|f| format!("{} {} {}", f.kb, f.classification.label(), opt(f.fixed_build)).trim().to_string())
+            .map(|f| {
+                format!(
+                    "{} {} {}",
+                    f.kb,
+                    f.classification.label(),
+                    opt(f.fixed_build)
+                )
+                .trim()
+                .to_string()
+            })
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -188,19 +257,28 @@ pub async fn cves(db: &Path, a: CvesArgs) -> Result<()> {
             document: v.document.clone(),
             released: v.released,
             severity: severity.map(|s| s.label().to_string()),
-            cvss: aff.iter().filter_map(|x| x.cvss_base).fold(None, |m: Option<f32>, x| Some(m.map_or(x, |m| m.max(x)))),
+            cvss: aff
+                .iter()
+                .filter_map(|x| x.cvss_base)
+                .fold(None, |m: Option<f32>, x| Some(m.map_or(x, |m| m.max(x)))),
             exploited: v.exploited,
             publicly_disclosed: v.publicly_disclosed,
             kev: k.is_some(),
             kev_due: k.map(|k| k.due),
             epss: epss.get(v.cve.as_str()).copied(),
-            products: ids.iter().filter_map(|i| products.get(i).map(|p| p.name.clone())).collect(),
+            products: ids
+                .iter()
+                .filter_map(|i| products.get(i).map(|p| p.name.clone()))
+                .collect(),
             fixes: fx,
         });
     }
     rows.sort_by(|a, b| b.released.cmp(&a.released).then(a.cve.cmp(&b.cve)));
     if a.cve.is_some() && rows.is_empty() {
-        bail!("{} is not in the catalog for Windows Server", a.cve.as_deref().unwrap_or_default());
+        bail!(
+            "{} is not in the catalog for Windows Server",
+            a.cve.as_deref().unwrap_or_default()
+        );
     }
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
@@ -222,17 +300,40 @@ pub async fn cves(db: &Path, a: CvesArgs) -> Result<()> {
                     ]
                 })
                 .collect();
-            print!("{}", csv(&["cve", "month", "severity", "cvss", "exploited", "kev", "kev_due", "epss", "title", "fixes"], &r)?);
+            print!(
+                "{}",
+                csv(
+                    &[
+                        "cve",
+                        "month",
+                        "severity",
+                        "cvss",
+                        "exploited",
+                        "kev",
+                        "kev_due",
+                        "epss",
+                        "title",
+                        "fixes"
+                    ],
+                    &r
+                )?
+            );
         }
         Format::Table => {
-            let mut t = Table::new(&["CVE", "MONTH", "SEV", "CVSS", "EXPL", "KEV", "EPSS", "TITLE"]);
+            let mut t = Table::new(&[
+                "CVE", "MONTH", "SEV", "CVSS", "EXPL", "KEV", "EPSS", "TITLE",
+            ]);
             for r in &rows {
                 t.row(vec![
                     r.cve.clone(),
                     r.document.clone(),
                     opt(r.severity.as_ref()),
                     opt(r.cvss),
-                    if r.exploited { "yes".into() } else { String::new() },
+                    if r.exploited {
+                        "yes".into()
+                    } else {
+                        String::new()
+                    },
                     r.kev_due.map(|d| format!("due {d}")).unwrap_or_default(),
                     r.epss.map(|e| format!("{e:.3}")).unwrap_or_default(),
                     r.title.clone(),
@@ -241,7 +342,11 @@ pub async fn cves(db: &Path, a: CvesArgs) -> Result<()> {
             print!("{}", t.render());
             if a.cve.is_some() {
                 for r in &rows {
-                    println!("\nProducts: {}\nFixes:\n  {}", r.products.join(", "), r.fixes.join("\n  "));
+                    println!(
+                        "\nProducts: {}\nFixes:\n  {}",
+                        r.products.join(", "),
+                        r.fixes.join("\n  ")
+                    );
                 }
             }
             eprintln!("{} CVE(s)", rows.len());
@@ -295,7 +400,11 @@ pub fn summarise(status: &[FeedStatus], as_of: Date) -> Vec<FeedLine> {
     by.into_iter()
         .map(|(feed, list)| {
             let newest = list.iter().filter_map(|s| s.as_of).max();
-            let imported_at = list.iter().map(|s| s.imported_at).max().unwrap_or(Timestamp::UNIX_EPOCH);
+            let imported_at = list
+                .iter()
+                .map(|s| s.imported_at)
+                .max()
+                .unwrap_or(Timestamp::UNIX_EPOCH);
             let last = list.iter().max_by_key(|s| s.as_of);
             FeedLine {
                 feed: feed.to_string(),
@@ -320,7 +429,10 @@ pub async fn feed_status(db: &Path, a: FeedStatusArgs) -> Result<()> {
     let lines = summarise(&store.feed_status().await?, as_of);
     let counts = store.counts().await?;
     match a.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"feeds": lines, "counts": counts}))?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"feeds": lines, "counts": counts}))?
+        ),
         Format::Csv | Format::Table => {
             let rows: Vec<Vec<String>> = lines
                 .iter()
@@ -328,26 +440,48 @@ pub async fn feed_status(db: &Path, a: FeedStatusArgs) -> Result<()> {
                     vec![
                         l.feed.clone(),
                         l.documents.to_string(),
-                        l.newest.map(|t| t.strftime("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into()),
+                        l.newest
+                            .map(|t| t.strftime("%Y-%m-%d").to_string())
+                            .unwrap_or_else(|| "-".into()),
                         l.records.to_string(),
-                        if l.stale { "STALE".into() } else { "current".into() },
+                        if l.stale {
+                            "STALE".into()
+                        } else {
+                            "current".into()
+                        },
                         l.imported_at.strftime("%Y-%m-%d %H:%M").to_string(),
                         l.source.clone(),
                     ]
                 })
                 .collect();
-            let headers = ["feed", "files", "as_of", "records", "status", "imported", "source"];
+            let headers = [
+                "feed", "files", "as_of", "records", "status", "imported", "source",
+            ];
             if a.format == Format::Csv {
                 print!("{}", csv(&headers, &rows)?);
             } else {
-                let mut t = Table::new(&["FEED", "FILES", "AS OF", "RECORDS", "STATUS", "IMPORTED (UTC)", "LAST SOURCE"]);
+                let mut t = Table::new(&[
+                    "FEED",
+                    "FILES",
+                    "AS OF",
+                    "RECORDS",
+                    "STATUS",
+                    "IMPORTED (UTC)",
+                    "LAST SOURCE",
+                ]);
                 for r in rows {
                     t.row(r);
                 }
                 print!("{}", t.render());
                 println!(
                     "stored: {} MSRC documents, {} Windows Server CVEs, {} fixes, {} KEV, {} EPSS, {} NVD, {} servers",
-                    counts.documents, counts.vulnerabilities, counts.fixes, counts.kev, counts.epss, counts.nvd, counts.servers
+                    counts.documents,
+                    counts.vulnerabilities,
+                    counts.fixes,
+                    counts.kev,
+                    counts.epss,
+                    counts.nvd,
+                    counts.servers
                 );
             }
         }

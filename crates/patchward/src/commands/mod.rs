@@ -24,22 +24,30 @@ pub fn today() -> Date {
 }
 
 pub async fn open(db: &Path) -> Result<SqliteStore> {
-    SqliteStore::open(db).await.with_context(|| format!("cannot open database {}", db.display()))
+    SqliteStore::open(db)
+        .await
+        .with_context(|| format!("cannot open database {}", db.display()))
 }
 
 /// `--as-of YYYY-MM-DD`, defaulting to today.
 pub fn as_of(s: Option<&str>) -> Result<Date> {
     match s {
         None => Ok(today()),
-        Some(s) => s.parse::<Date>().with_context(|| format!("--as-of {s:?}: expected a date like 2026-11-25")),
+        Some(s) => s
+            .parse::<Date>()
+            .with_context(|| format!("--as-of {s:?}: expected a date like 2026-11-25")),
     }
 }
 
 /// The priority policy: defaults, or a TOML file (unknown keys and bad values are errors).
 pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
-    let Some(path) = path else { return Ok(Policy::default()) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy {}", path.display()))?;
-    let p: Policy = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let Some(path) = path else {
+        return Ok(Policy::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy {}", path.display()))?;
+    let p: Policy =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let problems = p.validate();
     if !problems.is_empty() {
         bail!("{}: {}", path.display(), problems.join("; "));

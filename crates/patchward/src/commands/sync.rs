@@ -10,7 +10,8 @@ use std::time::Duration;
 
 pub const MSRC_INDEX: &str = "https://api.msrc.microsoft.com/cvrf/v3.0/updates";
 pub const MSRC_DOC: &str = "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/";
-pub const KEV_URL: &str = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json";
+pub const KEV_URL: &str =
+    "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json";
 pub const EPSS_URL: &str = "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz";
 
 #[derive(Args)]
@@ -48,7 +49,10 @@ async fn get(c: &reqwest::Client, url: &str, accept: &str) -> Result<Vec<u8>> {
     if !status.is_success() {
         bail!("{url}: HTTP {status}");
     }
-    let body = resp.bytes().await.with_context(|| format!("{url}: download interrupted"))?;
+    let body = resp
+        .bytes()
+        .await
+        .with_context(|| format!("{url}: download interrupted"))?;
     if body.is_empty() {
         bail!("{url}: empty response");
     }
@@ -57,14 +61,16 @@ async fn get(c: &reqwest::Client, url: &str, accept: &str) -> Result<Vec<u8>> {
 
 pub async fn run(db: &Path, a: SyncArgs) -> Result<()> {
     let c = client(a.timeout)?;
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("cannot create {}", a.dir.display()))?;
+    std::fs::create_dir_all(&a.dir)
+        .with_context(|| format!("cannot create {}", a.dir.display()))?;
     let write = |name: &str, bytes: &[u8]| -> Result<()> {
         let p = a.dir.join(name);
         std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))
     };
 
     let index = get(&c, MSRC_INDEX, "application/json").await?;
-    let v: serde_json::Value = serde_json::from_slice(&index).context("MSRC updates index is not JSON")?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&index).context("MSRC updates index is not JSON")?;
     let mut ids: Vec<(String, String)> = v
         .get("value")
         .and_then(|x| x.as_array())
@@ -91,15 +97,24 @@ pub async fn run(db: &Path, a: SyncArgs) -> Result<()> {
         write(&format!("msrc-{id}.xml"), &doc)?;
     }
     eprintln!("fetching CISA KEV");
-    write("known_exploited_vulnerabilities.json", &get(&c, KEV_URL, "application/json").await?)?;
+    write(
+        "known_exploited_vulnerabilities.json",
+        &get(&c, KEV_URL, "application/json").await?,
+    )?;
     eprintln!("fetching FIRST EPSS");
-    write("epss_scores-current.csv.gz", &get(&c, EPSS_URL, "*/*").await?)?;
+    write(
+        "epss_scores-current.csv.gz",
+        &get(&c, EPSS_URL, "*/*").await?,
+    )?;
 
     let store = open(db).await?;
     let summary = import::import_feeds(&store, &[a.dir.clone()], true).await?;
     import::report_feeds(&summary);
     if !summary.errors.is_empty() {
-        bail!("{} downloaded file(s) could not be imported", summary.errors.len());
+        bail!(
+            "{} downloaded file(s) could not be imported",
+            summary.errors.len()
+        );
     }
     Ok(())
 }
