@@ -645,20 +645,58 @@ fn dash_columns(dashes: &str, header: &str) -> Option<Vec<(usize, String)>> {
     Some(out)
 }
 
-fn slice_columns(line: &str, cols: &[(usize, String)]) -> Vec<String> {
+/// Split a table row into cells separated by runs of two or more spaces (or tabs), each with
+/// its start column (in chars). Values such as "Security Update" keep their single spaces.
+fn cells(line: &str) -> Vec<(usize, String)> {
     let chars: Vec<char> = line.chars().collect();
-    cols.iter()
-        .enumerate()
-        .map(|(i, (start, _))| {
-            let end = cols.get(i + 1).map(|c| c.0).unwrap_or(chars.len());
-            let (s, e) = ((*start).min(chars.len()), end.min(chars.len()));
-            chars[s..e.max(s)]
-                .iter()
-                .collect::<String>()
-                .trim()
-                .to_string()
-        })
-        .collect()
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == ' ' || chars[i] == '\t' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut cell = String::new();
+        while i < chars.len() {
+            let gap = chars[i] == '\t'
+                || (chars[i] == ' '
+                    && (i + 1 >= chars.len() || chars[i + 1] == ' ' || chars[i + 1] == '\t'));
+            if gap {
+                break;
+            }
+            cell.push(chars[i]);
+            i += 1;
+        }
+        out.push((start, cell.trim().to_string()));
+    }
+    out
+}
+
+/// Map a row's cells onto the header's columns: each cell goes to the not-yet-used column
+/// (to the right of the previous one) whose start is nearest. Exact for aligned rows; also
+/// right when a wide non-ASCII value shifted the rest of the row (the Russian qfe sample).
+fn slice_columns(line: &str, cols: &[(usize, String)]) -> Vec<String> {
+    let mut out = vec![String::new(); cols.len()];
+    let mut next = 0;
+    for (pos, cell) in cells(line) {
+        if next >= cols.len() {
+            // More cells than columns: append to the last column.
+            if let Some(last) = out.last_mut() {
+                if !last.is_empty() {
+                    last.push(' ');
+                }
+                last.push_str(&cell);
+            }
+            continue;
+        }
+        let best = (next..cols.len())
+            .min_by_key(|&c| cols[c].0.abs_diff(pos))
+            .unwrap_or(next);
+        out[best] = cell;
+        next = best + 1;
+    }
+    out
 }
 
 struct Row {
