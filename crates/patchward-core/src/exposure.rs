@@ -543,10 +543,13 @@ impl<'c> ExposureIndex<'c> {
             .into_iter()
             .flatten()
         {
+            // Evidence of a component is an installed update of that component which is not
+            // also an OS update (on 2016+ the LCU services in-box .NET too, and installing a
+            // newer LCU must never make a component appear).
             if server
                 .installed_kbs
                 .iter()
-                .any(|k| self.product_kbs[c].contains(k))
+                .any(|k| self.product_kbs[c].contains(k) && !self.product_kbs[os].contains(k))
             {
                 products.push(c);
             }

@@ -288,6 +288,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
+        let mut changed = 0u64;
         Self::upsert_products(&mut tx, products).await?;
         for chunk in updates.chunks(BATCH) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -306,9 +307,15 @@ impl Store for SqliteStore {
             qb.push(
                 " ON CONFLICT (product_id, kb, document) DO UPDATE SET subtype = excluded.subtype,
                   classification = excluded.classification, fixed_build = excluded.fixed_build,
-                  supersedes = excluded.supersedes, restart_required = excluded.restart_required",
+                  supersedes = excluded.supersedes, restart_required = excluded.restart_required
+                  WHERE kb_builds.subtype IS NOT excluded.subtype OR kb_builds.classification IS NOT excluded.classification
+                     OR kb_builds.fixed_build IS NOT excluded.fixed_build OR kb_builds.supersedes IS NOT excluded.supersedes
+                     OR kb_builds.restart_required IS NOT excluded.restart_required",
             );
-            qb.build().execute(&mut *tx).await?;
+            changed += qb.build().execute(&mut *tx).await?.rows_affected();
+        }
+        if changed == 0 {
+            return Ok(ImportOutcome::Unchanged);
         }
         Self::record_feed(
             &mut tx,
@@ -388,6 +395,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
+        let mut changed = 0u64;
         for chunk in scores.chunks(BATCH) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO epss (cve, epss, percentile, model_version, score_date) ",
@@ -402,9 +410,14 @@ impl Store for SqliteStore {
             qb.push(
                 " ON CONFLICT (cve) DO UPDATE SET epss = excluded.epss, percentile = excluded.percentile,
                   model_version = excluded.model_version, score_date = excluded.score_date
-                  WHERE excluded.score_date >= epss.score_date",
+                  WHERE excluded.score_date > epss.score_date
+                     OR (excluded.score_date = epss.score_date AND (excluded.epss <> epss.epss
+                         OR excluded.percentile <> epss.percentile OR excluded.model_version <> epss.model_version))",
             );
-            qb.build().execute(&mut *tx).await?;
+            changed += qb.build().execute(&mut *tx).await?.rows_affected();
+        }
+        if changed == 0 {
+            return Ok(ImportOutcome::Unchanged);
         }
         let newest = scores.iter().map(|s| s.score_date).max();
         let as_of = newest
@@ -436,6 +449,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
+        let mut changed = 0u64;
         for chunk in records.chunks(BATCH) {
             let mut rows = Vec::with_capacity(chunk.len());
             for r in chunk {
@@ -452,9 +466,13 @@ impl Store for SqliteStore {
             });
             qb.push(
                 " ON CONFLICT (cve) DO UPDATE SET last_modified = excluded.last_modified, record = excluded.record
-                  WHERE excluded.last_modified IS NULL OR nvd.last_modified IS NULL OR excluded.last_modified >= nvd.last_modified",
+                  WHERE (excluded.last_modified IS NULL OR nvd.last_modified IS NULL
+                         OR excluded.last_modified >= nvd.last_modified) AND excluded.record <> nvd.record",
             );
-            qb.build().execute(&mut *tx).await?;
+            changed += qb.build().execute(&mut *tx).await?.rows_affected();
+        }
+        if changed == 0 {
+            return Ok(ImportOutcome::Unchanged);
         }
         let as_of = records.iter().filter_map(|r| r.last_modified).max();
         Self::record_feed(
@@ -479,6 +497,19 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<ImportOutcome> {
         let mut tx = self.pool.begin().await?;
+        let mut stored: Vec<(String, String)> =
+            sqlx::query_as("SELECT cycle, record FROM lifecycle")
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut incoming = Vec::with_capacity(entries.len());
+        for e in entries {
+            incoming.push((e.cycle.clone(), to_json("lifecycle entry", e)?));
+        }
+        incoming.sort();
+        stored.sort();
+        if stored == incoming {
+            return Ok(ImportOutcome::Unchanged);
+        }
         sqlx::query("DELETE FROM lifecycle")
             .execute(&mut *tx)
             .await?;

@@ -231,7 +231,12 @@ pub fn parse_hosts(paths: &[PathBuf]) -> Result<HostBatch, Vec<String>> {
             }
         };
         let result: Result<(), ParseErrors> = (|| {
-            match detect(&name, &bytes) {
+            let mut kind = detect(&name, &bytes);
+            if kind == FeedKind::Unknown && name.to_ascii_lowercase().ends_with(".csv") {
+                // Let the CSV reader say which required column is missing.
+                kind = FeedKind::InventoryCsv;
+            }
+            match kind {
                 FeedKind::InventoryCsv => {
                     let inv = patchward_feeds::inventory_csv::parse(&name, &bytes)?;
                     batch

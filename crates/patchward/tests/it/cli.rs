@@ -1,0 +1,259 @@
+//! The command line end to end against a real SQLite file.
+
+use crate::fixtures;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("patchward-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn pw(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patchward"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn f(p: &str) -> String {
+    fixtures().join(p).display().to_string()
+}
+
+#[test]
+fn import_assess_json_and_idempotent_reimport() {
+    let d = tmpdir("assess");
+    let db = d.join("p.db");
+    let feeds = [
+        f("msrc-cvrf/2024-Jun.xml.zst"),
+        f("msrc-cvrf/2024-Jul.xml.zst"),
+        f("kev"),
+        f("epss"),
+        f("lifecycle"),
+    ];
+    let mut args = vec!["import", "feeds"];
+    args.extend(feeds.iter().map(String::as_str));
+    let first = pw(&db, &args);
+    ok(&first);
+    let again = pw(&db, &args);
+    ok(&again);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("feeds: 0 stored, 7 unchanged, 1 older than stored"),
+        "{err}"
+    );
+
+    let csv = d.join("hosts.csv");
+    std::fs::write(
+        &csv,
+        "name,os,build,installation,kbs\n\
+         WEB-01,Windows Server 2022 Datacenter,10.0.20348.2527,Desktop Experience,KB5039227\n\
+         WEB-02,Windows Server 2022 Datacenter,10.0.20348.2582,Server Core,KB5040437\n\
+         APP-01,Windows Server 2019 Standard,10.0.17763,Desktop Experience,KB5039217 KB5041160\n",
+    )
+    .unwrap();
+    ok(&pw(&db, &["import", "hosts", csv.to_str().unwrap()]));
+    let out = ok(&pw(
+        &db,
+        &["assess", "--as-of", "2024-08-01", "--format", "json"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let servers = v["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3);
+    let by = |n: &str| servers.iter().find(|s| s["name"] == n).unwrap().clone();
+    let web1 = by("WEB-01");
+    for k in [
+        "name",
+        "product",
+        "installation",
+        "build",
+        "build_source",
+        "support",
+        "missing_updates",
+        "open_cves",
+    ] {
+        assert!(web1.get(k).is_some(), "missing key {k}");
+    }
+    assert_eq!(web1["build_source"], "reported");
+    // One cumulative update closes everything: the newest Server 2022 LCU in the data (the July
+    // document was later edited to list newer KBs), at or above July's build.
+    assert_eq!(web1["missing_updates"].as_array().unwrap().len(), 1);
+    let m = &web1["missing_updates"][0];
+    assert_eq!(m["classification"], "security_cumulative_update");
+    assert!(
+        m["title"]
+            .as_str()
+            .unwrap()
+            .contains(m["kb"].as_str().unwrap())
+    );
+    let fb: patchward_core::build::OsBuild = m["fixed_build"].as_str().unwrap().parse().unwrap();
+    assert!(fb >= "10.0.20348.2582".parse().unwrap());
+    let c = web1["open_cves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cve"] == "CVE-2024-38080")
+        .unwrap()
+        .clone();
+    for k in [
+        "cve",
+        "severity",
+        "cvss",
+        "kev",
+        "exploited",
+        "epss",
+        "fixed_by",
+        "decision",
+        "due",
+        "reasons",
+    ] {
+        assert!(c.get(k).is_some(), "missing key {k} in open CVE");
+    }
+    assert_eq!(c["kev"], true);
+    assert_eq!(c["fixed_by"][0], "KB5040437");
+    assert!(!c["reasons"].as_array().unwrap().is_empty());
+    // WEB-02 runs the July build: only CVEs MSRC later gave newer fixes remain open.
+    for c in by("WEB-02")["open_cves"].as_array().unwrap() {
+        assert!(
+            c["fixed_by"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|k| k.as_str().unwrap() > "KB5041000"),
+            "{c}"
+        );
+    }
+    assert!(
+        by("WEB-02")["open_cves"].as_array().unwrap().len()
+            < web1["open_cves"].as_array().unwrap().len()
+    );
+    assert_eq!(by("WEB-02")["installation"], "Server Core");
+    assert_eq!(by("APP-01")["build_source"], "inferred_from_kb");
+
+    let table = ok(&pw(&db, &["assess", "--as-of", "2024-08-01"]));
+    assert!(table.contains("WEB-01") && table.contains("Most urgent"));
+    let csv_out = ok(&pw(
+        &db,
+        &[
+            "assess",
+            "--as-of",
+            "2024-08-01",
+            "--format",
+            "csv",
+            "--kev-only",
+        ],
+    ));
+    assert!(csv_out.starts_with("server,product,build"));
+    assert!(
+        csv_out.lines().skip(1).all(|l| l.contains(",true,")),
+        "{csv_out}"
+    );
+    let listed = ok(&pw(
+        &db,
+        &["cves", "--kev", "--product", "2022", "--format", "json"],
+    ));
+    let l: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert!(l.as_array().unwrap().iter().all(|c| c["kev"] == true));
+    assert!(
+        l.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["cve"] == "CVE-2024-38080")
+    );
+    let st = ok(&pw(&db, &["feeds", "status", "--as-of", "2024-08-01"]));
+    assert!(st.contains("msrc-cvrf") && st.contains("kev"), "{st}");
+}
+
+#[test]
+fn bad_inputs_name_file_line_field_and_store_nothing() {
+    let d = tmpdir("bad");
+    let db = d.join("p.db");
+    ok(&pw(
+        &db,
+        &["import", "feeds", &f("msrc-cvrf/2024-Jul.xml.zst")],
+    ));
+    let good = d.join("good.csv");
+    std::fs::write(&good, "name,os,build,installation,kbs\nA,Windows Server 2022,10.0.20348.2582,Server Core,KB5040437\n").unwrap();
+    ok(&pw(&db, &["import", "hosts", good.to_str().unwrap()]));
+
+    // A bad build on line 3 of a second file: nothing from either file is stored.
+    let bad = d.join("bad.csv");
+    std::fs::write(&bad, "name,os,build,installation,kbs\nB,Windows Server 2022,10.0.20348.1,Desktop Experience,\nC,Windows Server 2022,10.0.x,Desktop Experience,\n").unwrap();
+    let o = pw(
+        &db,
+        &[
+            "import",
+            "hosts",
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.csv") && err.contains(":3") && err.contains("build"),
+        "{err}"
+    );
+    let servers = ok(&pw(&db, &["servers", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&servers).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "nothing partial stored");
+
+    // A missing required column.
+    let nocol = d.join("nocol.csv");
+    std::fs::write(&nocol, "name,build\nX,10.0.20348.1\n").unwrap();
+    let o = pw(&db, &["import", "hosts", nocol.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nocol.csv") && err.contains("\"os\""), "{err}");
+
+    // A truncated CVRF document: an error naming the file; the stored month is untouched.
+    let full =
+        patchward_feeds::input::read_input(&fixtures().join("msrc-cvrf/2024-Jun.xml.zst")).unwrap();
+    let cut = d.join("2024-Jun.xml");
+    std::fs::write(&cut, &full[..full.len() / 3]).unwrap();
+    let before = ok(&pw(&db, &["cves", "--format", "json"]));
+    let o = pw(&db, &["import", "feeds", cut.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("2024-Jun.xml"));
+    assert_eq!(before, ok(&pw(&db, &["cves", "--format", "json"])));
+
+    // Wrong types and unknown values on the command line are clear errors.
+    let o = pw(&db, &["assess", "--as-of", "25/11/2026"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--as-of"));
+    let o = pw(&db, &["assess", "--host", "NOPE"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NOPE"));
+}
+
+#[test]
+fn demo_runs_on_a_fresh_file() {
+    let d = tmpdir("demo");
+    let out = Command::new(env!("CARGO_BIN_EXE_patchward"))
+        .current_dir(&d)
+        .args(["demo", "--as-of", "2026-11-25"])
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(
+        text.contains("DC-01") && text.contains("Most urgent findings"),
+        "{text}"
+    );
+    // The fully patched DC and Hyper-V host show nothing open.
+    let dc = text.lines().find(|l| l.starts_with("DC-01 ")).unwrap();
+    assert!(dc.split_whitespace().any(|w| w == "0"), "{dc}");
+    assert!(d.join("patchward-demo.db").exists());
+}

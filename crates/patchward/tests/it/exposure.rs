@@ -1,0 +1,475 @@
+//! Exposure and priority rules on real MSRC months.
+
+use crate::{catalog_of, full_catalog};
+use jiff::civil::Date;
+use patchward_core::build::OsBuild;
+use patchward_core::catalog::{Classification, Kb};
+use patchward_core::exposure::{Determination, ExposureIndex, ServerExposure};
+use patchward_core::inventory::{BuildSource, InternetExposure, Role, Server, Tier};
+use patchward_core::priority::{Decision, Exploitation, Policy, assess_server};
+use patchward_core::product::{Installation, ServerRelease};
+
+pub fn server(os: &str, build: &str, inst: Installation, kbs: &[u32]) -> Server {
+    Server {
+        name: "T".into(),
+        os: os.into(),
+        build: Some(build.parse().unwrap()),
+        installation: Some(inst),
+        installed_kbs: kbs.iter().map(|k| Kb(*k)).collect(),
+        ..Server::default()
+    }
+}
+
+fn day(s: &str) -> Date {
+    s.parse().unwrap()
+}
+
+fn open(e: &ServerExposure, cve: &str) -> bool {
+    e.open_cves.iter().any(|c| c.cve == cve)
+}
+
+#[test]
+fn july_2024_build_comparison_per_product() {
+    let c = catalog_of(&["2024-Jun", "2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2024-08-01");
+    for (os, inst, below, fixed) in [
+        (
+            "Windows Server 2022 Datacenter",
+            Installation::Desktop,
+            "10.0.20348.2527",
+            "10.0.20348.2582",
+        ),
+        (
+            "Windows Server 2022 Standard",
+            Installation::ServerCore,
+            "10.0.20348.2527",
+            "10.0.20348.2582",
+        ),
+        (
+            "Windows Server 2019 Standard",
+            Installation::Desktop,
+            "10.0.17763.5936",
+            "10.0.17763.6054",
+        ),
+        (
+            "Windows Server 2016 Standard",
+            Installation::Desktop,
+            "10.0.14393.7070",
+            "10.0.14393.7159",
+        ),
+        (
+            "Windows Server 2022 Datacenter",
+            Installation::ServerCore,
+            "10.0.25398.950",
+            "10.0.25398.1009",
+        ),
+    ] {
+        let e = ix.assess(&server(os, below, inst, &[]), at);
+        assert!(
+            open(&e, "CVE-2024-38077"),
+            "{os} {inst} at {below} must have CVE-2024-38077 open"
+        );
+        assert_eq!(e.build_source, BuildSource::Reported);
+        let c38077 = e
+            .open_cves
+            .iter()
+            .find(|c| c.cve == "CVE-2024-38077")
+            .unwrap();
+        assert_eq!(c38077.determined_by, Determination::Build);
+        let e = ix.assess(&server(os, fixed, inst, &[]), at);
+        assert!(!open(&e, "CVE-2024-38077"), "{os} at {fixed} is patched");
+        // MSRC later added newer fixes to some July CVEs (e.g. CVE-2024-30098 fixed for 2022
+        // only in October 2025): whatever stays open is fixed only by those later updates.
+        for c in &e.open_cves {
+            assert!(
+                c.fixed_by.iter().all(|k| k.0 > 5041000),
+                "{os} at {fixed}: {} open with {:?}",
+                c.cve,
+                c.fixed_by
+            );
+            assert_eq!(c.determined_by, Determination::Build);
+        }
+    }
+    // 23H2 Edition is a separate build line: a 25398 build is its product, not Server 2022.
+    let e = ix.assess(
+        &server(
+            "Windows Server 2022 Datacenter",
+            "10.0.25398.950",
+            Installation::ServerCore,
+            &[],
+        ),
+        at,
+    );
+    assert_eq!(e.release, Some(ServerRelease::Server2022_23H2));
+    assert!(e.product.as_deref().unwrap().contains("23H2"));
+    let fix = &e
+        .open_cves
+        .iter()
+        .find(|c| c.cve == "CVE-2024-38077")
+        .unwrap()
+        .fixed_by;
+    assert_eq!(fix, &vec![Kb(5040438)]);
+}
+
+#[test]
+fn hyperv_cve_2024_38080_only_on_2022() {
+    let c = catalog_of(&["2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2024-08-01");
+    let e = ix.assess(
+        &server(
+            "Windows Server 2022",
+            "10.0.20348.2500",
+            Installation::Desktop,
+            &[],
+        ),
+        at,
+    );
+    let h = e
+        .open_cves
+        .iter()
+        .find(|c| c.cve == "CVE-2024-38080")
+        .unwrap();
+    assert!(h.exploited && h.kev);
+    assert_eq!(h.fixed_by, vec![Kb(5040437)]);
+    // The update to install is the newest Server 2022 cumulative update in the data (the July
+    // document was later edited to list October 2025 fixes), which supersedes July's.
+    let newest = c
+        .fixes
+        .iter()
+        .filter(|f| {
+            f.product_id == "11923" && f.classification == Classification::SecurityCumulativeUpdate
+        })
+        .filter_map(|f| f.fixed_build.map(|b| (b, f.kb)))
+        .max()
+        .unwrap();
+    assert_eq!(h.install, newest.1);
+    let e = ix.assess(
+        &server(
+            "Windows Server 2019",
+            "10.0.17763.5900",
+            Installation::Desktop,
+            &[],
+        ),
+        at,
+    );
+    assert!(!open(&e, "CVE-2024-38080"));
+    assert!(open(&e, "CVE-2024-38112"));
+}
+
+#[test]
+fn one_newer_cumulative_update_satisfies_all_older_ones() {
+    let c = full_catalog();
+    let ix = ExposureIndex::new(c);
+    let at = day("2026-11-25");
+    // Server 2022 at the June 2026 LCU build: nothing open from 2024-01 .. 2026-07 in the
+    // OS stream, although only the newest KB is installed.
+    let e = ix.assess(
+        &server(
+            "Windows Server 2022",
+            "10.0.20348.5256",
+            Installation::Desktop,
+            &[5094128],
+        ),
+        at,
+    );
+    assert!(
+        e.open_cves.is_empty(),
+        "{:?}",
+        e.open_cves
+            .iter()
+            .take(5)
+            .map(|c| (&c.cve, &c.fixed_by))
+            .collect::<Vec<_>>()
+    );
+    // One month behind: only that month's CVEs (and nothing older) are open, all closed by the
+    // one newest cumulative update.
+    let e = ix.assess(
+        &server(
+            "Windows Server 2022",
+            "10.0.20348.5139",
+            Installation::Desktop,
+            &[5087545],
+        ),
+        at,
+    );
+    assert!(!e.open_cves.is_empty());
+    assert_eq!(e.missing_updates.len(), 1);
+    assert_eq!(e.missing_updates[0].kb, Kb(5094128));
+    assert_eq!(
+        e.missing_updates[0].classification,
+        Classification::SecurityCumulativeUpdate
+    );
+    assert!(e.open_cves.iter().all(|c| c.install == Kb(5094128)));
+}
+
+#[test]
+fn every_release_at_its_newest_build_has_no_open_cve_from_the_cumulative_stream() {
+    let c = full_catalog();
+    let ix = ExposureIndex::new(c);
+    let mut checked = 0;
+    for p in &c.products {
+        let patchward_core::product::ProductKind::Os {
+            release,
+            installation,
+        } = p.kind
+        else {
+            continue;
+        };
+        let newest = c
+            .fixes
+            .iter()
+            .filter(|f| {
+                f.product_id == p.id
+                    && f.classification.is_os_cumulative()
+                    && f.classification != Classification::Hotpatch
+            })
+            .filter_map(|f| f.fixed_build.map(|b| (b, f.kb)))
+            .max();
+        let Some((b, kb)) = newest else { continue };
+        let s = Server {
+            name: p.name.clone(),
+            os: release.name().into(),
+            build: Some(b),
+            installation: Some(installation),
+            installed_kbs: [kb].into_iter().collect(),
+            ..Server::default()
+        };
+        let e = ix.assess(&s, day("2026-11-25"));
+        let from_stream: Vec<_> = e
+            .open_cves
+            .iter()
+            .filter(|c| c.determined_by == Determination::Build)
+            .map(|c| &c.cve)
+            .collect();
+        assert!(from_stream.is_empty(), "{} at {b}: {from_stream:?}", p.name);
+        checked += 1;
+    }
+    assert!(checked >= 10, "checked {checked} products");
+}
+
+#[test]
+fn unknown_revision_is_inferred_from_the_newest_installed_cumulative_update() {
+    let c = catalog_of(&["2024-Jun", "2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2024-08-01");
+    let mut s = server(
+        "Windows Server 2022 Datacenter",
+        "10.0.20348",
+        Installation::Desktop,
+        &[5039227, 5040437],
+    );
+    let e = ix.assess(&s, at);
+    assert_eq!(e.build_source, BuildSource::InferredFromKb);
+    assert_eq!(e.build.unwrap().to_string(), "10.0.20348.2582");
+    assert!(!open(&e, "CVE-2024-38077") && !open(&e, "CVE-2024-38080"));
+    assert!(
+        e.open_cves
+            .iter()
+            .all(|c| !c.fixed_by.contains(&Kb(5040437)))
+    );
+    s.installed_kbs = [Kb(5039227)].into_iter().collect();
+    let e = ix.assess(&s, at);
+    assert_eq!(e.build_source, BuildSource::InferredFromKb);
+    assert!(open(&e, "CVE-2024-38077"));
+    // Nothing recognisable installed: the revision stays unknown and KBs decide.
+    s.installed_kbs = [Kb(1234567)].into_iter().collect();
+    let e = ix.assess(&s, at);
+    assert_eq!(e.build_source, BuildSource::Unknown);
+    assert!(
+        e.open_cves
+            .iter()
+            .all(|c| c.determined_by == Determination::Kb)
+    );
+    assert!(open(&e, "CVE-2024-38077"));
+}
+
+#[test]
+fn supersedence_closes_older_fixes_without_a_build() {
+    let c = catalog_of(&["2024-Jun", "2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    // No build at all, only the caption and the July LCU: June's CVEs are closed through
+    // KB5040437 superseding KB5039227.
+    let s = Server {
+        name: "X".into(),
+        os: "Microsoft Windows Server 2022 Standard".into(),
+        installed_kbs: [Kb(5040437)].into_iter().collect(),
+        ..Server::default()
+    };
+    let e = ix.assess(&s, day("2024-08-01"));
+    assert_eq!(e.release, Some(ServerRelease::Server2022));
+    assert!(
+        e.open_cves
+            .iter()
+            .all(|c| !c.fixed_by.contains(&Kb(5039227)) && !c.fixed_by.contains(&Kb(5040437))),
+        "{:?}",
+        e.open_cves
+            .iter()
+            .map(|c| (&c.cve, &c.fixed_by))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn hotpatch_fixes_count_only_for_enrolled_servers() {
+    let c = catalog_of(&["2025-May", "2025-Jun"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2025-07-01");
+    // Between the hotpatch build (3745) and the LCU build (3807).
+    let mut s = server(
+        "Windows Server 2022 Datacenter: Azure Edition",
+        "10.0.20348.3750",
+        Installation::Desktop,
+        &[],
+    );
+    let e = ix.assess(&s, at);
+    assert!(
+        open(&e, "CVE-2025-33053"),
+        "not enrolled: only the LCU build counts"
+    );
+    let f = &e
+        .open_cves
+        .iter()
+        .find(|c| c.cve == "CVE-2025-33053")
+        .unwrap()
+        .fixed_by;
+    assert!(
+        !f.contains(&Kb(5060525)),
+        "hotpatch KB is not offered to a non-enrolled server"
+    );
+    s.hotpatch = true;
+    let e = ix.assess(&s, at);
+    assert!(
+        !open(&e, "CVE-2025-33053"),
+        "enrolled at the hotpatch build: fixed"
+    );
+    s.build = Some("10.0.20348.3740".parse().unwrap());
+    assert!(open(&ix.assess(&s, at), "CVE-2025-33053"));
+}
+
+#[test]
+fn kev_overrides_msrc_and_drives_act_with_kev_due_date() {
+    let c = full_catalog();
+    let ix = ExposureIndex::new(c);
+    let mut s = server(
+        "Windows Server 2022 Datacenter",
+        "10.0.20348.3692",
+        Installation::Desktop,
+        &[],
+    );
+    s.tier = Tier(1);
+    s.roles = vec![Role::DomainController];
+    s.exposure = InternetExposure::Internal;
+    let e = assess_server(&ix, &s, &Policy::default(), day("2025-11-01"));
+    let c = e
+        .open_cves
+        .iter()
+        .find(|c| c.cve == "CVE-2025-33073")
+        .unwrap();
+    assert!(!c.exploited, "MSRC says Exploited:No");
+    assert!(c.kev);
+    let p = c.priority.as_ref().unwrap();
+    assert_eq!(p.exploitation, Exploitation::Active);
+    assert_eq!(p.decision, Decision::Act);
+    assert!(p.reasons.iter().any(|r| r.contains("KEV")));
+    // CISA's due date for CVE-2025-33073 is 2025-11-10; the Act SLA from June 2025 is earlier,
+    // so the SLA wins here; for a KEV entry with an earlier due date the KEV date wins.
+    assert!(p.due <= day("2025-11-10"));
+    assert!(p.overdue);
+    // The same CVE on a tier-4 internal print server: still active exploitation, lower mission.
+    s.tier = Tier(4);
+    s.roles = vec![Role::Print];
+    let e = assess_server(&ix, &s, &Policy::default(), day("2025-11-01"));
+    let p = e
+        .open_cves
+        .iter()
+        .find(|c| c.cve == "CVE-2025-33073")
+        .unwrap()
+        .priority
+        .clone()
+        .unwrap();
+    assert!(p.decision < Decision::Act);
+}
+
+#[test]
+fn kev_due_date_wins_when_earlier_than_the_sla() {
+    let c = full_catalog();
+    let ix = ExposureIndex::new(c);
+    let mut policy = Policy::default();
+    policy.sla_days.act = 365;
+    policy.sla_days.attend = 365;
+    policy.sla_days.track_star = 365;
+    policy.sla_days.track = 365;
+    let s = server(
+        "Windows Server 2022 Datacenter",
+        "10.0.20348.3692",
+        Installation::Desktop,
+        &[],
+    );
+    let e = assess_server(&ix, &s, &policy, day("2025-07-01"));
+    let c = e
+        .open_cves
+        .iter()
+        .find(|c| c.cve == "CVE-2025-33053")
+        .unwrap();
+    let p = c.priority.as_ref().unwrap();
+    assert_eq!(Some(p.due), c.kev_due);
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.contains("KEV due date is earlier"))
+    );
+}
+
+#[test]
+fn support_status_from_the_lifecycle_table() {
+    let c = catalog_of(&["2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    let s = server(
+        "Windows Server 2012 R2 Standard",
+        "6.3.9600.22074",
+        Installation::Desktop,
+        &[],
+    );
+    let e = ix.assess(&s, day("2025-01-01"));
+    assert_eq!(
+        e.support.as_ref().unwrap().phase,
+        patchward_core::intel::SupportPhase::Esu
+    );
+    let e = ix.assess(&s, day("2026-11-25"));
+    assert_eq!(
+        e.support.as_ref().unwrap().phase,
+        patchward_core::intel::SupportPhase::Unsupported
+    );
+    assert!(e.notes.iter().any(|n| n.contains("unsupported")));
+    let s = server(
+        "Windows Server 2022 Datacenter",
+        "10.0.20348.2582",
+        Installation::Desktop,
+        &[],
+    );
+    assert_eq!(
+        ix.assess(&s, day("2026-11-01")).support.unwrap().phase,
+        patchward_core::intel::SupportPhase::Extended
+    );
+    assert_eq!(
+        ix.assess(&s, day("2025-01-01")).support.unwrap().phase,
+        patchward_core::intel::SupportPhase::Mainstream
+    );
+}
+
+#[test]
+fn unrecognised_os_is_a_finding_not_a_crash() {
+    let c = catalog_of(&["2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    let s = Server {
+        name: "OLD".into(),
+        os: "Microsoft(R) Windows(R) Server 2003, Standard Edition".into(),
+        ..Server::default()
+    };
+    let e = ix.assess(&s, day("2026-01-01"));
+    assert!(e.open_cves.is_empty());
+    assert!(e.notes[0].contains("unrecognised OS"));
+    let _: Option<OsBuild> = e.build;
+}
