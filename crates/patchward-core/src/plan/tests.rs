@@ -868,7 +868,7 @@ fn simple_config(seed: u64, servers: usize) -> GenConfig {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // 256 cases by default; PROPTEST_CASES=N for a longer run.
 
     #[test]
     fn checker_finds_no_violation(seed in any::<u64>(), n in 1usize..30, emergency in any::<bool>(), offset_h in 0i64..400) {
