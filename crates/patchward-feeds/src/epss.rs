@@ -61,7 +61,7 @@ fn columns(
                 .iter()
                 .position(|h| h.eq_ignore_ascii_case(w))
                 .ok_or_else(|| {
-                    ParseError::new(
+                    ParseError::at(
                         source,
                         Some(line),
                         Some(w),
@@ -77,7 +77,7 @@ fn columns(
 
 fn probability(source: &str, line: u64, field: &str, s: &str) -> Result<f64, ParseError> {
     let v: f64 = s.parse().map_err(|_| {
-        ParseError::new(
+        ParseError::at(
             source,
             Some(line),
             Some(field),
@@ -86,7 +86,7 @@ fn probability(source: &str, line: u64, field: &str, s: &str) -> Result<f64, Par
     })?;
     if !(0.0..=1.0).contains(&v) {
         // NaN also fails `contains`.
-        return Err(ParseError::new(
+        return Err(ParseError::at(
             source,
             Some(line),
             Some(field),
@@ -135,7 +135,7 @@ fn parse_comment(
                     v.get(..10)
                         .and_then(|p| p.parse::<Date>().ok())
                         .ok_or_else(|| {
-                            ParseError::new(
+                            ParseError::at(
                                 source,
                                 Some(line),
                                 Some("score_date"),
@@ -195,7 +195,7 @@ pub fn parse_daily(source: &str, bytes: &[u8]) -> Result<EpssFile, ParseError> {
         }
         let cve = row[idx[0]];
         if !is_cve_id(cve) {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 Some(n),
                 Some("cve"),
@@ -203,7 +203,7 @@ pub fn parse_daily(source: &str, bytes: &[u8]) -> Result<EpssFile, ParseError> {
             ));
         }
         if let Some(prev) = seen.insert(cve.to_string(), n) {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 Some(n),
                 Some("cve"),
@@ -283,7 +283,7 @@ pub fn parse_timeseries_for(
             ));
         }
         let d: Date = row[idx[0]].parse().map_err(|_| {
-            ParseError::new(
+            ParseError::at(
                 source,
                 Some(n),
                 Some("date"),
@@ -291,7 +291,7 @@ pub fn parse_timeseries_for(
             )
         })?;
         if let Some(prev) = seen.insert(d, n) {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 Some(n),
                 Some("date"),
@@ -300,7 +300,7 @@ pub fn parse_timeseries_for(
         }
         let model = row[idx[1]];
         if model.is_empty() {
-            return Err(ParseError::new(source, Some(n), Some("model"), "empty"));
+            return Err(ParseError::at(source, Some(n), Some("model"), "empty"));
         }
         out.push(EpssScore {
             cve: cve.to_string(),

@@ -26,6 +26,16 @@ impl ParseError {
         source: impl Into<String>,
         line: Option<u64>,
         field: Option<&str>,
+        message: &str,
+    ) -> Self {
+        ParseError::at(source, line, field, message)
+    }
+
+    /// Like [`ParseError::new`], taking the message by value (`format!(…)` without a borrow).
+    pub fn at(
+        source: impl Into<String>,
+        line: Option<u64>,
+        field: Option<&str>,
         message: impl Into<String>,
     ) -> Self {
         ParseError {
@@ -38,12 +48,12 @@ impl ParseError {
 
     /// An error about the whole source (no line, no field).
     pub fn whole(source: impl Into<String>, message: impl Into<String>) -> Self {
-        ParseError::new(source, None, None, message)
+        ParseError::at(source, None, None, message)
     }
 
     /// An error at a line.
     pub fn at_line(source: impl Into<String>, line: u64, message: impl Into<String>) -> Self {
-        ParseError::new(source, Some(line), None, message)
+        ParseError::at(source, Some(line), None, message)
     }
 
     /// An error in a field (optionally at a line).

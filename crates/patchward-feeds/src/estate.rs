@@ -178,7 +178,7 @@ impl Ctx<'_> {
     fn fail<T>(&mut self, at: &S<T>, field: &str, msg: impl Into<String>) {
         let line = self.line(at);
         self.errs
-            .push(ParseError::new(self.source, Some(line), Some(field), msg));
+            .push(ParseError::at(self.source, Some(line), Some(field), msg));
     }
     fn check<T, U>(&mut self, at: &S<U>, field: &str, r: Result<T, String>) -> Option<T> {
         match r {
@@ -363,7 +363,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Estate, ParseErrors> {
     let raw: RawEstate = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of_offset(text, s.start));
         let msg = e.message().trim().to_string();
-        ParseError::new(source, line, None, msg)
+        ParseError::at(source, line, None, msg)
     })?;
     let mut cx = Ctx {
         source,
@@ -700,7 +700,7 @@ fn convert(cx: &mut Ctx<'_>, raw: RawEstate) -> Estate {
 
     match &raw.servers {
         None => {
-            cx.errs.push(ParseError::new(
+            cx.errs.push(ParseError::at(
                 cx.source,
                 None,
                 Some("servers"),
@@ -710,7 +710,7 @@ fn convert(cx: &mut Ctx<'_>, raw: RawEstate) -> Estate {
         Some(list) => {
             if list.is_empty() {
                 cx.errs
-                    .push(ParseError::new(cx.source, None, Some("servers"), "empty"));
+                    .push(ParseError::at(cx.source, None, Some("servers"), "empty"));
             }
             let mut seen: BTreeMap<String, u64> = BTreeMap::new();
             for (i, s) in list.iter().enumerate() {

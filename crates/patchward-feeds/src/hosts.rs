@@ -111,7 +111,7 @@ impl HostCapture {
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| {
-                ParseError::new(source, None, Some("name"), "the capture names no host")
+                ParseError::at(source, None, Some("name"), "the capture names no host")
             })?;
         Ok(Server {
             name: name.to_string(),
@@ -550,7 +550,7 @@ pub fn parse_systeminfo_csv(source: &str, bytes: &[u8]) -> Result<Vec<HostCaptur
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
-            ParseError::new(
+            ParseError::at(
                 source,
                 (line > 0).then_some(line),
                 None,
@@ -747,7 +747,7 @@ fn table_rows(
 ) -> Result<Vec<Row>, ParseError> {
     let find = |name: &str| cols.iter().position(|(_, n)| n.eq_ignore_ascii_case(name));
     let id_i = find("HotFixID").ok_or_else(|| {
-        ParseError::new(
+        ParseError::at(
             source,
             lines.first().map(|l| l.0),
             Some("HotFixID"),
@@ -771,7 +771,7 @@ fn table_rows(
             id = tok.to_string();
         }
         if id.is_empty() {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 Some(n),
                 Some("HotFixID"),
@@ -868,7 +868,7 @@ fn list_rows(source: &str, lines: &[(u64, &str)]) -> Result<Vec<Row>, ParseError
                 .filter(|v| !v.is_empty())
         };
         let id = get("HotFixID").ok_or_else(|| {
-            ParseError::new(
+            ParseError::at(
                 source,
                 Some(start),
                 Some("HotFixID"),

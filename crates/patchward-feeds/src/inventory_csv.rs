@@ -211,7 +211,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<InventoryImport, ParseErrors>
         match Col::from_header(h) {
             Some(c) => {
                 if cols.insert(c, i).is_some() {
-                    return Err(ParseError::new(
+                    return Err(ParseError::at(
                         source,
                         Some(1),
                         Some(c.name()),
@@ -229,9 +229,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<InventoryImport, ParseErrors>
     }
     for req in [Col::Name, Col::Os] {
         if !cols.contains_key(&req) {
-            return Err(
-                ParseError::new(source, Some(1), Some(req.name()), "missing column").into(),
-            );
+            return Err(ParseError::at(source, Some(1), Some(req.name()), "missing column").into());
         }
     }
     let width = headers.len();
@@ -243,7 +241,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<InventoryImport, ParseErrors>
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map(|p| p.line());
-                if !errs.push(ParseError::new(
+                if !errs.push(ParseError::at(
                     source,
                     line,
                     None,
@@ -275,7 +273,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<InventoryImport, ParseErrors>
         if let Some(s) = row_server(&mut row, &get, &mut warnings) {
             let key = s.name.to_lowercase();
             if let Some(prev) = names.insert(key, line) {
-                errs.push(ParseError::new(
+                errs.push(ParseError::at(
                     source,
                     Some(line),
                     Some("name"),
@@ -303,7 +301,7 @@ struct RowCtx<'a> {
 
 impl RowCtx<'_> {
     fn fail(&mut self, c: Col, msg: String) {
-        self.errs.push(ParseError::new(
+        self.errs.push(ParseError::at(
             self.source,
             Some(self.line),
             Some(c.name()),

@@ -109,7 +109,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KbBuildTable, ParseError> {
         idx[i] = headers
             .iter()
             .position(|h| h.trim().eq_ignore_ascii_case(col))
-            .ok_or_else(|| ParseError::new(source, Some(1), Some(col), "missing column"))?;
+            .ok_or_else(|| ParseError::at(source, Some(1), Some(col), "missing column"))?;
     }
     let mut table = KbBuildTable::default();
     let mut products: BTreeMap<String, usize> = BTreeMap::new();
@@ -122,11 +122,11 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KbBuildTable, ParseError> {
                 } => format!("expected {expected_len} fields, found {len}"),
                 _ => format!("malformed CSV: {e}"),
             };
-            ParseError::new(source, (line > 0).then_some(line), None, msg)
+            ParseError::at(source, (line > 0).then_some(line), None, msg)
         })?;
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
         let get = |i: usize| rec.get(idx[i]).unwrap_or("").trim();
-        let err = |i: usize, m: String| ParseError::new(source, Some(line), Some(COLUMNS[i]), m);
+        let err = |i: usize, m: String| ParseError::at(source, Some(line), Some(COLUMNS[i]), m);
         let name = get(2);
         let Some(kind) = classify_product_name(name) else {
             table.skipped_rows += 1;

@@ -44,11 +44,11 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KevCatalog, ParseError> {
         match obj.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ParseError::new(source, None, Some(k), "expected a string")),
+            Some(_) => Err(ParseError::at(source, None, Some(k), "expected a string")),
         }
     };
     let version = top_str("catalogVersion")?.ok_or_else(|| {
-        ParseError::new(
+        ParseError::at(
             source,
             None,
             Some("catalogVersion"),
@@ -58,7 +58,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KevCatalog, ParseError> {
     let released = match top_str("dateReleased")? {
         None => None,
         Some(s) => Some(s.trim().parse::<Timestamp>().map_err(|e| {
-            ParseError::new(
+            ParseError::at(
                 source,
                 None,
                 Some("dateReleased"),
@@ -69,7 +69,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KevCatalog, ParseError> {
     let vulns = match obj.get("vulnerabilities") {
         Some(Value::Array(a)) => a,
         Some(_) => {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 None,
                 Some("vulnerabilities"),
@@ -77,7 +77,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KevCatalog, ParseError> {
             ));
         }
         None => {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 None,
                 Some("vulnerabilities"),
@@ -86,7 +86,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KevCatalog, ParseError> {
         }
     };
     if vulns.is_empty() {
-        return Err(ParseError::new(
+        return Err(ParseError::at(
             source,
             None,
             Some("vulnerabilities"),
@@ -95,7 +95,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KevCatalog, ParseError> {
     }
     if let Some(count) = obj.get("count") {
         let n = count.as_u64().ok_or_else(|| {
-            ParseError::new(
+            ParseError::at(
                 source,
                 None,
                 Some("count"),
@@ -103,7 +103,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KevCatalog, ParseError> {
             )
         })?;
         if n != vulns.len() as u64 {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 None,
                 Some("count"),
@@ -119,7 +119,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KevCatalog, ParseError> {
     for (i, v) in vulns.iter().enumerate() {
         let e = entry(source, i, v)?;
         if let Some(prev) = seen.insert(e.cve.clone(), i) {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 None,
                 Some(&format!("vulnerabilities[{i}] ({})", e.cve)),
@@ -137,7 +137,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<KevCatalog, ParseError> {
 
 fn entry(source: &str, i: usize, v: &Value) -> Result<KevEntry, ParseError> {
     let obj: &Map<String, Value> = v.as_object().ok_or_else(|| {
-        ParseError::new(
+        ParseError::at(
             source,
             None,
             Some(&format!("vulnerabilities[{i}]")),
@@ -153,9 +153,9 @@ fn entry(source: &str, i: usize, v: &Value) -> Result<KevEntry, ParseError> {
     let req = |f: &str| -> Result<String, ParseError> {
         match obj.get(f) {
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-            Some(Value::String(_)) => Err(ParseError::new(source, None, Some(&at(f)), "empty")),
-            None | Some(Value::Null) => Err(ParseError::new(source, None, Some(&at(f)), "missing")),
-            Some(_) => Err(ParseError::new(
+            Some(Value::String(_)) => Err(ParseError::at(source, None, Some(&at(f)), "empty")),
+            None | Some(Value::Null) => Err(ParseError::at(source, None, Some(&at(f)), "missing")),
+            Some(_) => Err(ParseError::at(
                 source,
                 None,
                 Some(&at(f)),
@@ -166,7 +166,7 @@ fn entry(source: &str, i: usize, v: &Value) -> Result<KevEntry, ParseError> {
     let date = |f: &str| -> Result<Date, ParseError> {
         let s = req(f)?;
         s.parse::<Date>().map_err(|_| {
-            ParseError::new(
+            ParseError::at(
                 source,
                 None,
                 Some(&at(f)),
@@ -176,7 +176,7 @@ fn entry(source: &str, i: usize, v: &Value) -> Result<KevEntry, ParseError> {
     };
     let cve = req("cveID")?;
     if !is_cve_id(&cve) {
-        return Err(ParseError::new(
+        return Err(ParseError::at(
             source,
             None,
             Some(&at("cveID")),
@@ -191,7 +191,7 @@ fn entry(source: &str, i: usize, v: &Value) -> Result<KevEntry, ParseError> {
             "known" => true,
             "unknown" | "" => false,
             other => {
-                return Err(ParseError::new(
+                return Err(ParseError::at(
                     source,
                     None,
                     Some(&at("knownRansomwareCampaignUse")),
@@ -200,7 +200,7 @@ fn entry(source: &str, i: usize, v: &Value) -> Result<KevEntry, ParseError> {
             }
         },
         Some(_) => {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 None,
                 Some(&at("knownRansomwareCampaignUse")),

@@ -199,7 +199,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<LifecycleEntry>, ParseErr
                 "releaseCycle" => match v {
                     Scalar::Str(s) if !s.is_empty() => cycle = Some(s),
                     _ => {
-                        return Err(ParseError::new(
+                        return Err(ParseError::at(
                             source,
                             Some(n),
                             Some("releaseCycle"),
@@ -220,7 +220,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<LifecycleEntry>, ParseErr
             }
         }
         let cycle = cycle.ok_or_else(|| {
-            ParseError::new(
+            ParseError::at(
                 source,
                 Some(item.line),
                 Some("releaseCycle"),
@@ -228,7 +228,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<LifecycleEntry>, ParseErr
             )
         })?;
         if let Some(prev) = out.iter().find(|e| e.cycle == cycle) {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 Some(item.line),
                 Some("releaseCycle"),
@@ -358,14 +358,14 @@ fn scalar(source: &str, line: u64, raw: &str) -> Result<Scalar, ParseError> {
 fn date_value(source: &str, line: u64, key: &str, v: &Scalar) -> Result<Option<Date>, ParseError> {
     match v {
         Scalar::Null | Scalar::Bool(false) => Ok(None),
-        Scalar::Bool(true) => Err(ParseError::new(
+        Scalar::Bool(true) => Err(ParseError::at(
             source,
             Some(line),
             Some(key),
             "expected a date (YYYY-MM-DD), got true",
         )),
         Scalar::Str(s) => s.parse::<Date>().map(Some).map_err(|_| {
-            ParseError::new(
+            ParseError::at(
                 source,
                 Some(line),
                 Some(key),

@@ -20,13 +20,13 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<NvdRecord>, ParseError> {
                 .get("vulnerabilities")
                 .and_then(Value::as_array)
                 .ok_or_else(|| {
-                    ParseError::new(source, None, Some("vulnerabilities"), "expected an array")
+                    ParseError::at(source, None, Some("vulnerabilities"), "expected an array")
                 })?;
             if let Some(total) = o.get("totalResults").and_then(Value::as_u64)
                 && total > 0
                 && arr.is_empty()
             {
-                return Err(ParseError::new(
+                return Err(ParseError::at(
                     source,
                     None,
                     Some("vulnerabilities"),
@@ -42,7 +42,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<NvdRecord>, ParseError> {
                         .and_then(|o| o.get("cve"))
                         .and_then(Value::as_object)
                         .ok_or_else(|| {
-                            ParseError::new(source, None, Some(&path), "missing or not an object")
+                            ParseError::at(source, None, Some(&path), "missing or not an object")
                         })?;
                     record(source, &path, cve)
                 })
@@ -52,7 +52,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<NvdRecord>, ParseError> {
             let cve = o
                 .get("cve")
                 .and_then(Value::as_object)
-                .ok_or_else(|| ParseError::new(source, None, Some("cve"), "expected an object"))?;
+                .ok_or_else(|| ParseError::at(source, None, Some("cve"), "expected an object"))?;
             Ok(vec![record(source, "cve", cve)?])
         }
         Value::Object(o) => Ok(vec![record(source, "", o)?]),
@@ -62,7 +62,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<NvdRecord>, ParseError> {
             .map(|(i, v)| {
                 let path = format!("[{i}]");
                 let o = v.as_object().ok_or_else(|| {
-                    ParseError::new(source, None, Some(&path), "expected an object")
+                    ParseError::at(source, None, Some(&path), "expected an object")
                 })?;
                 record(source, &path, o)
             })
@@ -91,7 +91,7 @@ fn opt_str<'a>(
     match o.get(f) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(ParseError::new(
+        Some(_) => Err(ParseError::at(
             source,
             None,
             Some(&join(prefix, f)),
@@ -102,11 +102,11 @@ fn opt_str<'a>(
 
 fn record(source: &str, prefix: &str, o: &Map<String, Value>) -> Result<NvdRecord, ParseError> {
     let id = opt_str(source, prefix, o, "id")?
-        .ok_or_else(|| ParseError::new(source, None, Some(&join(prefix, "id")), "missing"))?
+        .ok_or_else(|| ParseError::at(source, None, Some(&join(prefix, "id")), "missing"))?
         .trim()
         .to_string();
     if !is_cve_id(&id) {
-        return Err(ParseError::new(
+        return Err(ParseError::at(
             source,
             None,
             Some(&join(prefix, "id")),
@@ -123,7 +123,7 @@ fn record(source: &str, prefix: &str, o: &Map<String, Value>) -> Result<NvdRecor
         opt_str(source, &p, o, f)?
             .map(|s| {
                 parse_instant_utc_default(s)
-                    .map_err(|m| ParseError::new(source, None, Some(&join(&p, f)), m))
+                    .map_err(|m| ParseError::at(source, None, Some(&join(&p, f)), m))
             })
             .transpose()
     };
@@ -131,7 +131,7 @@ fn record(source: &str, prefix: &str, o: &Map<String, Value>) -> Result<NvdRecor
         opt_str(source, &p, o, f)?
             .map(|s| {
                 s.trim().parse::<Date>().map_err(|_| {
-                    ParseError::new(
+                    ParseError::at(
                         source,
                         None,
                         Some(&join(&p, f)),
@@ -191,7 +191,7 @@ fn record(source: &str, prefix: &str, o: &Map<String, Value>) -> Result<NvdRecor
                         }
                     }
                     Some(_) => {
-                        return Err(ParseError::new(
+                        return Err(ParseError::at(
                             source,
                             None,
                             Some(&format!("{}.{key}", join(&p, "metrics"))),
@@ -202,7 +202,7 @@ fn record(source: &str, prefix: &str, o: &Map<String, Value>) -> Result<NvdRecor
             }
         }
         Some(_) => {
-            return Err(ParseError::new(
+            return Err(ParseError::at(
                 source,
                 None,
                 Some(&join(&p, "metrics")),
@@ -224,7 +224,7 @@ fn record(source: &str, prefix: &str, o: &Map<String, Value>) -> Result<NvdRecor
 }
 
 fn metric(source: &str, path: &str, version: &str, v: &Value) -> Result<CvssMetric, ParseError> {
-    let err = |f: &str, m: &str| ParseError::new(source, None, Some(&join(path, f)), m.to_string());
+    let err = |f: &str, m: &str| ParseError::at(source, None, Some(&join(path, f)), m.to_string());
     let o = v.as_object().ok_or_else(|| err("", "expected an object"))?;
     let data = o
         .get("cvssData")

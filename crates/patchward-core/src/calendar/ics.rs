@@ -107,11 +107,11 @@ fn unfold(text: &str) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if let Some(cont) = raw.strip_prefix([' ', '\t']) {
-            if let Some(last) = out.last_mut() {
-                last.1.push_str(cont);
-                continue;
-            }
+        if let Some(cont) = raw.strip_prefix([' ', '\t'])
+            && let Some(last) = out.last_mut()
+        {
+            last.1.push_str(cont);
+            continue;
         }
         if raw.trim().is_empty() {
             continue;

@@ -230,7 +230,7 @@ fn server() -> impl Strategy<Value = Server> {
                     windows,
                     ring: ring.map(|s| s.trim().to_string()),
                     backup_policy: backup.map(|s| s.trim().to_string()),
-                    estimated_duration: minutes.map(|m| SignedDuration::from_mins(m)),
+                    estimated_duration: minutes.map(SignedDuration::from_mins),
                     last_boot: boot.map(|s| Timestamp::from_second(s).unwrap()),
                     pending_reboot: pending,
                     ..Server::default()
