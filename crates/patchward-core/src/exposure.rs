@@ -207,8 +207,9 @@ impl<'c> ExposureIndex<'c> {
         // release month of an update is the document in which it fixes the most CVEs (old
         // months are re-edited to list much newer KBs).
         let mut updates: HashMap<(usize, Kb), UpdateInfo> = HashMap::new();
-        let mut doc_counts: HashMap<(usize, Kb), HashMap<&str, (usize, Option<Timestamp>)>> =
-            HashMap::new();
+        // (product, kb) → document → (CVE rows, release).
+        type DocCounts<'a> = HashMap<(usize, Kb), HashMap<&'a str, (usize, Option<Timestamp>)>>;
+        let mut doc_counts: DocCounts = HashMap::new();
         let mut supersedes: HashMap<Kb, BTreeSet<Kb>> = HashMap::new();
         for u in &catalog.updates {
             let Some(&p) = pidx.get(u.product_id.as_str()) else {
@@ -390,8 +391,7 @@ impl<'c> ExposureIndex<'c> {
     fn latest_cumulative(&self, product: usize) -> Option<(OsBuild, Kb)> {
         self.cumulative[product]
             .iter()
-            .filter(|(_, _, c)| *c != Classification::Hotpatch)
-            .next_back()
+            .rfind(|(_, _, c)| *c != Classification::Hotpatch)
             .map(|(b, k, _)| (*b, *k))
     }
 
@@ -525,14 +525,13 @@ impl<'c> ExposureIndex<'c> {
         // Effective installed set: what is installed, plus the cumulative update the build
         // implies (a server at a build has, in effect, every older cumulative update).
         let mut effective: Vec<Kb> = server.installed_kbs.iter().copied().collect();
-        if let Some(b) = build {
-            if let Some((_, k, _)) = self.cumulative[os]
+        if let Some(b) = build
+            && let Some((_, k, _)) = self.cumulative[os]
                 .iter()
                 .filter(|(fb, _, c)| *fb <= b && (hotpatch || *c != Classification::Hotpatch))
                 .max()
-            {
-                effective.push(*k);
-            }
+        {
+            effective.push(*k);
         }
         let covered = self.closure(effective);
 

@@ -11,6 +11,7 @@
 //!   no vector, when MSRC rates it remote code execution or elevation of privilege.
 //! - Mission & well-being: from the server — criticality tier, infrastructure roles, internet
 //!   exposure (thresholds are policy).
+//!
 //! The table is CISA's coordinator tree (SSVC "CISA Levels"). Due date = CVE release + the SLA
 //! days of the outcome; the KEV due date wins when earlier.
 

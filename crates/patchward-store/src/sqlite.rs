@@ -18,6 +18,16 @@ use std::str::FromStr;
 /// Rows per multi-row INSERT (9 columns × 400 stays far below SQLite's variable limit).
 const BATCH: usize = 400;
 
+/// One row of `feed_imports`: where a feed came from and how current it is.
+struct FeedRow<'a> {
+    feed: &'a str,
+    key: &'a str,
+    source: &'a str,
+    as_of: Option<Timestamp>,
+    revision: Option<&'a str>,
+    records: usize,
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -98,12 +108,7 @@ impl SqliteStore {
 
     async fn record_feed(
         tx: &mut Transaction<'_, Sqlite>,
-        feed: &str,
-        key: &str,
-        source: &str,
-        as_of: Option<Timestamp>,
-        revision: Option<&str>,
-        records: usize,
+        row: FeedRow<'_>,
         now: Timestamp,
     ) -> Result<()> {
         sqlx::query(
@@ -112,12 +117,12 @@ impl SqliteStore {
              ON CONFLICT (feed, key) DO UPDATE SET source = excluded.source, as_of = excluded.as_of,
                revision = excluded.revision, records = excluded.records, imported_at = excluded.imported_at",
         )
-        .bind(feed)
-        .bind(key)
-        .bind(source)
-        .bind(as_of.map(ms))
-        .bind(revision)
-        .bind(records as i64)
+        .bind(row.feed)
+        .bind(row.key)
+        .bind(row.source)
+        .bind(row.as_of.map(ms))
+        .bind(row.revision)
+        .bind(row.records as i64)
         .bind(ms(now))
         .execute(&mut **tx)
         .await?;
@@ -267,12 +272,14 @@ impl Store for SqliteStore {
         }
         Self::record_feed(
             &mut tx,
-            "msrc-cvrf",
-            doc.id,
-            doc.source,
-            doc.current_release,
-            doc.revision,
-            doc.vulnerabilities.len(),
+            FeedRow {
+                feed: "msrc-cvrf",
+                key: doc.id,
+                source: doc.source,
+                as_of: doc.current_release,
+                revision: doc.revision,
+                records: doc.vulnerabilities.len(),
+            },
             now,
         )
         .await?;
@@ -319,12 +326,14 @@ impl Store for SqliteStore {
         }
         Self::record_feed(
             &mut tx,
-            "kb-builds",
-            "",
-            source,
-            None,
-            None,
-            updates.len(),
+            FeedRow {
+                feed: "kb-builds",
+                key: "",
+                source,
+                as_of: None,
+                revision: None,
+                records: updates.len(),
+            },
             now,
         )
         .await?;
@@ -375,12 +384,14 @@ impl Store for SqliteStore {
         }
         Self::record_feed(
             &mut tx,
-            "kev",
-            "",
-            source,
-            released,
-            Some(version),
-            entries.len(),
+            FeedRow {
+                feed: "kev",
+                key: "",
+                source,
+                as_of: released,
+                revision: Some(version),
+                records: entries.len(),
+            },
             now,
         )
         .await?;
@@ -429,12 +440,14 @@ impl Store for SqliteStore {
             .map(|s| s.model_version.as_str());
         Self::record_feed(
             &mut tx,
-            "epss",
-            source,
-            source,
-            as_of,
-            model,
-            scores.len(),
+            FeedRow {
+                feed: "epss",
+                key: source,
+                source,
+                as_of,
+                revision: model,
+                records: scores.len(),
+            },
             now,
         )
         .await?;
@@ -477,12 +490,14 @@ impl Store for SqliteStore {
         let as_of = records.iter().filter_map(|r| r.last_modified).max();
         Self::record_feed(
             &mut tx,
-            "nvd",
-            source,
-            source,
-            as_of,
-            None,
-            records.len(),
+            FeedRow {
+                feed: "nvd",
+                key: source,
+                source,
+                as_of,
+                revision: None,
+                records: records.len(),
+            },
             now,
         )
         .await?;
@@ -522,12 +537,14 @@ impl Store for SqliteStore {
         }
         Self::record_feed(
             &mut tx,
-            "lifecycle",
-            "",
-            source,
-            None,
-            None,
-            entries.len(),
+            FeedRow {
+                feed: "lifecycle",
+                key: "",
+                source,
+                as_of: None,
+                revision: None,
+                records: entries.len(),
+            },
             now,
         )
         .await?;

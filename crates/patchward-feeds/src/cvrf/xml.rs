@@ -173,10 +173,9 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
                         };
                         enter(Ctx::Remediation, &mut ctx_stack, &mut ctx);
                     }
-                    (Ctx::Vuln, "Acknowledgments" | "RevisionHistory" | "References" | "Notes") => {
-                        if name != "Notes" {
-                            enter(Ctx::Skip, &mut ctx_stack, &mut ctx);
-                        }
+                    // Notes holds the Tag note we keep; these hold nothing we read.
+                    (Ctx::Vuln, "Acknowledgments" | "RevisionHistory" | "References") => {
+                        enter(Ctx::Skip, &mut ctx_stack, &mut ctx)
                     }
                     (Ctx::Status | Ctx::Threat | Ctx::ScoreSet | Ctx::Remediation, "ProductID") => {
                         field = Some(Field::ProductId)

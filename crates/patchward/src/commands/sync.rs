@@ -108,7 +108,7 @@ pub async fn run(db: &Path, a: SyncArgs) -> Result<()> {
     )?;
 
     let store = open(db).await?;
-    let summary = import::import_feeds(&store, &[a.dir.clone()], true).await?;
+    let summary = import::import_feeds(&store, std::slice::from_ref(&a.dir), true).await?;
     import::report_feeds(&summary);
     if !summary.errors.is_empty() {
         bail!(

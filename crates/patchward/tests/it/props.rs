@@ -10,10 +10,13 @@ use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
+/// One OS product's cumulative stream: release, installation, (build, KB) ascending.
+type Stream = (ServerRelease, Installation, Vec<(OsBuild, Kb)>);
+
 struct World {
     index: ExposureIndex<'static>,
     /// Per OS product: its cumulative updates, ascending by build.
-    streams: Vec<(ServerRelease, Installation, Vec<(OsBuild, Kb)>)>,
+    streams: Vec<Stream>,
 }
 
 fn world() -> &'static World {
