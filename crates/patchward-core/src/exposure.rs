@@ -98,6 +98,7 @@ pub struct ExposureIndex<'c> {
     kev: HashMap<&'c str, &'c KevEntry>,
     epss: HashMap<&'c str, &'c EpssScore>,
     lifecycle: HashMap<ServerRelease, &'c LifecycleEntry>,
+    nvd: HashMap<&'c str, &'c NvdRecord>,
 }
 
 /// A CVE left open on a server.
@@ -343,6 +344,7 @@ impl<'c> ExposureIndex<'c> {
                 *slot = e;
             }
         }
+        let nvd = catalog.nvd.iter().map(|n| (n.cve.as_str(), n)).collect();
         let lifecycle = catalog
             .lifecycle
             .iter()
@@ -361,6 +363,7 @@ impl<'c> ExposureIndex<'c> {
             kev,
             epss,
             lifecycle,
+            nvd,
         }
     }
 
@@ -373,7 +376,7 @@ impl<'c> ExposureIndex<'c> {
     }
 
     pub fn nvd(&self, cve: &str) -> Option<&'c NvdRecord> {
-        self.catalog.nvd.iter().find(|n| n.cve == cve)
+        self.nvd.get(cve).copied()
     }
 
     /// The OS release of a server: from its build, else from its OS caption.
@@ -590,6 +593,7 @@ impl<'c> ExposureIndex<'c> {
                 let a = cf.affected.map(|i| &self.catalog.affected[i]);
                 let kev = self.kev(&v.cve);
                 let epss = self.epss(&v.cve);
+                let nvd_metric = self.nvd(&v.cve).and_then(|n| n.best_metric());
                 let fix_released = applicable
                     .iter()
                     .filter_map(|f| self.updates.get(&(p, f.kb)).and_then(|u| u.released))
@@ -603,8 +607,13 @@ impl<'c> ExposureIndex<'c> {
                     product_id: product_id.clone(),
                     severity: a.and_then(|a| a.severity).map(|s| s.label().to_string()),
                     impact: a.and_then(|a| a.impact.clone()),
-                    cvss: a.and_then(|a| a.cvss_base),
-                    cvss_vector: a.and_then(|a| a.cvss_vector.clone()),
+                    // MSRC's per-product score first; NVD's (v4 over v3.1) where MSRC has none.
+                    cvss: a
+                        .and_then(|a| a.cvss_base)
+                        .or_else(|| nvd_metric.map(|m| m.base_score)),
+                    cvss_vector: a
+                        .and_then(|a| a.cvss_vector.clone())
+                        .or_else(|| nvd_metric.map(|m| m.vector.clone())),
                     kev: kev.is_some(),
                     kev_due: kev.map(|k| k.due),
                     kev_ransomware: kev.is_some_and(|k| k.known_ransomware),

@@ -31,6 +31,9 @@ fn all_parsers(b: &[u8]) {
     let _ = inventory_csv::parse("x", b);
     let _ = estate::parse("x", b);
     let _ = patchward_feeds::input::decompress("x", b.to_vec());
+    let _ = patchward_feeds::cvrf::parse("x", b);
+    let _ = patchward_feeds::cvrf::parse_xml("x", b);
+    let _ = patchward_feeds::cvrf::parse_json("x", b);
 }
 
 const SAMPLES: &[&str] = &[
@@ -48,6 +51,8 @@ const SAMPLES: &[&str] = &[
     "hosts/handwritten/systeminfo_fo_csv.csv",
     "inventory/servers.csv",
     "inventory/estate.toml",
+    "msrc-cvrf-json/2024-Jul-CVE-2024-38077.json",
+    "msrc-cvrf/2022-May.xml.zst",
 ];
 
 fn samples() -> &'static Vec<Vec<u8>> {

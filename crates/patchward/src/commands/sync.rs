@@ -8,8 +8,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub const MSRC_INDEX: &str = "https://api.msrc.microsoft.com/cvrf/v3.0/updates";
-pub const MSRC_DOC: &str = "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/";
+pub const MSRC_BASE: &str = "https://api.msrc.microsoft.com/cvrf/v3.0";
 pub const KEV_URL: &str =
     "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json";
 pub const EPSS_URL: &str = "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz";
@@ -25,6 +24,15 @@ pub struct SyncArgs {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// MSRC CVRF API base (a mirror may be given); `/updates` and `/cvrf/<ID>` are appended.
+    #[arg(long, default_value = MSRC_BASE)]
+    pub msrc_url: String,
+    /// CISA KEV JSON URL.
+    #[arg(long, default_value = KEV_URL)]
+    pub kev_url: String,
+    /// FIRST EPSS daily CSV (gzip) URL.
+    #[arg(long, default_value = EPSS_URL)]
+    pub epss_url: String,
 }
 
 fn client(timeout: u64) -> Result<reqwest::Client> {
@@ -68,7 +76,8 @@ pub async fn run(db: &Path, a: SyncArgs) -> Result<()> {
         std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))
     };
 
-    let index = get(&c, MSRC_INDEX, "application/json").await?;
+    let base = a.msrc_url.trim_end_matches('/');
+    let index = get(&c, &format!("{base}/updates"), "application/json").await?;
     let v: serde_json::Value =
         serde_json::from_slice(&index).context("MSRC updates index is not JSON")?;
     let mut ids: Vec<(String, String)> = v
@@ -93,18 +102,18 @@ pub async fn run(db: &Path, a: SyncArgs) -> Result<()> {
     ids.reverse();
     for (_, id) in ids.iter().take(a.months) {
         eprintln!("fetching MSRC {id}");
-        let doc = get(&c, &format!("{MSRC_DOC}{id}"), "application/xml").await?;
+        let doc = get(&c, &format!("{base}/cvrf/{id}"), "application/xml").await?;
         write(&format!("msrc-{id}.xml"), &doc)?;
     }
     eprintln!("fetching CISA KEV");
     write(
         "known_exploited_vulnerabilities.json",
-        &get(&c, KEV_URL, "application/json").await?,
+        &get(&c, &a.kev_url, "application/json").await?,
     )?;
     eprintln!("fetching FIRST EPSS");
     write(
         "epss_scores-current.csv.gz",
-        &get(&c, EPSS_URL, "*/*").await?,
+        &get(&c, &a.epss_url, "*/*").await?,
     )?;
 
     let store = open(db).await?;

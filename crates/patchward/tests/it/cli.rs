@@ -257,3 +257,29 @@ fn demo_runs_on_a_fresh_file() {
     assert!(dc.split_whitespace().any(|w| w == "0"), "{dc}");
     assert!(d.join("patchward-demo.db").exists());
 }
+
+#[test]
+fn feeds_sync_without_network_fails_clearly_and_stores_nothing() {
+    // A closed port on loopback stands in for "no network": the message must say so.
+    let d = tmpdir("sync");
+    let db = d.join("p.db");
+    let o = pw(
+        &db,
+        &[
+            "feeds",
+            "sync",
+            "--dir",
+            d.join("feeds").to_str().unwrap(),
+            "--msrc-url",
+            "http://127.0.0.1:9/cvrf/v3.0",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot reach 127.0.0.1:9") && err.contains("import feeds"),
+        "{err}"
+    );
+}
