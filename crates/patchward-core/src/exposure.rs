@@ -561,33 +561,40 @@ impl<'c> ExposureIndex<'c> {
         for &p in &products {
             let product_id = &self.catalog.products[p].id;
             for cf in &self.per_product[p] {
-                let applicable: Vec<&FixRef> = cf
-                    .fixes
-                    .iter()
-                    .filter(|f| hotpatch || f.class != Classification::Hotpatch)
-                    .collect();
-                if applicable.is_empty() {
+                // Decide without allocating: most CVEs are closed on a maintained server.
+                let (mut any, mut by_kb, mut has_build, mut build_ok) =
+                    (false, false, false, false);
+                for f in &cf.fixes {
+                    if !hotpatch && f.class == Classification::Hotpatch {
+                        continue;
+                    }
+                    any = true;
+                    by_kb |= covered.contains(&f.kb);
+                    // A validated fixed build is an OS build of this release (components
+                    // bundled in the OS cumulative update carry one too); security-only
+                    // updates are not cumulative, so their build proves nothing else.
+                    if f.class != Classification::SecurityOnly
+                        && let Some(fb) = f.build
+                    {
+                        has_build = true;
+                        build_ok |= build.is_some_and(|b| fb <= b);
+                    }
+                }
+                if !any {
                     continue;
                 }
-                let by_kb = applicable.iter().any(|f| covered.contains(&f.kb));
-                // A validated fixed build is an OS build of this release (components bundled in
-                // the OS cumulative update carry one too); security-only updates are not
-                // cumulative, so their build proves nothing about other months.
-                let build_fixes: Vec<OsBuild> = applicable
-                    .iter()
-                    .filter(|f| f.class != Classification::SecurityOnly)
-                    .filter_map(|f| f.build)
-                    .collect();
                 let (closed, determined_by) = match build {
-                    Some(b) if !build_fixes.is_empty() => (
-                        by_kb || build_fixes.iter().any(|fb| *fb <= b),
-                        Determination::Build,
-                    ),
+                    Some(_) if has_build => (by_kb || build_ok, Determination::Build),
                     _ => (by_kb, Determination::Kb),
                 };
                 if closed {
                     continue;
                 }
+                let applicable: Vec<&FixRef> = cf
+                    .fixes
+                    .iter()
+                    .filter(|f| hotpatch || f.class != Classification::Hotpatch)
+                    .collect();
                 let install = self.remediation(os, p, &applicable);
                 let v = &self.catalog.vulnerabilities[cf.vuln];
                 let a = cf.affected.map(|i| &self.catalog.affected[i]);

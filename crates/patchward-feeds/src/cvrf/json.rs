@@ -43,6 +43,8 @@ pub fn parse_json(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError
         doc.initial_release = Some(text(t.get("InitialReleaseDate"))).filter(|s| !s.is_empty());
         doc.current_release = Some(text(t.get("CurrentReleaseDate"))).filter(|s| !s.is_empty());
     }
+    doc.has_product_tree = root.get("ProductTree").is_some_and(|t| t.is_object());
+    doc.has_notes = !list(root.get("DocumentNotes")).is_empty();
     if let Some(tree) = root.get("ProductTree") {
         collect_products(tree, &mut doc.products);
     }

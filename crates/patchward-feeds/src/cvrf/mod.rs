@@ -40,8 +40,16 @@ pub struct CvrfDocument {
     pub vulnerabilities: Vec<Vulnerability>,
     pub affected: Vec<Affected>,
     pub fixes: Vec<Fix>,
-    /// Vulnerability elements in the whole document (all products).
+    /// Vulnerability elements in the whole document (all products). Zero only for a document
+    /// that also lists no products (see [`CvrfDocument::is_announcement_only`]).
     pub total_vulnerabilities: usize,
+}
+
+impl CvrfDocument {
+    /// A release note without products or vulnerabilities (e.g. 2017-May-B): nothing to store.
+    pub fn is_announcement_only(&self) -> bool {
+        self.total_vulnerabilities == 0
+    }
 }
 
 /// Parse a CVRF document in either form (sniffed: JSON starts with `{`).
@@ -103,6 +111,10 @@ pub(crate) struct RawDoc {
     pub initial_release: Option<String>,
     pub current_release: Option<String>,
     pub products: Vec<(String, String)>,
+    /// The document has a ProductTree element and release notes (even if both say little):
+    /// what a complete, deliberately empty release looks like.
+    pub has_product_tree: bool,
+    pub has_notes: bool,
 }
 
 /// Accumulates records from raw vulnerabilities, keeping only Windows Server products.
@@ -290,7 +302,12 @@ impl Builder {
     }
 
     pub(crate) fn finish(self) -> Result<CvrfDocument, ParseError> {
-        if self.out.total_vulnerabilities == 0 {
+        // A release with no vulnerabilities *and* no products is a real (if rare) document:
+        // 2017-May-B announced Forefront/Defender engine updates only. Zero vulnerabilities
+        // beside a product list is the API's broken response and must not read as "no CVEs".
+        let announcement =
+            self.doc.products.is_empty() && self.doc.has_product_tree && self.doc.has_notes;
+        if self.out.total_vulnerabilities == 0 && !announcement {
             return Err(ParseError::new(
                 &self.source,
                 None,

@@ -118,13 +118,17 @@ pub fn parse_xml(source: &str, bytes: &[u8]) -> Result<CvrfDocument, ParseError>
                         enter(Ctx::Tracking, &mut ctx_stack, &mut ctx)
                     }
                     (Ctx::None, "DocumentNotes" | "DocumentReferences" | "Acknowledgments") => {
+                        doc.has_notes |= name == "DocumentNotes";
                         enter(Ctx::Skip, &mut ctx_stack, &mut ctx)
                     }
                     (Ctx::Tracking, "ID") => field = Some(Field::DocId),
                     (Ctx::Tracking, "Number") => field = Some(Field::RevisionNumber),
                     (Ctx::Tracking, "InitialReleaseDate") => field = Some(Field::InitialRelease),
                     (Ctx::Tracking, "CurrentReleaseDate") => field = Some(Field::CurrentRelease),
-                    (Ctx::None, "ProductTree") => enter(Ctx::ProductTree, &mut ctx_stack, &mut ctx),
+                    (Ctx::None, "ProductTree") => {
+                        doc.has_product_tree = true;
+                        enter(Ctx::ProductTree, &mut ctx_stack, &mut ctx)
+                    }
                     (Ctx::ProductTree, "FullProductName") => {
                         product_id = attr(&e, "ProductID").unwrap_or_default();
                         field = Some(Field::ProductName);

@@ -42,7 +42,15 @@ fn parse_feed(path: &Path) -> Result<Parsed, ParseError> {
     let bytes = read_input(path)?;
     Ok(match detect(&name, &bytes) {
         FeedKind::CvrfXml | FeedKind::CvrfJson => {
-            Parsed::Cvrf(Box::new(cvrf::parse(&name, &bytes)?))
+            let doc = cvrf::parse(&name, &bytes)?;
+            if doc.is_announcement_only() {
+                Parsed::Skip(format!(
+                    "MSRC {} lists no products and no vulnerabilities (announcement only)",
+                    doc.id
+                ))
+            } else {
+                Parsed::Cvrf(Box::new(doc))
+            }
         }
         FeedKind::Kev => Parsed::Kev(kev::parse(&name, &bytes)?),
         FeedKind::Epss => Parsed::Epss(epss::parse_daily(&name, &bytes)?.scores),

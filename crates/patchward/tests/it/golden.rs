@@ -162,6 +162,16 @@ fn empty_and_truncated_documents_are_errors() {
     let e = patchward_feeds::cvrf::parse("empty.xml", empty).unwrap_err();
     assert!(e.to_string().contains("no Vulnerability"), "{e}");
     assert!(patchward_feeds::cvrf::parse("x.xml", b"").is_err());
+    // The same shape with products listed is the API's broken response: an error too.
+    let with_products = b"<cvrf:cvrfdoc xmlns:cvrf=\"c\" xmlns:prod=\"p\"><cvrf:DocumentTracking><cvrf:Identification><cvrf:ID>2024-Jul</cvrf:ID></cvrf:Identification></cvrf:DocumentTracking><prod:ProductTree><prod:FullProductName ProductID=\"11923\">Windows Server 2022</prod:FullProductName></prod:ProductTree></cvrf:cvrfdoc>";
+    assert!(patchward_feeds::cvrf::parse("p.xml", with_products).is_err());
+    // A real announcement-only document (no products, no vulnerabilities) is not an error.
+    let real = patchward_feeds::input::read_input(
+        &crate::fixtures().join("msrc-cvrf-empty/2017-May-B.xml.zst"),
+    )
+    .unwrap();
+    let d = patchward_feeds::cvrf::parse("2017-May-B", &real).unwrap();
+    assert!(d.is_announcement_only() && d.products.is_empty());
     assert!(patchward_feeds::cvrf::parse("x.json", b"{}").is_err());
 }
 
