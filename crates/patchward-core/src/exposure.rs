@@ -23,6 +23,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 /// Everything the exposure and priority engines read: MSRC facts plus KEV, EPSS, NVD and the
 /// lifecycle table. Built by the store from its tables.
@@ -44,7 +45,9 @@ pub struct Catalog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Determination {
-    /// Server build compared with the fixed build of the cumulative update.
+    /// The server's place in the OS cumulative stream: its build against the update's fixed
+    /// build, or — for months MSRC published without fixed builds — the release of its newest
+    /// cumulative update against the fix's.
     Build,
     /// Installed KBs and supersedence chains (no usable fixed build, or revision unknown).
     Kb,
@@ -56,6 +59,24 @@ struct FixRef {
     kb: Kb,
     class: Classification,
     build: Option<OsBuild>,
+    /// Release of the update (its month); orders the cumulative stream where MSRC gives no
+    /// fixed build (documents before mid-2021).
+    released: Option<Timestamp>,
+}
+
+/// Monthly cumulative OS updates: each contains every earlier one of the same product.
+fn is_cumulative_stream(c: Classification) -> bool {
+    matches!(
+        c,
+        Classification::SecurityCumulativeUpdate | Classification::MonthlyRollup
+    )
+}
+
+/// Fixes satisfied by the server's place in the cumulative stream when they carry no build:
+/// the cumulative updates themselves, and servicing stack updates, which every later
+/// cumulative update requires as a prerequisite (2012 R2, 2016) or contains (2019+).
+fn satisfied_by_stream(c: Classification) -> bool {
+    is_cumulative_stream(c) || c == Classification::ServicingStack
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +84,41 @@ struct CveFixes {
     vuln: usize,
     affected: Option<usize>,
     fixes: Vec<FixRef>,
+    /// Built once per index and shared by every server that has the CVE open.
+    facts: Option<Arc<CveFacts>>,
+    /// The remedy for servers not enrolled in hotpatch, and for enrolled ones.
+    plain: Option<Remedy>,
+    hot: Option<Remedy>,
+}
+
+/// How an open CVE is fixed, for one train (hotpatch or not).
+#[derive(Debug, Clone)]
+struct Remedy {
+    fixed_by: Arc<[Kb]>,
+    install: Kb,
+    fix_released: Option<Timestamp>,
+}
+
+/// What every open finding of one CVE on one product says; shared, not copied, so a fleet of
+/// servers at the same build costs one set of strings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CveFacts {
+    pub cve: Arc<str>,
+    pub title: Arc<str>,
+    pub product_id: Arc<str>,
+    pub severity: Option<&'static str>,
+    pub impact: Option<Arc<str>>,
+    pub cvss: Option<f32>,
+    pub cvss_vector: Option<Arc<str>>,
+    pub kev: bool,
+    pub kev_due: Option<Date>,
+    pub kev_ransomware: bool,
+    pub exploited: bool,
+    pub publicly_disclosed: bool,
+    pub epss: Option<f64>,
+    pub epss_percentile: Option<f64>,
+    pub released: Option<Timestamp>,
+    pub document: Arc<str>,
 }
 
 /// Aggregated facts about one update on one product.
@@ -101,36 +157,29 @@ pub struct ExposureIndex<'c> {
     nvd: HashMap<&'c str, &'c NvdRecord>,
 }
 
-/// A CVE left open on a server.
+/// A CVE left open on a server. Field access reaches the shared [`CveFacts`] (`c.cve`).
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenCve {
-    pub cve: String,
-    pub title: String,
-    pub product_id: String,
-    pub severity: Option<String>,
-    pub impact: Option<String>,
-    pub cvss: Option<f32>,
-    pub cvss_vector: Option<String>,
-    pub kev: bool,
-    pub kev_due: Option<Date>,
-    pub kev_ransomware: bool,
-    pub exploited: bool,
-    pub publicly_disclosed: bool,
-    pub epss: Option<f64>,
-    pub epss_percentile: Option<f64>,
+    #[serde(flatten)]
+    pub facts: Arc<CveFacts>,
     /// MSRC's fixing KBs for this product (applicable alternatives).
-    pub fixed_by: Vec<Kb>,
+    pub fixed_by: Arc<[Kb]>,
     /// The update to install that closes it (newest in its chain).
     pub install: Kb,
     pub determined_by: Determination,
-    pub released: Option<Timestamp>,
     /// When the first applicable fix was released for this product (MSRC adds fixes to old
     /// months years later); the SLA clock starts at the later of this and `released`.
     pub fix_released: Option<Timestamp>,
-    pub document: String,
     /// Filled by [`crate::priority::assess_server`].
     #[serde(flatten)]
     pub priority: Option<crate::priority::Priority>,
+}
+
+impl std::ops::Deref for OpenCve {
+    type Target = CveFacts;
+    fn deref(&self) -> &CveFacts {
+        &self.facts
+    }
 }
 
 /// An update the server should install, with the CVEs it closes.
@@ -144,7 +193,7 @@ pub struct MissingUpdate {
     pub fixed_build: Option<OsBuild>,
     pub restart_required: Option<String>,
     pub released: Option<Timestamp>,
-    pub closes: Vec<String>,
+    pub closes: Vec<Arc<str>>,
 }
 
 /// Exposure of one server.
@@ -307,12 +356,16 @@ impl<'c> ExposureIndex<'c> {
                 vuln: v,
                 affected: aidx.get(&(f.cve.as_str(), f.product_id.as_str())).copied(),
                 fixes: Vec::new(),
+                facts: None,
+                plain: None,
+                hot: None,
             });
             if !entry.fixes.iter().any(|x| x.kb == f.kb) {
                 entry.fixes.push(FixRef {
                     kb: f.kb,
                     class: f.classification,
                     build,
+                    released: updates.get(&(p, f.kb)).and_then(|u| u.released),
                 });
             }
         }
@@ -350,7 +403,7 @@ impl<'c> ExposureIndex<'c> {
             .iter()
             .filter_map(|l| l.release.map(|r| (r, l)))
             .collect();
-        ExposureIndex {
+        let mut index = ExposureIndex {
             catalog,
             os_products,
             component_products,
@@ -364,6 +417,84 @@ impl<'c> ExposureIndex<'c> {
             epss,
             lifecycle,
             nvd,
+        };
+        index.prepare();
+        index
+    }
+
+    /// Build the shared facts and both remedies of every (product, CVE) once.
+    fn prepare(&mut self) {
+        let mut memo: HashMap<(usize, usize, Kb), Kb> = HashMap::new();
+        let mut prepared = Vec::with_capacity(self.per_product.len());
+        for (p, list) in self.per_product.iter().enumerate() {
+            let kind = &self.catalog.products[p].kind;
+            let os = self
+                .os_products
+                .get(&(kind.release(), kind.installation()))
+                .copied()
+                .unwrap_or(p);
+            let product_id: Arc<str> = Arc::from(self.catalog.products[p].id.as_str());
+            let mut out = Vec::with_capacity(list.len());
+            for cf in list {
+                let v = &self.catalog.vulnerabilities[cf.vuln];
+                let a = cf.affected.map(|i| &self.catalog.affected[i]);
+                let kev = self.kev(&v.cve);
+                let epss = self.epss(&v.cve);
+                let nvd_metric = self.nvd(&v.cve).and_then(|n| n.best_metric());
+                let facts = Arc::new(CveFacts {
+                    cve: Arc::from(v.cve.as_str()),
+                    title: Arc::from(v.title.as_str()),
+                    product_id: product_id.clone(),
+                    severity: a.and_then(|a| a.severity).map(|s| s.label()),
+                    impact: a.and_then(|a| a.impact.as_deref()).map(Arc::from),
+                    // MSRC's per-product score first; NVD's (v4 over v3.1) where MSRC has none.
+                    cvss: a
+                        .and_then(|a| a.cvss_base)
+                        .or_else(|| nvd_metric.map(|m| m.base_score)),
+                    cvss_vector: a
+                        .and_then(|a| a.cvss_vector.as_deref())
+                        .or_else(|| nvd_metric.map(|m| m.vector.as_str()))
+                        .map(Arc::from),
+                    kev: kev.is_some(),
+                    kev_due: kev.map(|k| k.due),
+                    kev_ransomware: kev.is_some_and(|k| k.known_ransomware),
+                    exploited: v.exploited,
+                    publicly_disclosed: v.publicly_disclosed,
+                    epss: epss.map(|e| e.epss),
+                    epss_percentile: epss.map(|e| e.percentile),
+                    released: v.released,
+                    document: Arc::from(v.document.as_str()),
+                });
+                let remedy = |hotpatch: bool, memo: &mut HashMap<(usize, usize, Kb), Kb>| {
+                    let applicable: Vec<&FixRef> = cf
+                        .fixes
+                        .iter()
+                        .filter(|f| hotpatch || f.class != Classification::Hotpatch)
+                        .collect();
+                    if applicable.is_empty() {
+                        return None;
+                    }
+                    let mut fixed_by: Vec<Kb> = applicable.iter().map(|f| f.kb).collect();
+                    fixed_by.sort();
+                    fixed_by.dedup();
+                    Some(Remedy {
+                        fixed_by: fixed_by.into(),
+                        install: self.remediation(os, p, &applicable, memo),
+                        fix_released: applicable.iter().filter_map(|f| f.released).min(),
+                    })
+                };
+                let plain = remedy(false, &mut memo);
+                let hot = remedy(true, &mut memo);
+                out.push((facts, plain, hot));
+            }
+            prepared.push(out);
+        }
+        for (list, prepared) in self.per_product.iter_mut().zip(prepared) {
+            for (cf, (facts, plain, hot)) in list.iter_mut().zip(prepared) {
+                cf.facts = Some(facts);
+                cf.plain = plain;
+                cf.hot = hot;
+            }
         }
     }
 
@@ -536,6 +667,15 @@ impl<'c> ExposureIndex<'c> {
         {
             effective.push(*k);
         }
+        // The server's place in the cumulative stream by release: the newest monthly
+        // cumulative update it has (installed, or implied by its build). It satisfies every
+        // older cumulative fix, including those from months MSRC published without builds.
+        let stream_release: Option<Timestamp> = effective
+            .iter()
+            .filter_map(|k| self.updates.get(&(os, *k)))
+            .filter(|u| is_cumulative_stream(u.classification))
+            .filter_map(|u| u.released)
+            .max();
         let covered = self.closure(effective);
 
         let mut products = vec![os];
@@ -557,9 +697,8 @@ impl<'c> ExposureIndex<'c> {
             }
         }
 
-        let mut missing: BTreeMap<Kb, (usize, Vec<String>)> = BTreeMap::new();
+        let mut missing: BTreeMap<Kb, (usize, Vec<Arc<str>>)> = BTreeMap::new();
         for &p in &products {
-            let product_id = &self.catalog.products[p].id;
             for cf in &self.per_product[p] {
                 // Decide without allocating: most CVEs are closed on a maintained server.
                 let (mut any, mut by_kb, mut has_build, mut build_ok) =
@@ -578,69 +717,47 @@ impl<'c> ExposureIndex<'c> {
                     {
                         has_build = true;
                         build_ok |= build.is_some_and(|b| fb <= b);
+                    } else if p == os
+                        && satisfied_by_stream(f.class)
+                        && let (Some(r), Some(at)) = (f.released, stream_release)
+                    {
+                        has_build = true;
+                        build_ok |= r <= at;
                     }
                 }
                 if !any {
                     continue;
                 }
-                let (closed, determined_by) = match build {
-                    Some(_) if has_build => (by_kb || build_ok, Determination::Build),
-                    _ => (by_kb, Determination::Kb),
-                };
+                let (closed, determined_by) =
+                    if has_build && (build.is_some() || stream_release.is_some()) {
+                        (by_kb || build_ok, Determination::Build)
+                    } else {
+                        (by_kb, Determination::Kb)
+                    };
                 if closed {
                     continue;
                 }
-                let applicable: Vec<&FixRef> = cf
-                    .fixes
-                    .iter()
-                    .filter(|f| hotpatch || f.class != Classification::Hotpatch)
-                    .collect();
-                let install = self.remediation(os, p, &applicable);
-                let v = &self.catalog.vulnerabilities[cf.vuln];
-                let a = cf.affected.map(|i| &self.catalog.affected[i]);
-                let kev = self.kev(&v.cve);
-                let epss = self.epss(&v.cve);
-                let nvd_metric = self.nvd(&v.cve).and_then(|n| n.best_metric());
-                let fix_released = applicable
-                    .iter()
-                    .filter_map(|f| self.updates.get(&(p, f.kb)).and_then(|u| u.released))
-                    .min();
-                let mut fixed_by: Vec<Kb> = applicable.iter().map(|f| f.kb).collect();
-                fixed_by.sort();
-                fixed_by.dedup();
+                let remedy = if hotpatch {
+                    cf.hot.as_ref()
+                } else {
+                    cf.plain.as_ref()
+                };
+                let (Some(facts), Some(r)) = (cf.facts.as_ref(), remedy) else {
+                    continue;
+                };
                 out.open_cves.push(OpenCve {
-                    cve: v.cve.clone(),
-                    title: v.title.clone(),
-                    product_id: product_id.clone(),
-                    severity: a.and_then(|a| a.severity).map(|s| s.label().to_string()),
-                    impact: a.and_then(|a| a.impact.clone()),
-                    // MSRC's per-product score first; NVD's (v4 over v3.1) where MSRC has none.
-                    cvss: a
-                        .and_then(|a| a.cvss_base)
-                        .or_else(|| nvd_metric.map(|m| m.base_score)),
-                    cvss_vector: a
-                        .and_then(|a| a.cvss_vector.clone())
-                        .or_else(|| nvd_metric.map(|m| m.vector.clone())),
-                    kev: kev.is_some(),
-                    kev_due: kev.map(|k| k.due),
-                    kev_ransomware: kev.is_some_and(|k| k.known_ransomware),
-                    exploited: v.exploited,
-                    publicly_disclosed: v.publicly_disclosed,
-                    epss: epss.map(|e| e.epss),
-                    epss_percentile: epss.map(|e| e.percentile),
-                    fixed_by,
-                    install,
+                    facts: facts.clone(),
+                    fixed_by: r.fixed_by.clone(),
+                    install: r.install,
                     determined_by,
-                    released: v.released,
-                    fix_released,
-                    document: v.document.clone(),
+                    fix_released: r.fix_released,
                     priority: None,
                 });
                 missing
-                    .entry(install)
+                    .entry(r.install)
                     .or_insert_with(|| (p, Vec::new()))
                     .1
-                    .push(v.cve.clone());
+                    .push(facts.cve.clone());
             }
         }
         for (kb, (p, mut closes)) in missing {
@@ -681,7 +798,13 @@ impl<'c> ExposureIndex<'c> {
     /// Which update to install for a CVE: the newest OS cumulative update when the fix is in
     /// the OS build stream (it satisfies all older ones), else the newest update that
     /// supersedes the fix, on this product or the OS.
-    fn remediation(&self, os: usize, product: usize, applicable: &[&FixRef]) -> Kb {
+    fn remediation(
+        &self,
+        os: usize,
+        product: usize,
+        applicable: &[&FixRef],
+        memo: &mut HashMap<(usize, usize, Kb), Kb>,
+    ) -> Kb {
         let rank = |c: Classification| match c {
             Classification::SecurityCumulativeUpdate | Classification::MonthlyRollup => 0,
             Classification::Hotpatch => 1,
@@ -701,6 +824,8 @@ impl<'c> ExposureIndex<'c> {
         {
             return k;
         }
-        self.chain_head(&[product, os], best.kb)
+        *memo
+            .entry((product, os, best.kb))
+            .or_insert_with(|| self.chain_head(&[product, os], best.kb))
     }
 }

@@ -21,6 +21,8 @@ use crate::inventory::{InternetExposure, Server};
 use jiff::civil::Date;
 use jiff::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Decision {
@@ -50,7 +52,7 @@ pub enum Exploitation {
     Active,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MissionImpact {
     Low,
@@ -156,7 +158,8 @@ pub struct Priority {
     pub overdue: bool,
     /// Proposes an emergency cycle (actively exploited and Act, or internet-exposed critical).
     pub emergency: bool,
-    pub reasons: Vec<String>,
+    /// Shared between servers with the same CVE and mission (see [`PriorityCache`]).
+    pub reasons: Arc<[String]>,
 }
 
 /// CISA's coordinator tree.
@@ -245,6 +248,19 @@ pub fn mission_impact(server: &Server, policy: &Policy) -> (MissionImpact, Strin
 
 /// Decide one open CVE on one server as of a date.
 pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) -> Priority {
+    let mission = mission_impact(server, policy);
+    prioritise_for(cve, &mission, server.exposure, policy, as_of)
+}
+
+/// Decide one open CVE for a server whose mission impact is already known.
+pub fn prioritise_for(
+    cve: &OpenCve,
+    (mission, why): &(MissionImpact, String),
+    exposure: InternetExposure,
+    policy: &Policy,
+    as_of: Date,
+) -> Priority {
+    let mission = *mission;
     let mut reasons = Vec::new();
     let exploitation = if cve.kev || cve.exploited {
         if cve.kev {
@@ -302,8 +318,7 @@ pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) 
     } else {
         format!("partial technical impact ({impact_word})")
     });
-    let (mission, why) = mission_impact(server, policy);
-    reasons.push(why);
+    reasons.push(why.clone());
     let decision = ssvc(exploitation, automatable, total_impact, mission);
 
     // The SLA clock starts when a fix existed for this product: MSRC re-releases old CVEs with
@@ -331,9 +346,9 @@ pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) 
         _ => reasons.push(format!("due {due}: {sla_text}")),
     }
     let overdue = due < as_of;
-    let critical = cve.severity.as_deref() == Some("Critical");
+    let critical = cve.severity == Some("Critical");
     let emergency = (exploitation == Exploitation::Active && decision == Decision::Act)
-        || (server.exposure == InternetExposure::Exposed && critical && automatable);
+        || (exposure == InternetExposure::Exposed && critical && automatable);
     Priority {
         decision,
         exploitation,
@@ -343,8 +358,24 @@ pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) 
         due,
         overdue,
         emergency,
-        reasons,
+        reasons: reasons.into(),
     }
+}
+
+/// Priorities depend only on a CVE's facts, its fix date and the server's mission, so a fleet
+/// shares them: one cache per assessment run (same policy, same date).
+#[derive(Default)]
+pub struct PriorityCache {
+    map: HashMap<
+        (
+            usize,
+            Option<Timestamp>,
+            MissionImpact,
+            String,
+            InternetExposure,
+        ),
+        Priority,
+    >,
 }
 
 /// Exposure plus a priority for every open CVE, most urgent first.
@@ -354,9 +385,36 @@ pub fn assess_server(
     policy: &Policy,
     as_of: Date,
 ) -> crate::exposure::ServerExposure {
+    assess_server_cached(index, server, policy, as_of, &mut PriorityCache::default())
+}
+
+/// [`assess_server`] sharing priorities across servers through `cache`.
+pub fn assess_server_cached(
+    index: &crate::exposure::ExposureIndex<'_>,
+    server: &Server,
+    policy: &Policy,
+    as_of: Date,
+    cache: &mut PriorityCache,
+) -> crate::exposure::ServerExposure {
     let mut e = index.assess(server, as_of);
+    let mission = mission_impact(server, policy);
     for c in &mut e.open_cves {
-        c.priority = Some(prioritise(c, server, policy, as_of));
+        let key = (
+            Arc::as_ptr(&c.facts) as usize,
+            c.fix_released,
+            mission.0,
+            mission.1.clone(),
+            server.exposure,
+        );
+        let p = match cache.map.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let p = prioritise_for(c, &mission, server.exposure, policy, as_of);
+                cache.map.insert(key, p.clone());
+                p
+            }
+        };
+        c.priority = Some(p);
     }
     e.open_cves.sort_by(|a, b| {
         let key = |c: &OpenCve| {

@@ -8,7 +8,7 @@ use clap::Args;
 use jiff::civil::Date;
 use patchward_core::exposure::{ExposureIndex, ServerExposure};
 use patchward_core::inventory::Server;
-use patchward_core::priority::{Decision, Policy, assess_server, worst};
+use patchward_core::priority::{Decision, Policy, PriorityCache, assess_server_cached, worst};
 use patchward_store::Store;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -63,9 +63,10 @@ pub fn assess_all(
     policy: &Policy,
     as_of: Date,
 ) -> Vec<ServerExposure> {
+    let mut cache = PriorityCache::default();
     let mut out: Vec<ServerExposure> = servers
         .iter()
-        .map(|s| assess_server(index, s, policy, as_of))
+        .map(|s| assess_server_cached(index, s, policy, as_of, &mut cache))
         .collect();
     out.sort_by(|a, b| {
         let ka = worst(a);
@@ -152,7 +153,7 @@ fn render_csv(servers: &[ServerExposure]) -> Result<String> {
                 opt(s.product.as_ref()),
                 opt(s.build),
                 format!("{:?}", s.build_source).to_lowercase(),
-                c.cve.clone(),
+                c.cve.to_string(),
                 opt(c.severity.as_ref()),
                 opt(c.cvss),
                 c.kev.to_string(),
@@ -358,8 +359,8 @@ fn render_table(servers: &[ServerExposure], as_of: Date, detail: bool, top: usiz
                 })
                 .unwrap_or_default(),
                 s.name.clone(),
-                c.cve.clone(),
-                c.severity.clone().unwrap_or_default(),
+                c.cve.to_string(),
+                c.severity.unwrap_or_default().to_string(),
                 opt(c.cvss),
                 if c.kev { "KEV".into() } else { String::new() },
                 c.epss.map(|e| format!("{e:.3}")).unwrap_or_default(),
