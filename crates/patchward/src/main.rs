@@ -15,7 +15,7 @@ use std::path::PathBuf;
     about = "Self-hosted Windows Server patch management: inventory, intelligence, exposure, priorities, plans",
     long_about = "Patchward holds the whole patch discipline in one program. Start with `patchward demo`, \
                   then `import feeds` (MSRC CVRF, CISA KEV, EPSS, NVD, lifecycle, KB builds), `import hosts` \
-                  (CSV, estate TOML, systeminfo, wmic qfe, Get-HotFix) and `assess`."
+                  (CSV, estate TOML, systeminfo, wmic qfe, Get-HotFix), `assess` and `plan`."
 )]
 struct Cli {
     /// SQLite database file (created if missing).
@@ -55,6 +55,9 @@ enum Command {
     Feeds(FeedsCommand),
     /// Show the prioritisation policy (defaults, or a policy file) as TOML.
     Policy(PolicyArgs),
+    /// Plan a cycle into waves (windows, blackouts, dependencies, budgets, rings), store it, explain it.
+    #[command(long_about = commands::plan::LONG_ABOUT)]
+    Plan(commands::plan::PlanArgs),
     /// Measure import and exposure speed on real or generated data.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -131,6 +134,7 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{}", toml::to_string_pretty(&p)?);
             Ok(())
         }
+        Command::Plan(a) => commands::plan::run(&cli.db, a).await,
         Command::Bench(b) => commands::bench::run(b).await,
     }
 }

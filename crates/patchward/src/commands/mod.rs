@@ -5,6 +5,7 @@ pub mod bench;
 pub mod demo;
 pub mod import;
 pub mod list;
+pub mod plan;
 pub mod sync;
 
 use anyhow::{Context, Result, bail};

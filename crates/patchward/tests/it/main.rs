@@ -6,6 +6,7 @@ mod cli;
 mod exposure;
 mod golden;
 mod hosts;
+mod plan;
 mod props;
 
 use patchward_core::exposure::Catalog;
