@@ -25,7 +25,7 @@ fn day(s: &str) -> Date {
 }
 
 fn open(e: &ServerExposure, cve: &str) -> bool {
-    e.open_cves.iter().any(|c| c.cve == cve)
+    e.open_cves.iter().any(|c| &*c.cve == cve)
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn july_2024_build_comparison_per_product() {
         let c38077 = e
             .open_cves
             .iter()
-            .find(|c| c.cve == "CVE-2024-38077")
+            .find(|c| &*c.cve == "CVE-2024-38077")
             .unwrap();
         assert_eq!(c38077.determined_by, Determination::Build);
         let e = ix.assess(&server(os, fixed, inst, &[]), at);
@@ -106,10 +106,10 @@ fn july_2024_build_comparison_per_product() {
     let fix = &e
         .open_cves
         .iter()
-        .find(|c| c.cve == "CVE-2024-38077")
+        .find(|c| &*c.cve == "CVE-2024-38077")
         .unwrap()
         .fixed_by;
-    assert_eq!(fix, &vec![Kb(5040438)]);
+    assert_eq!(&fix[..], &[Kb(5040438)]);
 }
 
 #[test]
@@ -129,10 +129,10 @@ fn hyperv_cve_2024_38080_only_on_2022() {
     let h = e
         .open_cves
         .iter()
-        .find(|c| c.cve == "CVE-2024-38080")
+        .find(|c| &*c.cve == "CVE-2024-38080")
         .unwrap();
     assert!(h.exploited && h.kev);
-    assert_eq!(h.fixed_by, vec![Kb(5040437)]);
+    assert_eq!(&h.fixed_by[..], &[Kb(5040437)]);
     // The update to install is the newest Server 2022 cumulative update in the data (the July
     // document was later edited to list October 2025 fixes), which supersedes July's.
     let newest = c
@@ -331,7 +331,7 @@ fn hotpatch_fixes_count_only_for_enrolled_servers() {
     let f = &e
         .open_cves
         .iter()
-        .find(|c| c.cve == "CVE-2025-33053")
+        .find(|c| &*c.cve == "CVE-2025-33053")
         .unwrap()
         .fixed_by;
     assert!(
@@ -365,7 +365,7 @@ fn kev_overrides_msrc_and_drives_act_with_kev_due_date() {
     let c = e
         .open_cves
         .iter()
-        .find(|c| c.cve == "CVE-2025-33073")
+        .find(|c| &*c.cve == "CVE-2025-33073")
         .unwrap();
     assert!(!c.exploited, "MSRC says Exploited:No");
     assert!(c.kev);
@@ -384,7 +384,7 @@ fn kev_overrides_msrc_and_drives_act_with_kev_due_date() {
     let p = e
         .open_cves
         .iter()
-        .find(|c| c.cve == "CVE-2025-33073")
+        .find(|c| &*c.cve == "CVE-2025-33073")
         .unwrap()
         .priority
         .clone()
@@ -411,7 +411,7 @@ fn kev_due_date_wins_when_earlier_than_the_sla() {
     let c = e
         .open_cves
         .iter()
-        .find(|c| c.cve == "CVE-2025-33053")
+        .find(|c| &*c.cve == "CVE-2025-33053")
         .unwrap();
     let p = c.priority.as_ref().unwrap();
     assert_eq!(Some(p.due), c.kev_due);
@@ -472,4 +472,60 @@ fn unrecognised_os_is_a_finding_not_a_crash() {
     assert!(e.open_cves.is_empty());
     assert!(e.notes[0].contains("unrecognised OS"));
     let _: Option<OsBuild> = e.build;
+}
+
+#[test]
+fn months_without_fixed_builds_are_decided_by_the_cumulative_stream() {
+    // MSRC published no FixedBuild before mid-2021. A server on a 2024 cumulative update has
+    // every 2020/2021 cumulative fix (and the servicing stack update it required) — these
+    // must not show as open just because the old supersedence chain is incomplete.
+    let c = catalog_of(&["2020-Jul", "2021-Jan", "2024-Jun", "2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2024-08-01");
+    let patched = ix.assess(
+        &server(
+            "Windows Server 2019 Standard",
+            "10.0.17763.6054",
+            Installation::Desktop,
+            &[5040430],
+        ),
+        at,
+    );
+    for cve in ["CVE-2021-1658", "CVE-2020-1346"] {
+        assert!(
+            !open(&patched, cve),
+            "{cve} is fixed by the July 2024 cumulative update"
+        );
+    }
+    // On the July 2020 cumulative update, January 2021's CVEs are open, decided by the stream,
+    // and remediated by the newest cumulative update; July 2020's are closed.
+    let jul2020 = server(
+        "Windows Server 2019 Standard",
+        "10.0.17763",
+        Installation::Desktop,
+        &[4558998, 4558997],
+    );
+    let e = ix.assess(&jul2020, at);
+    let c1658 = e
+        .open_cves
+        .iter()
+        .find(|c| &*c.cve == "CVE-2021-1658")
+        .expect("CVE-2021-1658 open");
+    assert_eq!(c1658.determined_by, Determination::Build);
+    assert_eq!(&c1658.fixed_by[..], &[Kb(4598230)]);
+    assert!(!open(&e, "CVE-2020-1346"));
+    // Nothing known at all about the server's updates: KBs decide, and everything is open.
+    let blank = server(
+        "Windows Server 2019 Standard",
+        "10.0.17763",
+        Installation::Desktop,
+        &[],
+    );
+    let e = ix.assess(&blank, at);
+    let c1658 = e
+        .open_cves
+        .iter()
+        .find(|c| &*c.cve == "CVE-2021-1658")
+        .unwrap();
+    assert_eq!(c1658.determined_by, Determination::Kb);
 }

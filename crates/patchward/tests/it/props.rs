@@ -64,7 +64,7 @@ fn open_set(s: &Server) -> BTreeSet<String> {
         .assess(s, "2026-11-25".parse().unwrap())
         .open_cves
         .into_iter()
-        .map(|c| c.cve)
+        .map(|c| c.cve.to_string())
         .collect()
 }
 
