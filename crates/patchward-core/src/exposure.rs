@@ -22,7 +22,8 @@ use crate::product::{Installation, ProductKind, ServerRelease, release_from_capt
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// Everything the exposure and priority engines read: MSRC facts plus KEV, EPSS, NVD and the
@@ -64,6 +65,52 @@ struct FixRef {
     released: Option<Timestamp>,
 }
 
+/// A multiply-rotate hasher (FxHash style). Keys here are KB numbers, indexes and strings from
+/// our own catalog, never attacker-chosen, so SipHash's flooding resistance buys nothing and
+/// costs most of an assessment's time.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FastHasher {
+    fn add(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for b in chunks.remainder() {
+            self.add(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
+
 /// Monthly cumulative OS updates: each contains every earlier one of the same product.
 fn is_cumulative_stream(c: Classification) -> bool {
     matches!(
@@ -89,6 +136,27 @@ struct CveFixes {
     /// The remedy for servers not enrolled in hotpatch, and for enrolled ones.
     plain: Option<Remedy>,
     hot: Option<Remedy>,
+}
+
+/// The stream thresholds of one CVE on one product for one train, laid out flat so the
+/// per-server scan runs over a compact array instead of chasing each CVE's fix list.
+#[derive(Debug, Clone, Copy)]
+struct Check {
+    /// Some fix applies on this train at all.
+    any: bool,
+    /// Lowest fixed-build revision (UBR) among fixes with a build; `u32::MAX` if none.
+    min_ubr: u32,
+    /// Earliest release (epoch ms) among build-less fixes the cumulative stream satisfies;
+    /// `i64::MAX` if none.
+    min_release: i64,
+}
+
+impl Check {
+    const NONE: Check = Check {
+        any: false,
+        min_ubr: u32::MAX,
+        min_release: i64::MAX,
+    };
 }
 
 /// How an open CVE is fixed, for one train (hotpatch or not).
@@ -119,6 +187,9 @@ pub struct CveFacts {
     pub epss_percentile: Option<f64>,
     pub released: Option<Timestamp>,
     pub document: Arc<str>,
+    /// Position of the CVE id in sorted order: compares like `cve`, without touching strings.
+    #[serde(skip)]
+    pub order: u32,
 }
 
 /// Aggregated facts about one update on one product.
@@ -141,6 +212,8 @@ pub struct ExposureIndex<'c> {
     component_products: HashMap<(ServerRelease, Installation), Vec<usize>>,
     /// Per product index: CVEs with their fix alternatives.
     per_product: Vec<Vec<CveFixes>>,
+    /// Parallel to `per_product`: [not hotpatch, hotpatch] thresholds per CVE.
+    checks: Vec<Vec<[Check; 2]>>,
     /// (product, kb) → update facts.
     updates: HashMap<(usize, Kb), UpdateInfo>,
     /// Per product: KBs of its updates.
@@ -215,10 +288,10 @@ pub struct ServerExposure {
 
 impl<'c> ExposureIndex<'c> {
     pub fn new(catalog: &'c Catalog) -> ExposureIndex<'c> {
-        let mut pidx: HashMap<&str, usize> = HashMap::new();
-        let mut os_products = HashMap::new();
+        let mut pidx: HashMap<&str, usize> = HashMap::default();
+        let mut os_products = HashMap::default();
         let mut component_products: HashMap<(ServerRelease, Installation), Vec<usize>> =
-            HashMap::new();
+            HashMap::default();
         for (i, p) in catalog.products.iter().enumerate() {
             pidx.insert(p.id.as_str(), i);
             match &p.kind {
@@ -256,11 +329,11 @@ impl<'c> ExposureIndex<'c> {
         // Updates: facts from the KB table first, then from fixes (fixes fill gaps). The
         // release month of an update is the document in which it fixes the most CVEs (old
         // months are re-edited to list much newer KBs).
-        let mut updates: HashMap<(usize, Kb), UpdateInfo> = HashMap::new();
+        let mut updates: HashMap<(usize, Kb), UpdateInfo> = HashMap::default();
         // (product, kb) → document → (CVE rows, release).
         type DocCounts<'a> = HashMap<(usize, Kb), HashMap<&'a str, (usize, Option<Timestamp>)>>;
-        let mut doc_counts: DocCounts = HashMap::new();
-        let mut supersedes: HashMap<Kb, BTreeSet<Kb>> = HashMap::new();
+        let mut doc_counts: DocCounts = HashMap::default();
+        let mut supersedes: HashMap<Kb, BTreeSet<Kb>> = HashMap::default();
         for u in &catalog.updates {
             let Some(&p) = pidx.get(u.product_id.as_str()) else {
                 continue;
@@ -323,7 +396,7 @@ impl<'c> ExposureIndex<'c> {
                 u.released = *rel;
             }
         }
-        let mut product_kbs = vec![HashSet::new(); catalog.products.len()];
+        let mut product_kbs = vec![HashSet::default(); catalog.products.len()];
         let mut cumulative = vec![Vec::new(); catalog.products.len()];
         for ((p, kb), u) in &updates {
             product_kbs[*p].insert(*kb);
@@ -374,7 +447,7 @@ impl<'c> ExposureIndex<'c> {
             .map(|m| m.into_values().collect())
             .collect();
 
-        let mut superseded_by: HashMap<Kb, Vec<Kb>> = HashMap::new();
+        let mut superseded_by: HashMap<Kb, Vec<Kb>> = HashMap::default();
         let supersedes: HashMap<Kb, Vec<Kb>> = supersedes
             .into_iter()
             .map(|(k, v)| {
@@ -390,7 +463,7 @@ impl<'c> ExposureIndex<'c> {
         }
 
         let kev = catalog.kev.iter().map(|k| (k.cve.as_str(), k)).collect();
-        let mut epss: HashMap<&str, &EpssScore> = HashMap::new();
+        let mut epss: HashMap<&str, &EpssScore> = HashMap::default();
         for e in &catalog.epss {
             let slot = epss.entry(e.cve.as_str()).or_insert(e);
             if e.score_date > slot.score_date {
@@ -407,6 +480,7 @@ impl<'c> ExposureIndex<'c> {
             catalog,
             os_products,
             component_products,
+            checks: Vec::new(),
             per_product,
             updates,
             product_kbs,
@@ -424,7 +498,19 @@ impl<'c> ExposureIndex<'c> {
 
     /// Build the shared facts and both remedies of every (product, CVE) once.
     fn prepare(&mut self) {
-        let mut memo: HashMap<(usize, usize, Kb), Kb> = HashMap::new();
+        let mut memo: HashMap<(usize, usize, Kb), Kb> = HashMap::default();
+        let mut ids: Vec<&str> = self
+            .catalog
+            .vulnerabilities
+            .iter()
+            .map(|v| v.cve.as_str())
+            .collect();
+        ids.sort_unstable();
+        let order: HashMap<&str, u32> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, i as u32))
+            .collect();
         let mut prepared = Vec::with_capacity(self.per_product.len());
         for (p, list) in self.per_product.iter().enumerate() {
             let kind = &self.catalog.products[p].kind;
@@ -464,6 +550,7 @@ impl<'c> ExposureIndex<'c> {
                     epss_percentile: epss.map(|e| e.percentile),
                     released: v.released,
                     document: Arc::from(v.document.as_str()),
+                    order: *order.get(v.cve.as_str()).unwrap_or(&u32::MAX),
                 });
                 let remedy = |hotpatch: bool, memo: &mut HashMap<(usize, usize, Kb), Kb>| {
                     let applicable: Vec<&FixRef> = cf
@@ -489,6 +576,44 @@ impl<'c> ExposureIndex<'c> {
             }
             prepared.push(out);
         }
+        self.checks = self
+            .per_product
+            .iter()
+            .enumerate()
+            .map(|(p, list)| {
+                let is_os = matches!(self.catalog.products[p].kind, ProductKind::Os { .. });
+                list.iter()
+                    .map(|cf| {
+                        let mut out = [Check::NONE; 2];
+                        for (train, check) in out.iter_mut().enumerate() {
+                            let hotpatch = train == 1;
+                            for f in cf
+                                .fixes
+                                .iter()
+                                .filter(|f| hotpatch || f.class != Classification::Hotpatch)
+                            {
+                                check.any = true;
+                                // A validated fixed build is an OS build of this release
+                                // (components bundled in the OS cumulative update carry one
+                                // too); security-only updates are not cumulative, so their
+                                // build proves nothing about other months.
+                                if f.class != Classification::SecurityOnly
+                                    && let Some(fb) = f.build
+                                {
+                                    check.min_ubr = check.min_ubr.min(fb.ubr.unwrap_or(u32::MAX));
+                                } else if is_os
+                                    && satisfied_by_stream(f.class)
+                                    && let Some(r) = f.released
+                                {
+                                    check.min_release = check.min_release.min(r.as_millisecond());
+                                }
+                            }
+                        }
+                        out
+                    })
+                    .collect()
+            })
+            .collect();
         for (list, prepared) in self.per_product.iter_mut().zip(prepared) {
             for (cf, (facts, plain, hot)) in list.iter_mut().zip(prepared) {
                 cf.facts = Some(facts);
@@ -531,7 +656,7 @@ impl<'c> ExposureIndex<'c> {
 
     /// All KBs covered by an installed set: the KBs themselves and everything they supersede.
     fn closure(&self, installed: impl IntoIterator<Item = Kb>) -> HashSet<Kb> {
-        let mut seen: HashSet<Kb> = HashSet::new();
+        let mut seen: HashSet<Kb> = HashSet::default();
         let mut queue: VecDeque<Kb> = VecDeque::new();
         for k in installed {
             if seen.insert(k) {
@@ -555,7 +680,7 @@ impl<'c> ExposureIndex<'c> {
         let info = |k: Kb| products.iter().find_map(|p| self.updates.get(&(*p, k)));
         let mut best = kb;
         let mut best_key = info(kb).map(|u| (u.released, u.kb));
-        let mut seen = HashSet::from([kb]);
+        let mut seen: HashSet<Kb> = [kb].into_iter().collect();
         let mut queue = VecDeque::from([kb]);
         while let Some(k) = queue.pop_front() {
             for n in self.superseded_by.get(&k).into_iter().flatten() {
@@ -698,42 +823,31 @@ impl<'c> ExposureIndex<'c> {
         }
 
         let mut missing: BTreeMap<Kb, (usize, Vec<Arc<str>>)> = BTreeMap::new();
+        let ubr = build.and_then(|b| b.ubr);
+        let stream_ms = stream_release.map(|t| t.as_millisecond());
+        let train = usize::from(hotpatch);
         for &p in &products {
-            for cf in &self.per_product[p] {
-                // Decide without allocating: most CVEs are closed on a maintained server.
-                let (mut any, mut by_kb, mut has_build, mut build_ok) =
-                    (false, false, false, false);
-                for f in &cf.fixes {
-                    if !hotpatch && f.class == Classification::Hotpatch {
-                        continue;
-                    }
-                    any = true;
-                    by_kb |= covered.contains(&f.kb);
-                    // A validated fixed build is an OS build of this release (components
-                    // bundled in the OS cumulative update carry one too); security-only
-                    // updates are not cumulative, so their build proves nothing else.
-                    if f.class != Classification::SecurityOnly
-                        && let Some(fb) = f.build
-                    {
-                        has_build = true;
-                        build_ok |= build.is_some_and(|b| fb <= b);
-                    } else if p == os
-                        && satisfied_by_stream(f.class)
-                        && let (Some(r), Some(at)) = (f.released, stream_release)
-                    {
-                        has_build = true;
-                        build_ok |= r <= at;
-                    }
-                }
-                if !any {
+            for (cf, checks) in self.per_product[p].iter().zip(&self.checks[p]) {
+                // Decide from the flat thresholds first: most CVEs are closed by the server's
+                // place in the cumulative stream; KBs are consulted only if not.
+                let c = checks[train];
+                if !c.any {
                     continue;
                 }
-                let (closed, determined_by) =
-                    if has_build && (build.is_some() || stream_release.is_some()) {
-                        (by_kb || build_ok, Determination::Build)
-                    } else {
-                        (by_kb, Determination::Kb)
-                    };
+                let has_build =
+                    c.min_ubr != u32::MAX || (c.min_release != i64::MAX && stream_ms.is_some());
+                let build_ok = ubr.is_some_and(|u| c.min_ubr <= u)
+                    || stream_ms.is_some_and(|r| c.min_release <= r);
+                let by_stream = has_build && (ubr.is_some() || stream_ms.is_some());
+                let closed = (by_stream && build_ok)
+                    || cf.fixes.iter().any(|f| {
+                        (hotpatch || f.class != Classification::Hotpatch) && covered.contains(&f.kb)
+                    });
+                let determined_by = if by_stream {
+                    Determination::Build
+                } else {
+                    Determination::Kb
+                };
                 if closed {
                     continue;
                 }

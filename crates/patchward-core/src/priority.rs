@@ -15,13 +15,13 @@
 //! The table is CISA's coordinator tree (SSVC "CISA Levels"). Due date = CVE release + the SLA
 //! days of the outcome; the KEV due date wins when earlier.
 
+use crate::exposure::HashMap;
 use crate::exposure::OpenCve;
 use crate::intel::CvssFacts;
 use crate::inventory::{InternetExposure, Server};
 use jiff::civil::Date;
 use jiff::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -366,16 +366,10 @@ pub fn prioritise_for(
 /// shares them: one cache per assessment run (same policy, same date).
 #[derive(Default)]
 pub struct PriorityCache {
-    map: HashMap<
-        (
-            usize,
-            Option<Timestamp>,
-            MissionImpact,
-            String,
-            InternetExposure,
-        ),
-        Priority,
-    >,
+    /// Interned (mission, its reason, exposure) of the servers seen so far.
+    missions: HashMap<(MissionImpact, String, InternetExposure), usize>,
+    /// (shared CVE facts, fix release, mission id) → priority.
+    map: HashMap<(usize, Option<Timestamp>, usize), Priority>,
 }
 
 /// Exposure plus a priority for every open CVE, most urgent first.
@@ -398,14 +392,13 @@ pub fn assess_server_cached(
 ) -> crate::exposure::ServerExposure {
     let mut e = index.assess(server, as_of);
     let mission = mission_impact(server, policy);
+    let next = cache.missions.len();
+    let mission_id = *cache
+        .missions
+        .entry((mission.0, mission.1.clone(), server.exposure))
+        .or_insert(next);
     for c in &mut e.open_cves {
-        let key = (
-            Arc::as_ptr(&c.facts) as usize,
-            c.fix_released,
-            mission.0,
-            mission.1.clone(),
-            server.exposure,
-        );
+        let key = (Arc::as_ptr(&c.facts) as usize, c.fix_released, mission_id);
         let p = match cache.map.get(&key) {
             Some(p) => p.clone(),
             None => {
@@ -429,7 +422,7 @@ pub fn assess_server_cached(
                     .partial_cmp(&a.cvss)
                     .unwrap_or(std::cmp::Ordering::Equal),
             )
-            .then(a.cve.cmp(&b.cve))
+            .then(a.order.cmp(&b.order))
     });
     e
 }

@@ -63,19 +63,38 @@ pub fn assess_all(
     policy: &Policy,
     as_of: Date,
 ) -> Vec<ServerExposure> {
-    let mut cache = PriorityCache::default();
-    let mut out: Vec<ServerExposure> = servers
-        .iter()
-        .map(|s| assess_server_cached(index, s, policy, as_of, &mut cache))
-        .collect();
-    out.sort_by(|a, b| {
-        let ka = worst(a);
-        let kb = worst(b);
-        kb.map(|k| k.0)
-            .cmp(&ka.map(|k| k.0))
-            .then(ka.map(|k| k.1).cmp(&kb.map(|k| k.1)))
-            .then(b.open_cves.len().cmp(&a.open_cves.len()))
-            .then(a.name.to_lowercase().cmp(&b.name.to_lowercase()))
+    // Servers are independent: split them over the cores, one priority cache per thread.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = servers.len().div_ceil(threads).max(64);
+    let mut out: Vec<ServerExposure> = std::thread::scope(|scope| {
+        let handles: Vec<_> = servers
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut cache = PriorityCache::default();
+                    part.iter()
+                        .map(|s| assess_server_cached(index, s, policy, as_of, &mut cache))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    // Most urgent first: worst decision, then earliest due, then most open, then name.
+    out.sort_by_cached_key(|s| {
+        let w = worst(s);
+        (
+            std::cmp::Reverse(w.map(|k| k.0)),
+            w.map(|k| k.1),
+            std::cmp::Reverse(s.open_cves.len()),
+            s.name.to_lowercase(),
+        )
     });
     out
 }
