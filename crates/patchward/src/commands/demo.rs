@@ -50,6 +50,9 @@ pub async fn run(_db: &Path, a: DemoArgs) -> Result<()> {
         .estate
         .clone()
         .unwrap_or_else(|| PathBuf::from(REPO).join("examples/demo/estate.toml"));
+    // Show clean paths (the defaults are relative to this crate's manifest).
+    let data = std::fs::canonicalize(&data).unwrap_or(data);
+    let estate = std::fs::canonicalize(&estate).unwrap_or(estate);
     if !data.is_dir() {
         bail!(
             "bundled data not found at {} (run the demo from a checkout, or pass --data)",
