@@ -106,6 +106,17 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// Record where the feed came from and commit the import.
+    async fn commit_feed(
+        mut tx: Transaction<'_, Sqlite>,
+        row: FeedRow<'_>,
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
+        Self::record_feed(&mut tx, row, now).await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Stored)
+    }
+
     async fn record_feed(
         tx: &mut Transaction<'_, Sqlite>,
         row: FeedRow<'_>,
@@ -270,8 +281,8 @@ impl Store for SqliteStore {
             );
             qb.build().execute(&mut *tx).await?;
         }
-        Self::record_feed(
-            &mut tx,
+        Self::commit_feed(
+            tx,
             FeedRow {
                 feed: "msrc-cvrf",
                 key: doc.id,
@@ -282,9 +293,7 @@ impl Store for SqliteStore {
             },
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ImportOutcome::Stored)
+        .await
     }
 
     async fn import_kb_builds(
@@ -324,8 +333,8 @@ impl Store for SqliteStore {
         if changed == 0 {
             return Ok(ImportOutcome::Unchanged);
         }
-        Self::record_feed(
-            &mut tx,
+        Self::commit_feed(
+            tx,
             FeedRow {
                 feed: "kb-builds",
                 key: "",
@@ -336,9 +345,7 @@ impl Store for SqliteStore {
             },
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ImportOutcome::Stored)
+        .await
     }
 
     async fn import_kev(
@@ -382,8 +389,8 @@ impl Store for SqliteStore {
             });
             qb.build().execute(&mut *tx).await?;
         }
-        Self::record_feed(
-            &mut tx,
+        Self::commit_feed(
+            tx,
             FeedRow {
                 feed: "kev",
                 key: "",
@@ -394,9 +401,7 @@ impl Store for SqliteStore {
             },
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ImportOutcome::Stored)
+        .await
     }
 
     async fn import_epss(
@@ -438,8 +443,8 @@ impl Store for SqliteStore {
             .iter()
             .max_by_key(|s| s.score_date)
             .map(|s| s.model_version.as_str());
-        Self::record_feed(
-            &mut tx,
+        Self::commit_feed(
+            tx,
             FeedRow {
                 feed: "epss",
                 key: source,
@@ -450,9 +455,7 @@ impl Store for SqliteStore {
             },
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ImportOutcome::Stored)
+        .await
     }
 
     async fn import_nvd(
@@ -488,8 +491,8 @@ impl Store for SqliteStore {
             return Ok(ImportOutcome::Unchanged);
         }
         let as_of = records.iter().filter_map(|r| r.last_modified).max();
-        Self::record_feed(
-            &mut tx,
+        Self::commit_feed(
+            tx,
             FeedRow {
                 feed: "nvd",
                 key: source,
@@ -500,9 +503,7 @@ impl Store for SqliteStore {
             },
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ImportOutcome::Stored)
+        .await
     }
 
     async fn import_lifecycle(
@@ -535,8 +536,8 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        Self::record_feed(
-            &mut tx,
+        Self::commit_feed(
+            tx,
             FeedRow {
                 feed: "lifecycle",
                 key: "",
@@ -547,9 +548,7 @@ impl Store for SqliteStore {
             },
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ImportOutcome::Stored)
+        .await
     }
 
     async fn upsert_servers(&self, servers: &[Server], now: Timestamp) -> Result<()> {

@@ -1,34 +1,8 @@
 //! The command line end to end against a real SQLite file.
 
-use crate::fixtures;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use crate::{fixtures, ok, pw, tmpdir};
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("patchward-it-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn pw(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_patchward"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
+use std::process::Command;
 
 fn f(p: &str) -> String {
     fixtures().join(p).display().to_string()

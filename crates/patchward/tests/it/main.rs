@@ -11,7 +11,8 @@ mod props;
 
 use patchward_core::exposure::Catalog;
 use patchward_feeds::input::read_input;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub fn fixtures() -> PathBuf {
@@ -70,4 +71,33 @@ pub fn full_catalog() -> &'static Catalog {
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         catalog_of(&refs)
     })
+}
+
+/// A fresh folder for one test (unique per process and name).
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("patchward-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Run the real binary against a database file.
+pub fn pw(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patchward"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Its stdout, after asserting it succeeded.
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
 }

@@ -2,38 +2,16 @@
 //! real MSRC data for exposure and due dates, plans stored in a real SQLite file and checked
 //! by the planner's independent checker.
 
-use crate::fixtures;
+use crate::{fixtures, ok, pw};
+
+fn tmpdir(name: &str) -> std::path::PathBuf {
+    crate::tmpdir(&format!("plan-{name}"))
+}
 use patchward_core::inventory::Estate;
 use patchward_core::plan::{JobOutcome, Plan, PlanInput, UnplacedRule, verify};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("patchward-it-{}-plan-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn pw(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_patchward"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
+use std::process::Output;
 
 /// The command fails cleanly (no panic) and its error says `want`.
 fn fails(o: &Output, want: &str) -> String {
