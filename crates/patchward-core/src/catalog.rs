@@ -77,6 +77,8 @@ pub enum Classification {
     Preview,
     Standalone,
     OutOfBand,
+    /// Setup / Safe OS dynamic update: refreshes installation media, not a running server.
+    DynamicUpdate,
     Other,
 }
 
@@ -104,7 +106,10 @@ impl Classification {
             "securityonly" => Classification::SecurityOnly,
             "iecumulative" => Classification::InternetExplorer,
             "previewrollup" => Classification::Preview,
-            "standalone" => Classification::Standalone,
+            "standalone" | "standalonesecurityupdate" => Classification::Standalone,
+            "setupdu" | "safeosdu" | "safeosdynamicupdate" | "setupdynamicupdate" => {
+                Classification::DynamicUpdate
+            }
             _ => Classification::Other,
         }
     }
@@ -131,6 +136,7 @@ impl Classification {
             Classification::Preview => "non-security/preview",
             Classification::Standalone => "standalone",
             Classification::OutOfBand => "out-of-band emergency",
+            Classification::DynamicUpdate => "dynamic update (installation media)",
             Classification::Other => "other",
         }
     }
@@ -252,9 +258,10 @@ impl Update {
             Classification::DotNet => "Cumulative Update",
             Classification::InternetExplorer => "Cumulative Security Update for Internet Explorer",
             Classification::Preview => "Preview Update",
-            Classification::Standalone | Classification::OutOfBand | Classification::Other => {
-                "Security Update"
-            }
+            Classification::Standalone
+            | Classification::OutOfBand
+            | Classification::DynamicUpdate
+            | Classification::Other => "Security Update",
         };
         format!("{month}{what} for {product_name} ({})", self.kb)
     }

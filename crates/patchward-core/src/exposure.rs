@@ -63,6 +63,13 @@ struct FixRef {
     /// Release of the update (its month); orders the cumulative stream where MSRC gives no
     /// fixed build (documents before mid-2021).
     released: Option<Timestamp>,
+    /// The update is a month's cumulative update of the OS (or an out-of-band one at or above
+    /// that build): its build and release place servers in the stream. Standalone updates
+    /// labelled "Security Update" (Secure Boot revocations, WinRE / Safe OS packages with
+    /// their own low builds) are not, and are decided by KB.
+    stream: bool,
+    /// Preview or plain "Update" packages: contained in the *next* month's cumulative update.
+    next_month: bool,
 }
 
 /// A multiply-rotate hasher (FxHash style). Keys here are KB numbers, indexes and strings from
@@ -119,13 +126,6 @@ fn is_cumulative_stream(c: Classification) -> bool {
     )
 }
 
-/// Fixes satisfied by the server's place in the cumulative stream when they carry no build:
-/// the cumulative updates themselves, and servicing stack updates, which every later
-/// cumulative update requires as a prerequisite (2012 R2, 2016) or contains (2019+).
-fn satisfied_by_stream(c: Classification) -> bool {
-    is_cumulative_stream(c) || c == Classification::ServicingStack
-}
-
 #[derive(Debug, Clone)]
 struct CveFixes {
     vuln: usize,
@@ -149,6 +149,9 @@ struct Check {
     /// Earliest release (epoch ms) among build-less fixes the cumulative stream satisfies;
     /// `i64::MAX` if none.
     min_release: i64,
+    /// Earliest release among fixes that a *later* stream update contains (previews, plain
+    /// "Update" packages; on components: every update of the component's own stream).
+    min_release_after: i64,
 }
 
 impl Check {
@@ -156,6 +159,7 @@ impl Check {
         any: false,
         min_ubr: u32::MAX,
         min_release: i64::MAX,
+        min_release_after: i64::MAX,
     };
 }
 
@@ -222,8 +226,15 @@ pub struct ExposureIndex<'c> {
     supersedes: HashMap<Kb, Vec<Kb>>,
     /// kb → KBs that directly supersede it.
     superseded_by: HashMap<Kb, Vec<Kb>>,
-    /// Per product: cumulative updates with a fixed build, ascending by build.
+    /// Per product: cumulative updates with a fixed build, ascending by build (stream members
+    /// and, for the hotpatch train, hotpatches).
     cumulative: Vec<Vec<(OsBuild, Kb, Classification)>>,
+    /// (product, KB) of the OS cumulative stream (see [`FixRef::stream`]).
+    in_stream: HashSet<(usize, Kb)>,
+    /// Per product: a component serviced by its OS's cumulative updates.
+    inbox: Vec<bool>,
+    /// Per component product (e.g. .NET on an OS): its newest cumulative update, by release.
+    latest_component: Vec<Option<(Option<Timestamp>, Kb)>>,
     kev: HashMap<&'c str, &'c KevEntry>,
     epss: HashMap<&'c str, &'c EpssScore>,
     lifecycle: HashMap<ServerRelease, &'c LifecycleEntry>,
@@ -396,14 +407,134 @@ impl<'c> ExposureIndex<'c> {
                 u.released = *rel;
             }
         }
+        // The OS cumulative stream. A month's cumulative update is the LCU / rollup with the
+        // most CVE rows for that product in that document; an out-of-band update joins it when
+        // its build is at least the newest such build released before it. Everything else
+        // MSRC labels "Security Update" (Secure Boot revocations, WinRE / Safe OS packages) is a
+        // standalone update.
+        let mut main_of_doc: HashMap<(usize, &str), (usize, Kb)> = HashMap::default();
+        for ((p, kb), docs) in &doc_counts {
+            if !updates
+                .get(&(*p, *kb))
+                .is_some_and(|u| is_cumulative_stream(u.classification))
+            {
+                continue;
+            }
+            for (doc, (n, _)) in docs {
+                let e = main_of_doc.entry((*p, *doc)).or_insert((0, Kb(0)));
+                if (*n, *kb) > *e {
+                    *e = (*n, *kb);
+                }
+            }
+        }
+        let mut in_stream: HashSet<(usize, Kb)> = main_of_doc
+            .iter()
+            .map(|((p, _), (_, kb))| (*p, *kb))
+            .collect();
+        // A later month's cumulative update listed in an older document (MSRC edits months for
+        // years) is not the main update there; it still supersedes, month by month, a main one.
+        let reaches_stream = |p: usize, kb: Kb, in_stream: &HashSet<(usize, Kb)>| {
+            let mut seen: HashSet<Kb> = HashSet::default();
+            let mut queue: VecDeque<Kb> =
+                supersedes.get(&kb).into_iter().flatten().copied().collect();
+            while let Some(k) = queue.pop_front() {
+                if in_stream.contains(&(p, k)) {
+                    return true;
+                }
+                if seen.insert(k) && seen.len() < 400 {
+                    queue.extend(supersedes.get(&k).into_iter().flatten().copied());
+                }
+            }
+            false
+        };
+        let chained: Vec<(usize, Kb)> = updates
+            .iter()
+            .filter(|((p, kb), u)| {
+                is_cumulative_stream(u.classification)
+                    && !in_stream.contains(&(*p, *kb))
+                    && reaches_stream(*p, *kb, &in_stream)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        in_stream.extend(chained);
+        // Builds of the months' cumulative updates, by release.
+        let mut main_builds: Vec<Vec<(Option<Timestamp>, OsBuild)>> =
+            vec![Vec::new(); catalog.products.len()];
+        for (p, kb) in &in_stream {
+            if let Some(u) = updates.get(&(*p, *kb))
+                && let Some(b) = u.fixed_build
+            {
+                main_builds[*p].push((u.released, b));
+            }
+        }
+        // Out-of-band and late-listed cumulative updates: at or above the newest main build
+        // before them. WinRE / Safe OS packages carry builds far below it.
+        let oob: Vec<(usize, Kb)> = updates
+            .iter()
+            .filter(|((p, kb), u)| {
+                is_cumulative_stream(u.classification)
+                    && !in_stream.contains(&(*p, *kb))
+                    && u.fixed_build.is_some_and(|b| {
+                        // Never below the cumulative update of its own release month
+                        // (the August 2022 Secure Boot update vs. that month's LCU),
+                        // nor below the newest main build released before it.
+                        let same_doc = [u.document.as_str()].into_iter().any(|doc| {
+                            main_of_doc
+                                .get(&(*p, doc))
+                                .and_then(|(_, main)| updates.get(&(*p, *main)))
+                                .and_then(|m| m.fixed_build)
+                                .is_some_and(|mb| mb > b)
+                        });
+                        let floor = main_builds[*p]
+                            .iter()
+                            .filter(|(r, _)| *r <= u.released)
+                            .map(|(_, mb)| *mb)
+                            .max();
+                        // A package that replaces a known standalone update (the previous
+                        // revocation list, WinRE or Safe OS package) is one of those too.
+                        let replaces_standalone =
+                            supersedes.get(kb).into_iter().flatten().any(|old| {
+                                updates.contains_key(&(*p, *old))
+                                    && !in_stream.contains(&(*p, *old))
+                            });
+                        // Its build must also fit the month it is listed in: above a cumulative
+                        // update released later, it is a later package re-listed in an old
+                        // month, and without a supersedence link to the stream it cannot be
+                        // told from a standalone one.
+                        let ceiling = main_builds[*p]
+                            .iter()
+                            .filter(|(r, _)| *r > u.released)
+                            .map(|(_, mb)| *mb)
+                            .min();
+                        !same_doc
+                            && !replaces_standalone
+                            && floor.is_none_or(|f| b >= f)
+                            && ceiling.is_none_or(|c| b <= c)
+                    })
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        in_stream.extend(oob);
+
         let mut product_kbs = vec![HashSet::default(); catalog.products.len()];
         let mut cumulative = vec![Vec::new(); catalog.products.len()];
+        let mut latest_component: Vec<Option<(Option<Timestamp>, Kb)>> =
+            vec![None; catalog.products.len()];
         for ((p, kb), u) in &updates {
             product_kbs[*p].insert(*kb);
             if let Some(b) = u.fixed_build
-                && u.classification.is_os_cumulative()
+                && (in_stream.contains(&(*p, *kb)) || u.classification == Classification::Hotpatch)
             {
                 cumulative[*p].push((b, *kb, u.classification));
+            }
+            if matches!(catalog.products[*p].kind, ProductKind::Component { .. })
+                && u.classification != Classification::SecurityOnly
+                && !u.subtype.eq_ignore_ascii_case("Security Only")
+            {
+                let cand = (u.released, *kb);
+                if latest_component[*p].is_none_or(|cur| cand > cur) {
+                    latest_component[*p] = Some(cand);
+                }
             }
         }
         for c in &mut cumulative {
@@ -411,6 +542,30 @@ impl<'c> ExposureIndex<'c> {
             c.dedup();
         }
 
+        let os_of = |p: usize| {
+            let k = &catalog.products[p].kind;
+            os_products.get(&(k.release(), k.installation())).copied()
+        };
+        // A component is in-box when the OS cumulative update is how it is serviced: most of
+        // its fix rows name an OS stream update (2016's .NET). A component with its own
+        // updates (.NET 4.8 on 2019) needs evidence on the server.
+        let mut rows = vec![(0usize, 0usize); catalog.products.len()];
+        for f in &catalog.fixes {
+            let Some(&p) = pidx.get(f.product_id.as_str()) else {
+                continue;
+            };
+            if let (ProductKind::Component { .. }, Some(o)) = (&catalog.products[p].kind, os_of(p))
+            {
+                rows[p].1 += 1;
+                if in_stream.contains(&(o, f.kb)) {
+                    rows[p].0 += 1;
+                }
+            }
+        }
+        let inbox: Vec<bool> = rows
+            .iter()
+            .map(|(os_rows, all)| *all > 0 && os_rows * 2 > *all)
+            .collect();
         let mut per_product_map: Vec<BTreeMap<usize, CveFixes>> =
             vec![BTreeMap::new(); catalog.products.len()];
         for f in &catalog.fixes {
@@ -419,6 +574,10 @@ impl<'c> ExposureIndex<'c> {
                 continue;
             };
             // A cumulative fix without a usable build borrows the update's build from other rows.
+            // Setup / Safe OS dynamic updates refresh installation media, not running servers.
+            if f.classification == Classification::DynamicUpdate {
+                continue;
+            }
             let build = f.fixed_build.or_else(|| {
                 f.classification
                     .is_os_cumulative()
@@ -434,11 +593,16 @@ impl<'c> ExposureIndex<'c> {
                 hot: None,
             });
             if !entry.fixes.iter().any(|x| x.kb == f.kb) {
+                let os = os_of(p);
                 entry.fixes.push(FixRef {
                     kb: f.kb,
                     class: f.classification,
                     build,
                     released: updates.get(&(p, f.kb)).and_then(|u| u.released),
+                    stream: in_stream.contains(&(p, f.kb))
+                        || os.is_some_and(|o| in_stream.contains(&(o, f.kb))),
+                    next_month: f.classification == Classification::Preview
+                        || f.subtype.eq_ignore_ascii_case("Update"),
                 });
             }
         }
@@ -481,6 +645,9 @@ impl<'c> ExposureIndex<'c> {
             os_products,
             component_products,
             checks: Vec::new(),
+            inbox,
+            in_stream,
+            latest_component,
             per_product,
             updates,
             product_kbs,
@@ -566,7 +733,7 @@ impl<'c> ExposureIndex<'c> {
                     fixed_by.dedup();
                     Some(Remedy {
                         fixed_by: fixed_by.into(),
-                        install: self.remediation(os, p, &applicable, memo),
+                        install: self.remediation(os, p, &applicable, hotpatch, memo),
                         fix_released: applicable.iter().filter_map(|f| f.released).min(),
                     })
                 };
@@ -597,15 +764,25 @@ impl<'c> ExposureIndex<'c> {
                                 // (components bundled in the OS cumulative update carry one
                                 // too); security-only updates are not cumulative, so their
                                 // build proves nothing about other months.
+                                let released =
+                                    f.released.map(|r| r.as_millisecond()).unwrap_or(i64::MAX);
                                 if f.class != Classification::SecurityOnly
+                                    && (f.stream || f.class == Classification::Hotpatch)
                                     && let Some(fb) = f.build
                                 {
                                     check.min_ubr = check.min_ubr.min(fb.ubr.unwrap_or(u32::MAX));
-                                } else if is_os
-                                    && satisfied_by_stream(f.class)
-                                    && let Some(r) = f.released
+                                } else if f.stream
+                                    // Build-less monthly cumulative updates (also when they
+                                    // service an in-box component such as IE 11), and
+                                    // servicing stack updates, which every later cumulative
+                                    // update requires (2012 R2, 2016) or contains (2019+).
+                                    || (is_os && f.class == Classification::ServicingStack)
                                 {
-                                    check.min_release = check.min_release.min(r.as_millisecond());
+                                    check.min_release = check.min_release.min(released);
+                                } else if (is_os && f.next_month)
+                                    || (!is_os && f.class != Classification::Hotpatch)
+                                {
+                                    check.min_release_after = check.min_release_after.min(released);
                                 }
                             }
                         }
@@ -647,6 +824,20 @@ impl<'c> ExposureIndex<'c> {
 
     /// Newest (non-hotpatch) cumulative update of a product. Hotpatch servers take it too:
     /// it is their quarterly baseline and it supersedes every hotpatch before it.
+    /// Newest hotpatch of a product (enrolled servers between baselines).
+    fn latest_hotpatch(&self, product: usize) -> Option<(OsBuild, Kb)> {
+        self.cumulative[product]
+            .iter()
+            .filter(|(_, _, c)| *c == Classification::Hotpatch)
+            .max_by_key(|(b, k, _)| {
+                (
+                    self.updates.get(&(product, *k)).and_then(|u| u.released),
+                    *b,
+                )
+            })
+            .map(|(b, k, _)| (*b, *k))
+    }
+
     fn latest_cumulative(&self, product: usize) -> Option<(OsBuild, Kb)> {
         self.cumulative[product]
             .iter()
@@ -797,8 +988,8 @@ impl<'c> ExposureIndex<'c> {
         // older cumulative fix, including those from months MSRC published without builds.
         let stream_release: Option<Timestamp> = effective
             .iter()
+            .filter(|k| self.in_stream.contains(&(os, **k)))
             .filter_map(|k| self.updates.get(&(os, *k)))
-            .filter(|u| is_cumulative_stream(u.classification))
             .filter_map(|u| u.released)
             .max();
         let covered = self.closure(effective);
@@ -813,10 +1004,13 @@ impl<'c> ExposureIndex<'c> {
             // Evidence of a component is an installed update of that component which is not
             // also an OS update (on 2016+ the LCU services in-box .NET too, and installing a
             // newer LCU must never make a component appear).
-            if server
-                .installed_kbs
-                .iter()
-                .any(|k| self.product_kbs[c].contains(k) && !self.product_kbs[os].contains(k))
+            // A component serviced by the OS cumulative update (in-box .NET on 2016) is there
+            // on every server of the release.
+            if self.inbox[c]
+                || server
+                    .installed_kbs
+                    .iter()
+                    .any(|k| self.product_kbs[c].contains(k) && !self.product_kbs[os].contains(k))
             {
                 products.push(c);
             }
@@ -827,6 +1021,22 @@ impl<'c> ExposureIndex<'c> {
         let stream_ms = stream_release.map(|t| t.as_millisecond());
         let train = usize::from(hotpatch);
         for &p in &products {
+            // Components have their own stream: the newest of their updates installed.
+            let after_ms = if p == os {
+                stream_ms
+            } else {
+                server
+                    .installed_kbs
+                    .iter()
+                    .filter_map(|k| self.updates.get(&(p, *k)))
+                    .filter(|u| {
+                        u.classification != Classification::SecurityOnly
+                            && !u.subtype.eq_ignore_ascii_case("Security Only")
+                    })
+                    .filter_map(|u| u.released)
+                    .max()
+                    .map(|t| t.as_millisecond())
+            };
             for (cf, checks) in self.per_product[p].iter().zip(&self.checks[p]) {
                 // Decide from the flat thresholds first: most CVEs are closed by the server's
                 // place in the cumulative stream; KBs are consulted only if not.
@@ -834,12 +1044,15 @@ impl<'c> ExposureIndex<'c> {
                 if !c.any {
                     continue;
                 }
-                let has_build =
-                    c.min_ubr != u32::MAX || (c.min_release != i64::MAX && stream_ms.is_some());
+                let has_build = c.min_ubr != u32::MAX
+                    || (c.min_release != i64::MAX && stream_ms.is_some())
+                    || (p == os && c.min_release_after != i64::MAX && stream_ms.is_some());
                 let build_ok = ubr.is_some_and(|u| c.min_ubr <= u)
-                    || stream_ms.is_some_and(|r| c.min_release <= r);
+                    || stream_ms.is_some_and(|r| c.min_release <= r)
+                    || after_ms.is_some_and(|r| c.min_release_after < r);
                 let by_stream = has_build && (ubr.is_some() || stream_ms.is_some());
                 let closed = (by_stream && build_ok)
+                    || after_ms.is_some_and(|r| c.min_release_after < r)
                     || cf.fixes.iter().any(|f| {
                         (hotpatch || f.class != Classification::Hotpatch) && covered.contains(&f.kb)
                     });
@@ -917,24 +1130,44 @@ impl<'c> ExposureIndex<'c> {
         os: usize,
         product: usize,
         applicable: &[&FixRef],
+        hotpatch: bool,
         memo: &mut HashMap<(usize, usize, Kb), Kb>,
     ) -> Kb {
-        let rank = |c: Classification| match c {
-            Classification::SecurityCumulativeUpdate | Classification::MonthlyRollup => 0,
+        let rank = |f: &FixRef| match f.class {
+            _ if f.stream => 0,
             Classification::Hotpatch => 1,
-            Classification::SecurityOnly => 3,
-            _ => 2,
+            Classification::SecurityOnly => 4,
+            Classification::SecurityCumulativeUpdate | Classification::MonthlyRollup => 2,
+            _ => 3,
         };
         let Some(best) = applicable
             .iter()
-            .min_by_key(|f| (rank(f.class), f.build.is_none(), f.kb))
+            .min_by_key(|f| (rank(f), f.build.is_none(), f.kb))
         else {
             return Kb(0);
         };
-        if best.class != Classification::SecurityOnly
-            && let Some(fb) = best.build
-            && let Some((b, k)) = self.latest_cumulative(os)
-            && fb <= b
+        // In the OS stream (by build or by release), the newest cumulative update closes it;
+        // an enrolled server takes the newest hotpatch when that is newer than the baseline.
+        let in_os_stream = (best.stream && best.class != Classification::SecurityOnly)
+            || (product == os && (best.next_month || best.class == Classification::ServicingStack))
+            || best.class == Classification::Hotpatch;
+        if in_os_stream && let Some((b, k)) = self.latest_cumulative(os) {
+            let newest = |kb: Kb| self.updates.get(&(os, kb)).and_then(|u| u.released);
+            if hotpatch
+                && let Some((hb, hk)) = self.latest_hotpatch(os)
+                && newest(hk) > newest(k)
+                && best.build.is_none_or(|fb| fb <= hb)
+            {
+                return hk;
+            }
+            if best.build.is_none_or(|fb| fb <= b) {
+                return k;
+            }
+        }
+        // A component (.NET on an OS) has its own cumulative stream.
+        if product != os
+            && let Some((r, k)) = self.latest_component[product]
+            && r >= best.released
         {
             return k;
         }

@@ -68,6 +68,19 @@ fn class_text(c: Classification) -> String {
         .unwrap_or_else(|| "other".into())
 }
 
+/// The classification from MSRC's SubType and the product (as the parser would give it now);
+/// the stored value only where the SubType says nothing.
+fn reclassify(
+    stored: &str,
+    subtype: &str,
+    kind: Option<&patchward_core::product::ProductKind>,
+) -> Classification {
+    match Classification::from_subtype(subtype, kind) {
+        Classification::Other => class_parse(stored),
+        c => c,
+    }
+}
+
 fn class_parse(s: &str) -> Classification {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .unwrap_or(Classification::Other)
@@ -726,6 +739,13 @@ impl Store for SqliteStore {
                 cvss_vector: row.try_get("cvss_vector")?,
             });
         }
+        // Classification is derived again from MSRC's SubType on every load, so a refined
+        // rule applies to data imported before it.
+        let kinds: std::collections::HashMap<String, patchward_core::product::ProductKind> = c
+            .products
+            .iter()
+            .map(|p| (p.id.clone(), p.kind.clone()))
+            .collect();
         for row in sqlx::query(
             "SELECT cve, product_id, kb, document, subtype, classification, fixed_build, supersedes, restart_required FROM fixes",
         )
@@ -734,6 +754,8 @@ impl Store for SqliteStore {
         {
             let kb: i64 = row.try_get("kb")?;
             let class: String = row.try_get("classification")?;
+            let subtype: String = row.try_get("subtype")?;
+            let product_id: String = row.try_get("product_id")?;
             let fb: Option<String> = row.try_get("fixed_build")?;
             let sup: String = row.try_get("supersedes")?;
             c.fixes.push(Fix {
@@ -741,7 +763,7 @@ impl Store for SqliteStore {
                 product_id: row.try_get("product_id")?,
                 kb: Kb(u32::try_from(kb).map_err(|e| corrupt("fix kb", e))?),
                 subtype: row.try_get("subtype")?,
-                classification: class_parse(&class),
+                classification: reclassify(&class, &subtype, kinds.get(&product_id)),
                 fixed_build: fb.and_then(|b| OsBuild::from_str(&b).ok()),
                 supersedes: kbs_parse(&sup),
                 restart_required: row.try_get("restart_required")?,
@@ -756,13 +778,15 @@ impl Store for SqliteStore {
         {
             let kb: i64 = row.try_get("kb")?;
             let class: String = row.try_get("classification")?;
+            let subtype: String = row.try_get("subtype")?;
+            let product_id: String = row.try_get("product_id")?;
             let fb: Option<String> = row.try_get("fixed_build")?;
             let sup: String = row.try_get("supersedes")?;
             c.updates.push(Update {
                 kb: Kb(u32::try_from(kb).map_err(|e| corrupt("kb_builds kb", e))?),
-                product_id: row.try_get("product_id")?,
-                classification: class_parse(&class),
-                subtype: row.try_get("subtype")?,
+                classification: reclassify(&class, &subtype, kinds.get(&product_id)),
+                product_id,
+                subtype,
                 fixed_build: fb.and_then(|b| OsBuild::from_str(&b).ok()),
                 supersedes: kbs_parse(&sup),
                 restart_required: row.try_get("restart_required")?,

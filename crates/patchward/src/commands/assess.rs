@@ -171,7 +171,10 @@ fn render_csv(servers: &[ServerExposure]) -> Result<String> {
                 s.name.clone(),
                 opt(s.product.as_ref()),
                 opt(s.build),
-                format!("{:?}", s.build_source).to_lowercase(),
+                serde_json::to_value(s.build_source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 c.cve.to_string(),
                 opt(c.severity.as_ref()),
                 opt(c.cvss),

@@ -131,7 +131,16 @@ fn import_assess_json_and_idempotent_reimport() {
             "--kev-only",
         ],
     ));
-    assert!(csv_out.starts_with("server,product,build"));
+    assert!(csv_out.starts_with("server,product,build,build_source"));
+    let all = ok(&pw(
+        &db,
+        &["assess", "--as-of", "2024-08-01", "--format", "csv"],
+    ));
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("APP-01,") && l.contains(",inferred_from_kb,")),
+        "{all}"
+    );
     assert!(
         csv_out.lines().skip(1).all(|l| l.contains(",true,")),
         "{csv_out}"

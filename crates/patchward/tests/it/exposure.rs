@@ -174,15 +174,42 @@ fn one_newer_cumulative_update_satisfies_all_older_ones() {
         ),
         at,
     );
-    assert!(
-        e.open_cves.is_empty(),
-        "{:?}",
-        e.open_cves
-            .iter()
-            .take(5)
-            .map(|c| (&c.cve, &c.fixed_by))
-            .collect::<Vec<_>>()
+    let from_stream: Vec<_> = e
+        .open_cves
+        .iter()
+        .filter(|c| c.determined_by == Determination::Build)
+        .map(|c| &c.cve)
+        .collect();
+    assert!(from_stream.is_empty(), "{from_stream:?}");
+    // What stays open are standalone updates the cumulative update does not contain (WinRE /
+    // Safe OS packages with their own low builds), decided by KB: e.g. CVE-2024-38163, fixed
+    // only by the WinRE update KB5042322 (build 10.0.20348.2201).
+    let winre = e
+        .open_cves
+        .iter()
+        .find(|c| &*c.cve == "CVE-2024-38163")
+        .expect("WinRE CVE open until its update is installed");
+    assert_eq!(&winre.fixed_by[..], &[Kb(5042322)]);
+    assert_ne!(
+        winre.install,
+        Kb(5094128),
+        "the cumulative update does not contain it"
     );
+    for kb in [5042322, winre.install.0] {
+        let with = ix.assess(
+            &server(
+                "Windows Server 2022",
+                "10.0.20348.5256",
+                Installation::Desktop,
+                &[5094128, kb],
+            ),
+            at,
+        );
+        assert!(
+            !open(&with, "CVE-2024-38163"),
+            "installing KB{kb} closes it"
+        );
+    }
     // One month behind: only that month's CVEs (and nothing older) are open, all closed by the
     // one newest cumulative update.
     let e = ix.assess(
@@ -195,13 +222,30 @@ fn one_newer_cumulative_update_satisfies_all_older_ones() {
         at,
     );
     assert!(!e.open_cves.is_empty());
-    assert_eq!(e.missing_updates.len(), 1);
-    assert_eq!(e.missing_updates[0].kb, Kb(5094128));
-    assert_eq!(
-        e.missing_updates[0].classification,
-        Classification::SecurityCumulativeUpdate
+    let stream: Vec<_> = e
+        .open_cves
+        .iter()
+        .filter(|c| c.determined_by == Determination::Build)
+        .collect();
+    assert!(!stream.is_empty());
+    assert!(
+        stream.iter().all(|c| c.install == Kb(5094128)),
+        "one cumulative update closes the whole stream"
     );
-    assert!(e.open_cves.iter().all(|c| c.install == Kb(5094128)));
+    let lcu = e
+        .missing_updates
+        .iter()
+        .find(|m| m.kb == Kb(5094128))
+        .unwrap();
+    assert_eq!(lcu.classification, Classification::SecurityCumulativeUpdate);
+    assert_eq!(lcu.closes.len(), stream.len());
+    // Anything else missing is a standalone update decided by KB, never an older cumulative one.
+    assert!(
+        e.open_cves
+            .iter()
+            .filter(|c| c.install != Kb(5094128))
+            .all(|c| c.determined_by == Determination::Kb)
+    );
 }
 
 #[test]
@@ -528,4 +572,63 @@ fn months_without_fixed_builds_are_decided_by_the_cumulative_stream() {
         .find(|c| &*c.cve == "CVE-2021-1658")
         .unwrap();
     assert_eq!(c1658.determined_by, Determination::Kb);
+}
+
+#[test]
+fn standalone_security_updates_do_not_place_a_server_in_the_stream() {
+    // KB5012170 (Secure Boot revocation list) is labelled "Security Update" with a fixed build
+    // of 10.0.17763.3284 and re-listed in the 2020-Jul document. It is not a cumulative update:
+    // installing it must not move a July 2020 server past later months' fixes.
+    let c = catalog_of(&["2020-Jul", "2021-Jan", "2022-May", "2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2024-08-01");
+    let base = server(
+        "Windows Server 2019 Standard",
+        "10.0.17763",
+        Installation::Desktop,
+        &[4558998],
+    );
+    let with_dbx = server(
+        "Windows Server 2019 Standard",
+        "10.0.17763",
+        Installation::Desktop,
+        &[4558998, 5012170],
+    );
+    let (a, b) = (ix.assess(&base, at), ix.assess(&with_dbx, at));
+    assert_ne!(
+        b.build.and_then(|x| x.ubr),
+        Some(3284),
+        "no build inferred from the revocation list"
+    );
+    for cve in ["CVE-2021-1678", "CVE-2022-29126"] {
+        assert!(
+            open(&a, cve) && open(&b, cve),
+            "{cve} stays open on a July 2020 server"
+        );
+    }
+    assert!(
+        !open(&b, "ADV200011"),
+        "the update itself closes what it fixes"
+    );
+}
+
+#[test]
+fn winre_and_safe_os_builds_do_not_close_cumulative_cves() {
+    // WinRE / Safe OS packages carry their own low builds; a server above that number has not
+    // installed them (CVE-2024-38163 is fixed only by KB5042322, build 10.0.20348.2201).
+    let c = full_catalog();
+    let ix = ExposureIndex::new(c);
+    let s = server(
+        "Windows Server 2022 Datacenter",
+        "10.0.20348.2227",
+        Installation::Desktop,
+        &[5034129],
+    );
+    let e = ix.assess(&s, day("2024-09-01"));
+    let w = e
+        .open_cves
+        .iter()
+        .find(|c| &*c.cve == "CVE-2024-38163")
+        .expect("open");
+    assert_eq!(w.determined_by, Determination::Kb);
 }
