@@ -42,6 +42,59 @@ pub struct Catalog {
     pub lifecycle: Vec<LifecycleEntry>,
 }
 
+impl Catalog {
+    /// MSRC lists some CVEs in more than one month. Keep one vulnerability per CVE (the
+    /// earliest release, and "exploited" / "publicly disclosed" if any month says so) and one
+    /// per-product record per (CVE, product) (the highest severity and score). Fixes stay per
+    /// month: the exposure index unions them.
+    pub fn merge_duplicates(&mut self) {
+        let mut at: HashMap<String, usize> = HashMap::default();
+        let mut vulns: Vec<Vulnerability> = Vec::with_capacity(self.vulnerabilities.len());
+        let key = |v: &Vulnerability| (v.released.is_none(), v.released, v.document.clone());
+        for v in std::mem::take(&mut self.vulnerabilities) {
+            match at.get(&v.cve) {
+                None => {
+                    at.insert(v.cve.clone(), vulns.len());
+                    vulns.push(v);
+                }
+                Some(&i) => {
+                    let (exploited, disclosed) = (
+                        vulns[i].exploited || v.exploited,
+                        vulns[i].publicly_disclosed || v.publicly_disclosed,
+                    );
+                    if key(&v) < key(&vulns[i]) {
+                        vulns[i] = v;
+                    }
+                    vulns[i].exploited = exploited;
+                    vulns[i].publicly_disclosed = disclosed;
+                }
+            }
+        }
+        self.vulnerabilities = vulns;
+
+        let mut at: HashMap<(String, String), usize> = HashMap::default();
+        let mut affected: Vec<Affected> = Vec::with_capacity(self.affected.len());
+        for a in std::mem::take(&mut self.affected) {
+            match at.get(&(a.cve.clone(), a.product_id.clone())) {
+                None => {
+                    at.insert((a.cve.clone(), a.product_id.clone()), affected.len());
+                    affected.push(a);
+                }
+                Some(&i) => {
+                    let e = &mut affected[i];
+                    e.severity = e.severity.max(a.severity);
+                    e.impact = e.impact.take().or(a.impact);
+                    if a.cvss_base > e.cvss_base {
+                        e.cvss_base = a.cvss_base;
+                        e.cvss_vector = a.cvss_vector.or(e.cvss_vector.take());
+                    }
+                }
+            }
+        }
+        self.affected = affected;
+    }
+}
+
 /// How an open/closed decision was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -184,6 +237,8 @@ pub struct CveFacts {
     pub cvss_vector: Option<Arc<str>>,
     pub kev: bool,
     pub kev_due: Option<Date>,
+    /// When CISA added it to KEV.
+    pub kev_added: Option<Date>,
     pub kev_ransomware: bool,
     pub exploited: bool,
     pub publicly_disclosed: bool,
@@ -710,6 +765,7 @@ impl<'c> ExposureIndex<'c> {
                         .map(Arc::from),
                     kev: kev.is_some(),
                     kev_due: kev.map(|k| k.due),
+                    kev_added: kev.map(|k| k.date_added),
                     kev_ransomware: kev.is_some_and(|k| k.known_ransomware),
                     exploited: v.exploited,
                     publicly_disclosed: v.publicly_disclosed,

@@ -158,6 +158,8 @@ pub struct CvssFacts {
     pub high_confidentiality: bool,
     pub high_integrity: bool,
     pub high_availability: bool,
+    /// CVSS v4 "Attack Requirements: None" (always true for v3, which has no such metric).
+    pub no_attack_requirements: bool,
 }
 
 impl CvssFacts {
@@ -172,7 +174,10 @@ impl CvssFacts {
             "CVSS:4.0" => true,
             _ => return None,
         };
-        let mut f = CvssFacts::default();
+        let mut f = CvssFacts {
+            no_attack_requirements: !v4,
+            ..CvssFacts::default()
+        };
         let mut seen_av = false;
         for p in parts {
             let (k, v) = p.split_once(':')?;
@@ -184,6 +189,7 @@ impl CvssFacts {
                 ("AC", v) => f.low_complexity = v == "L",
                 ("PR", v) => f.no_privileges = v == "N",
                 ("UI", v) => f.no_user_interaction = v == "N",
+                ("AT", v) if v4 => f.no_attack_requirements = v == "N",
                 ("C", v) if !v4 => f.high_confidentiality = v == "H",
                 ("I", v) if !v4 => f.high_integrity = v == "H",
                 ("A", v) if !v4 => f.high_availability = v == "H",
@@ -199,7 +205,11 @@ impl CvssFacts {
     /// SSVC "Automatable": an attacker can reliably repeat exploitation without a human in the
     /// loop — network reachable, low complexity, no privileges, no user interaction.
     pub fn automatable(&self) -> bool {
-        self.network && self.low_complexity && self.no_privileges && self.no_user_interaction
+        self.network
+            && self.low_complexity
+            && self.no_privileges
+            && self.no_user_interaction
+            && self.no_attack_requirements
     }
 
     /// SSVC "Technical impact: total": full control of the component's behaviour or total
@@ -221,6 +231,9 @@ mod tests {
         assert!(f.is_some_and(|f| !f.automatable() && f.total_impact()));
         let f = CvssFacts::parse("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:L/VA:N/SC:N/SI:N/SA:N");
         assert!(f.is_some_and(|f| f.automatable() && !f.total_impact()));
+        // v4 attack requirements present: not automatable.
+        let f = CvssFacts::parse("CVSS:4.0/AV:N/AC:L/AT:P/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N");
+        assert!(f.is_some_and(|f| !f.automatable() && f.total_impact()));
         assert!(CvssFacts::parse("AV:N/AC:L/Au:N/C:P/I:P/A:P").is_none());
         assert!(CvssFacts::parse("").is_none());
     }

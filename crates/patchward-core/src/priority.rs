@@ -323,18 +323,31 @@ pub fn prioritise_for(
 
     // The SLA clock starts when a fix existed for this product: MSRC re-releases old CVEs with
     // new fixes (e.g. a 2024 CVE first fixed for Server 2022 in 2025).
-    let start = cve
+    let fix_date = cve
         .released
         .max(cve.fix_released)
         .map(|t: Timestamp| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date())
         .unwrap_or(as_of);
+    // Exploitation known only from KEV starts its clock when CISA added it: a CVE that was
+    // "Track" for a year is not a year overdue the day it turns "Act".
+    let start = match cve.kev_added {
+        Some(added) if exploitation == Exploitation::Active && !cve.exploited => {
+            fix_date.max(added)
+        }
+        _ => fix_date,
+    };
     let mut due = start
         .checked_add(Span::new().days(policy.sla(decision)))
         .unwrap_or(start);
     let sla_text = format!(
-        "{} SLA {} days from fix release {start}",
+        "{} SLA {} days from {start} ({})",
         decision.label(),
-        policy.sla(decision)
+        policy.sla(decision),
+        if start > fix_date {
+            "added to KEV"
+        } else {
+            "fix released"
+        }
     );
     match cve.kev_due {
         Some(k) if policy.kev_due_wins && k < due => {

@@ -247,7 +247,7 @@ impl Store for SqliteStore {
                     .push_bind(v.released.map(ms));
             });
             qb.push(
-                " ON CONFLICT (cve) DO UPDATE SET document = excluded.document, title = excluded.title, tag = excluded.tag,
+                " ON CONFLICT (cve, document) DO UPDATE SET title = excluded.title, tag = excluded.tag,
                   cwe = excluded.cwe, exploited = excluded.exploited, publicly_disclosed = excluded.publicly_disclosed,
                   exploit_status = excluded.exploit_status, released = excluded.released",
             );
@@ -267,7 +267,7 @@ impl Store for SqliteStore {
                     .push_bind(a.cvss_vector.clone());
             });
             qb.push(
-                " ON CONFLICT (cve, product_id) DO UPDATE SET document = excluded.document, severity = excluded.severity,
+                " ON CONFLICT (cve, product_id, document) DO UPDATE SET severity = excluded.severity,
                   impact = excluded.impact, cvss_base = excluded.cvss_base, cvss_vector = excluded.cvss_vector",
             );
             qb.build().execute(&mut *tx).await?;
@@ -288,7 +288,7 @@ impl Store for SqliteStore {
                     .push_bind(f.restart_required.clone());
             });
             qb.push(
-                " ON CONFLICT (cve, product_id, kb) DO UPDATE SET document = excluded.document, subtype = excluded.subtype,
+                " ON CONFLICT (cve, product_id, kb, document) DO UPDATE SET subtype = excluded.subtype,
                   classification = excluded.classification, fixed_build = excluded.fixed_build,
                   supersedes = excluded.supersedes, restart_required = excluded.restart_required",
             );
@@ -705,7 +705,7 @@ impl Store for SqliteStore {
             });
         }
         for row in sqlx::query(
-            "SELECT cve, document, title, tag, cwe, exploited, publicly_disclosed, exploit_status, released FROM vulnerabilities",
+            "SELECT cve, document, title, tag, cwe, exploited, publicly_disclosed, exploit_status, released FROM vulnerabilities ORDER BY cve, document",
         )
         .fetch_all(&self.pool)
         .await?
@@ -723,7 +723,7 @@ impl Store for SqliteStore {
             });
         }
         for row in sqlx::query(
-            "SELECT cve, product_id, severity, impact, cvss_base, cvss_vector FROM affected",
+            "SELECT cve, product_id, severity, impact, cvss_base, cvss_vector FROM affected ORDER BY cve, product_id, document",
         )
         .fetch_all(&self.pool)
         .await?
@@ -842,6 +842,7 @@ impl Store for SqliteStore {
                 serde_json::from_str(&rec).map_err(|e| corrupt(format!("lifecycle {cycle}"), e))?,
             );
         }
+        c.merge_duplicates();
         Ok(c)
     }
 
@@ -874,7 +875,7 @@ impl Store for SqliteStore {
         };
         Ok(Counts {
             documents: one("SELECT COUNT(*) FROM feed_imports WHERE feed = 'msrc-cvrf'").await?,
-            vulnerabilities: one("SELECT COUNT(*) FROM vulnerabilities").await?,
+            vulnerabilities: one("SELECT COUNT(DISTINCT cve) FROM vulnerabilities").await?,
             fixes: one("SELECT COUNT(*) FROM fixes").await?,
             kev: one("SELECT COUNT(*) FROM kev").await?,
             epss: one("SELECT COUNT(*) FROM epss").await?,

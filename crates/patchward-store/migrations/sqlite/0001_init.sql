@@ -19,8 +19,10 @@ CREATE TABLE products (
     kind TEXT NOT NULL                  -- JSON ProductKind
 );
 
+-- Facts are kept per document: MSRC lists some CVEs (and fixes) in more than one month, and
+-- re-importing one month must not remove what another month says. The catalog merges them.
 CREATE TABLE vulnerabilities (
-    cve                TEXT PRIMARY KEY,
+    cve                TEXT NOT NULL,
     document           TEXT NOT NULL,
     title              TEXT NOT NULL,
     tag                TEXT,
@@ -28,7 +30,8 @@ CREATE TABLE vulnerabilities (
     exploited          INTEGER NOT NULL,
     publicly_disclosed INTEGER NOT NULL,
     exploit_status     TEXT,
-    released           INTEGER
+    released           INTEGER,
+    PRIMARY KEY (cve, document)
 );
 CREATE INDEX vulnerabilities_document ON vulnerabilities (document);
 
@@ -40,7 +43,7 @@ CREATE TABLE affected (
     impact      TEXT,
     cvss_base   REAL,
     cvss_vector TEXT,
-    PRIMARY KEY (cve, product_id)
+    PRIMARY KEY (cve, product_id, document)
 );
 CREATE INDEX affected_document ON affected (document);
 
@@ -54,7 +57,7 @@ CREATE TABLE fixes (
     fixed_build      TEXT,
     supersedes       TEXT NOT NULL,     -- space-separated KB numbers
     restart_required TEXT,
-    PRIMARY KEY (cve, product_id, kb)
+    PRIMARY KEY (cve, product_id, kb, document)
 );
 CREATE INDEX fixes_document ON fixes (document);
 CREATE INDEX fixes_kb ON fixes (kb);

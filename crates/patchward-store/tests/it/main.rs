@@ -148,6 +148,52 @@ async fn contract(store: &impl Store) {
     );
     assert_eq!(store.catalog().await.unwrap().vulnerabilities.len(), 1);
 
+    // A CVE MSRC lists in two months survives a re-import of one of them without it.
+    let v_aug = [vuln("CVE-2024-0001", "2024-Aug")];
+    let f_aug = [fix("CVE-2024-0001", 5041578, "2024-Aug")];
+    let aug = DocumentImport {
+        id: "2024-Aug",
+        revision: Some("1"),
+        vulnerabilities: &v_aug,
+        affected: &a[..1],
+        fixes: &f_aug,
+        ..doc2.clone()
+    };
+    assert_eq!(
+        store.import_document(&aug, now).await.unwrap(),
+        ImportOutcome::Stored
+    );
+    let v_jul_empty = [vuln("CVE-2024-0003", "2024-Jul")];
+    let jul3 = DocumentImport {
+        revision: Some("643"),
+        current_release: Some(t("2026-06-29T00:00:00Z")),
+        vulnerabilities: &v_jul_empty,
+        affected: &[],
+        fixes: &[],
+        ..doc2.clone()
+    };
+    assert_eq!(
+        store.import_document(&jul3, now).await.unwrap(),
+        ImportOutcome::Stored
+    );
+    let c = store.catalog().await.unwrap();
+    assert!(
+        c.vulnerabilities.iter().any(|v| v.cve == "CVE-2024-0001"),
+        "August still lists it"
+    );
+    assert_eq!(
+        c.fixes.iter().filter(|f| f.cve == "CVE-2024-0001").count(),
+        1
+    );
+    assert_eq!(
+        c.vulnerabilities
+            .iter()
+            .filter(|v| v.cve == "CVE-2024-0001")
+            .count(),
+        1,
+        "merged"
+    );
+
     // KEV: replaced by a newer catalog, an older one is ignored.
     let kev = |cve: &str| KevEntry {
         cve: cve.into(),
@@ -292,10 +338,13 @@ async fn contract(store: &impl Store) {
     assert!(store.plan("nope").await.unwrap().is_none());
 
     let status = store.feed_status().await.unwrap();
-    let msrc = status.iter().find(|s| s.feed == "msrc-cvrf").unwrap();
-    assert_eq!(msrc.revision.as_deref(), Some("642"));
+    let msrc = status
+        .iter()
+        .find(|s| s.feed == "msrc-cvrf" && s.key == "2024-Jul")
+        .unwrap();
+    assert_eq!(msrc.revision.as_deref(), Some("643"));
     let counts = store.counts().await.unwrap();
-    assert_eq!((counts.documents, counts.servers, counts.kev), (1, 2, 2));
+    assert_eq!((counts.documents, counts.servers, counts.kev), (2, 2, 2));
 }
 
 #[tokio::test]
@@ -314,4 +363,5 @@ async fn sqlite_file_survives_reopen() {
     let again = SqliteStore::open(&path).await.unwrap();
     assert_eq!(again.counts().await.unwrap().servers, 2);
     assert_eq!(again.catalog().await.unwrap().fixes.len(), 1);
+    assert_eq!(again.catalog().await.unwrap().vulnerabilities.len(), 2);
 }

@@ -417,9 +417,15 @@ fn kev_overrides_msrc_and_drives_act_with_kev_due_date() {
     assert_eq!(p.exploitation, Exploitation::Active);
     assert_eq!(p.decision, Decision::Act);
     assert!(p.reasons.iter().any(|r| r.contains("KEV")));
-    // CISA's due date for CVE-2025-33073 is 2025-11-10; the Act SLA from June 2025 is earlier,
-    // so the SLA wins here; for a KEV entry with an earlier due date the KEV date wins.
-    assert!(p.due <= day("2025-11-10"));
+    // Active only through KEV (added 2025-10-20): the Act clock starts then, not at the June
+    // 2025 fix, so it is due three days after the KEV listing — before CISA's 2025-11-10.
+    assert_eq!(c.kev_added, Some(day("2025-10-20")));
+    assert_eq!(p.due, day("2025-10-23"));
+    assert!(
+        p.reasons.iter().any(|r| r.contains("added to KEV")),
+        "{:?}",
+        p.reasons
+    );
     assert!(p.overdue);
     // The same CVE on a tier-4 internal print server: still active exploitation, lower mission.
     s.tier = Tier(4);
