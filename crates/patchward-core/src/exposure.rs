@@ -4,15 +4,24 @@
 //! The rules, from Microsoft's data:
 //! - A CVE is open on a server when MSRC lists a Vendor Fix for the server's exact product
 //!   (release + installation) and none of the fixes applies: no fix KB (or a KB that supersedes
-//!   it, transitively) is installed, and — for the OS cumulative stream — the server's build is
-//!   below every fixed build on its own release. One newer cumulative update therefore satisfies
-//!   all older ones.
+//!   it, transitively) is installed, and the server's place in the OS cumulative stream is
+//!   before the fix. One newer cumulative update therefore satisfies all older ones.
+//! - The stream is each month's cumulative update (the LCU / monthly rollup with the most CVE
+//!   rows for the product in that document), later cumulative updates that supersede into it,
+//!   and out-of-band ones whose build fits its chronology. Other packages MSRC labels
+//!   "Security Update" (Secure Boot revocation lists, WinRE / Safe OS updates with their own low
+//!   builds) are standalone: decided by KB, never used to place a server in the stream.
+//! - A server's place: its build against fixed builds; for months MSRC published without fixed
+//!   builds (before mid-2021), the release of its newest stream update against the fix's.
+//!   Servicing stack updates are satisfied by the stream (later LCUs require or contain them);
+//!   previews by the next month's update. Setup / Safe OS dynamic updates are not for servers.
 //! - Hotpatch fixes (their own, lower build train) count only for hotpatch-enrolled servers.
 //! - Where a fix has no usable fixed build, or the server's revision is unknown, the decision
 //!   falls back to KBs and the CVE says so (`determined_by: kb`).
-//! - Where the revision is unknown it is inferred from the newest installed cumulative update.
-//! - Components serviced separately (.NET on Windows Server) are assessed only when the server
-//!   shows an installed update of that component: Patchward does not guess which .NET is there.
+//! - Where the revision is unknown it is inferred from the newest installed stream update.
+//! - Components: in-box ones serviced by the OS cumulative update (IE 11, EdgeHTML, .NET on
+//!   2016) are always assessed; others (.NET with its own updates) only when an installed update
+//!   shows them, and then their own newest installed update closes every older one.
 
 use crate::build::OsBuild;
 use crate::catalog::{Affected, Classification, Fix, Kb, Product, Update, Vulnerability};
