@@ -68,6 +68,31 @@ fn class_text(c: Classification) -> String {
         .unwrap_or_else(|| "other".into())
 }
 
+/// The update columns `fixes` and `kb_builds` share, decoded.
+fn update_row(
+    row: &sqlx::sqlite::SqliteRow,
+    kinds: &std::collections::HashMap<String, patchward_core::product::ProductKind>,
+    table: &str,
+) -> Result<Update> {
+    let kb: i64 = row.try_get("kb")?;
+    let class: String = row.try_get("classification")?;
+    let subtype: String = row.try_get("subtype")?;
+    let product_id: String = row.try_get("product_id")?;
+    let fb: Option<String> = row.try_get("fixed_build")?;
+    let sup: String = row.try_get("supersedes")?;
+    Ok(Update {
+        kb: Kb(u32::try_from(kb).map_err(|e| corrupt(format!("{table}.kb"), e))?),
+        classification: reclassify(&class, &subtype, kinds.get(&product_id)),
+        product_id,
+        subtype,
+        fixed_build: fb.and_then(|b| OsBuild::from_str(&b).ok()),
+        supersedes: kbs_parse(&sup),
+        restart_required: row.try_get("restart_required")?,
+        document: row.try_get("document")?,
+        released: None,
+    })
+}
+
 /// The classification from MSRC's SubType and the product (as the parser would give it now);
 /// the stored value only where the SubType says nothing.
 fn reclassify(
@@ -752,22 +777,17 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         {
-            let kb: i64 = row.try_get("kb")?;
-            let class: String = row.try_get("classification")?;
-            let subtype: String = row.try_get("subtype")?;
-            let product_id: String = row.try_get("product_id")?;
-            let fb: Option<String> = row.try_get("fixed_build")?;
-            let sup: String = row.try_get("supersedes")?;
+            let u = update_row(&row, &kinds, "fixes")?;
             c.fixes.push(Fix {
                 cve: row.try_get("cve")?,
-                product_id: row.try_get("product_id")?,
-                kb: Kb(u32::try_from(kb).map_err(|e| corrupt("fix kb", e))?),
-                subtype: row.try_get("subtype")?,
-                classification: reclassify(&class, &subtype, kinds.get(&product_id)),
-                fixed_build: fb.and_then(|b| OsBuild::from_str(&b).ok()),
-                supersedes: kbs_parse(&sup),
-                restart_required: row.try_get("restart_required")?,
-                document: row.try_get("document")?,
+                product_id: u.product_id,
+                kb: u.kb,
+                subtype: u.subtype,
+                classification: u.classification,
+                fixed_build: u.fixed_build,
+                supersedes: u.supersedes,
+                restart_required: u.restart_required,
+                document: u.document,
             });
         }
         for row in sqlx::query(
@@ -776,23 +796,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         {
-            let kb: i64 = row.try_get("kb")?;
-            let class: String = row.try_get("classification")?;
-            let subtype: String = row.try_get("subtype")?;
-            let product_id: String = row.try_get("product_id")?;
-            let fb: Option<String> = row.try_get("fixed_build")?;
-            let sup: String = row.try_get("supersedes")?;
-            c.updates.push(Update {
-                kb: Kb(u32::try_from(kb).map_err(|e| corrupt("kb_builds kb", e))?),
-                classification: reclassify(&class, &subtype, kinds.get(&product_id)),
-                product_id,
-                subtype,
-                fixed_build: fb.and_then(|b| OsBuild::from_str(&b).ok()),
-                supersedes: kbs_parse(&sup),
-                restart_required: row.try_get("restart_required")?,
-                document: row.try_get("document")?,
-                released: None,
-            });
+            c.updates.push(update_row(&row, &kinds, "kb_builds")?);
         }
         for row in sqlx::query("SELECT cve, vendor, product, name, date_added, due, ransomware, required_action FROM kev")
             .fetch_all(&self.pool)
