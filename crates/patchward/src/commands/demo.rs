@@ -2,7 +2,7 @@
 //! 2022-05 and 2023-02, CISA KEV, EPSS, NVD, lifecycle, KB builds), the Contoso sample estate,
 //! and the assessment a person wants to read first.
 
-use super::{as_of, import, load_policy, now};
+use super::{as_of, import, load_policy};
 use crate::Format;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -105,6 +105,5 @@ pub async fn run(_db: &Path, a: DemoArgs) -> Result<()> {
              (data as of the bundled feeds; run `patchward feeds sync` where the network allows)"
         );
     }
-    let _ = now();
     Ok(())
 }
