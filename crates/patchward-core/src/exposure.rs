@@ -1212,7 +1212,8 @@ impl<'c> ExposureIndex<'c> {
             return Kb(0);
         };
         // In the OS stream (by build or by release), the newest cumulative update closes it;
-        // an enrolled server takes the newest hotpatch when that is newer than the baseline.
+        // an enrolled server takes the newest hotpatch when it is as new as the newest
+        // cumulative update (a hotpatch month; in a baseline month only the LCU is new).
         let in_os_stream = (best.stream && best.class != Classification::SecurityOnly)
             || (product == os && (best.next_month || best.class == Classification::ServicingStack))
             || best.class == Classification::Hotpatch;
@@ -1220,8 +1221,9 @@ impl<'c> ExposureIndex<'c> {
             let newest = |kb: Kb| self.updates.get(&(os, kb)).and_then(|u| u.released);
             if hotpatch
                 && let Some((hb, hk)) = self.latest_hotpatch(os)
-                && newest(hk) > newest(k)
-                && best.build.is_none_or(|fb| fb <= hb)
+                && newest(hk) >= newest(k)
+                // the hotpatch train closes it: some alternative's build is within the hotpatch
+                && applicable.iter().any(|f| f.build.is_some_and(|fb| fb <= hb))
             {
                 return hk;
             }

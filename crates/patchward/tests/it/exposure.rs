@@ -638,3 +638,44 @@ fn winre_and_safe_os_builds_do_not_close_cumulative_cves() {
         .expect("open");
     assert_eq!(w.determined_by, Determination::Kb);
 }
+
+#[test]
+fn enrolled_servers_are_offered_the_hotpatch_in_a_hotpatch_month() {
+    let c = catalog_of(&["2025-May", "2025-Jun"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2025-07-01");
+    let mut s = server(
+        "Windows Server 2022 Datacenter: Azure Edition",
+        "10.0.20348.3692",
+        Installation::Desktop,
+        &[],
+    );
+    let lcu = ix.assess(&s, at);
+    let c33053 = lcu
+        .open_cves
+        .iter()
+        .find(|c| &*c.cve == "CVE-2025-33053")
+        .unwrap();
+    assert_eq!(
+        c33053.install,
+        Kb(5060526),
+        "not enrolled: the June cumulative update (reboot)"
+    );
+    s.hotpatch = true;
+    let hot = ix.assess(&s, at);
+    let c33053 = hot
+        .open_cves
+        .iter()
+        .find(|c| &*c.cve == "CVE-2025-33053")
+        .unwrap();
+    assert_eq!(
+        c33053.install,
+        Kb(5060525),
+        "enrolled: the June hotpatch (no reboot)"
+    );
+    assert!(
+        hot.missing_updates
+            .iter()
+            .any(|m| m.kb == Kb(5060525) && m.classification == Classification::Hotpatch)
+    );
+}
