@@ -375,14 +375,14 @@ pub fn prioritise_for(
     }
 }
 
-/// Priorities depend only on a CVE's facts, its fix date and the server's mission, so a fleet
-/// shares them: one cache per assessment run (same policy, same date).
+/// Priorities depend only on a CVE's facts (with its fix date) and the server's mission, so a
+/// fleet shares them: one cache per assessment run (same policy, same date).
 #[derive(Default)]
 pub struct PriorityCache {
     /// Interned (mission, its reason, exposure) of the servers seen so far.
     missions: HashMap<(MissionImpact, String, InternetExposure), usize>,
-    /// (shared CVE facts, fix release, mission id) → priority.
-    map: HashMap<(usize, Option<Timestamp>, usize), Priority>,
+    /// Per mission id, per facts slot: the priority (a dense table, no hashing per finding).
+    table: Vec<Vec<Option<Arc<Priority>>>>,
 }
 
 /// Exposure plus a priority for every open CVE, most urgent first.
@@ -410,17 +410,19 @@ pub fn assess_server_cached(
         .missions
         .entry((mission.0, mission.1.clone(), server.exposure))
         .or_insert(next);
+    if cache.table.len() <= mission_id {
+        cache.table.resize_with(mission_id + 1, Vec::new);
+    }
+    let row = &mut cache.table[mission_id];
+    if row.len() < index.slots() {
+        row.resize(index.slots(), None);
+    }
     for c in &mut e.open_cves {
-        let key = (Arc::as_ptr(&c.facts) as usize, c.fix_released, mission_id);
-        let p = match cache.map.get(&key) {
-            Some(p) => p.clone(),
-            None => {
-                let p = prioritise_for(c, &mission, server.exposure, policy, as_of);
-                cache.map.insert(key, p.clone());
-                p
-            }
-        };
-        c.priority = Some(p);
+        let slot = &mut row[c.slot as usize];
+        let p = slot.get_or_insert_with(|| {
+            Arc::new(prioritise_for(c, &mission, server.exposure, policy, as_of))
+        });
+        c.priority = Some(p.clone());
     }
     e.open_cves.sort_by(|a, b| {
         let key = |c: &OpenCve| {

@@ -413,7 +413,7 @@ fn render_table(servers: &[ServerExposure], as_of: Date, detail: bool, top: usiz
             for m in &s.missing_updates {
                 t.row(vec![
                     m.kb.to_string(),
-                    m.classification_label.clone(),
+                    m.classification_label.to_string(),
                     opt(m.fixed_build),
                     format!("{} CVE(s)", m.closes.len()),
                     m.title.clone(),

@@ -80,8 +80,9 @@ fn july_2024_build_comparison_per_product() {
         let e = ix.assess(&server(os, fixed, inst, &[]), at);
         assert!(!open(&e, "CVE-2024-38077"), "{os} at {fixed} is patched");
         // MSRC later added newer fixes to some July CVEs (e.g. CVE-2024-30098 fixed for 2022
-        // only in October 2025): whatever stays open is fixed only by those later updates.
-        for c in &e.open_cves {
+        // only in October 2025): whatever stays open on the OS is fixed only by those later
+        // updates. (In-box .NET has its own updates; none is installed here.)
+        for c in e.open_cves.iter().filter(|c| !c.product_id.contains('-')) {
             assert!(
                 c.fixed_by.iter().all(|k| k.0 > 5041000),
                 "{os} at {fixed}: {} open with {:?}",
@@ -677,5 +678,337 @@ fn enrolled_servers_are_offered_the_hotpatch_in_a_hotpatch_month() {
         hot.missing_updates
             .iter()
             .any(|m| m.kb == Kb(5060525) && m.classification == Classification::Hotpatch)
+    );
+}
+
+fn find<'a>(e: &'a ServerExposure, cve: &str) -> &'a patchward_core::exposure::OpenCve {
+    e.open_cves
+        .iter()
+        .find(|c| &*c.cve == cve)
+        .unwrap_or_else(|| panic!("{cve} not open on {}: {:?}", e.name, e.notes))
+}
+
+fn open_ids(e: &ServerExposure) -> std::collections::BTreeSet<String> {
+    e.open_cves.iter().map(|c| c.cve.to_string()).collect()
+}
+
+/// No CVE appears twice among the .NET findings of one server (one line per server).
+fn no_dotnet_duplicates(e: &ServerExposure) {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &e.open_cves {
+        if c.fixed_by.is_empty() || !c.product_id.contains('-') {
+            continue; // OS findings; components have compound ids ("11676-11923")
+        }
+        assert!(
+            seen.insert((c.cve.to_string(), c.product_id.to_string()))
+                && seen.iter().filter(|(id, _)| id.as_str() == &*c.cve).count() == 1,
+            "{} twice on {}",
+            c.cve,
+            e.name
+        );
+    }
+}
+
+#[test]
+fn in_box_dotnet_on_2022_is_open_without_a_dotnet_update_and_closed_by_it() {
+    let c = catalog_of(&["2024-Jan", "2024-Feb", "2024-Mar"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2024-04-01");
+    // March 2024 OS update (KB5035857, 20348.2340), no .NET update installed.
+    let bare = ix.assess(
+        &server(
+            "Windows Server 2022 Standard",
+            "10.0.20348.2340",
+            Installation::Desktop,
+            &[5035857],
+        ),
+        at,
+    );
+    let c29059 = find(&bare, "CVE-2024-29059");
+    assert!(c29059.kev, "CVE-2024-29059 is in KEV");
+    assert!(
+        c29059.fixed_by.contains(&Kb(5034272)),
+        "{:?}",
+        c29059.fixed_by
+    );
+    assert_eq!(c29059.determined_by, Determination::Kb);
+    assert_eq!(c29059.install, Kb(5034272));
+    assert!(bare.notes.iter().any(|n| n.contains(".NET Framework 4.8")));
+    no_dotnet_duplicates(&bare);
+    let dotnet = bare
+        .missing_updates
+        .iter()
+        .find(|u| u.kb == Kb(5034272))
+        .unwrap();
+    assert_eq!(dotnet.classification, Classification::DotNet);
+    assert!(
+        dotnet.title.contains(".NET Framework 3.5 AND 4.8"),
+        "{}",
+        dotnet.title
+    );
+
+    // Installing the combined 4.8 / 4.8.1 update closes it and opens nothing.
+    let patched = ix.assess(
+        &server(
+            "Windows Server 2022 Standard",
+            "10.0.20348.2340",
+            Installation::Desktop,
+            &[5035857, 5034272],
+        ),
+        at,
+    );
+    assert!(!open(&patched, "CVE-2024-29059"));
+    assert!(open_ids(&patched).is_subset(&open_ids(&bare)));
+    no_dotnet_duplicates(&patched);
+
+    // An umbrella .NET KB that MSRC does not list is not "nothing installed".
+    let umbrella = ix.assess(
+        &server(
+            "Windows Server 2022 Standard",
+            "10.0.20348.2340",
+            Installation::Desktop,
+            &[5035857, 5041948],
+        ),
+        at,
+    );
+    assert_eq!(
+        find(&umbrella, "CVE-2024-29059").determined_by,
+        Determination::KbUnlisted
+    );
+    assert!(
+        umbrella
+            .notes
+            .iter()
+            .any(|n| n.contains("KB5041948") && n.contains("not listed")),
+        "{:?}",
+        umbrella.notes
+    );
+    // OS findings stay decided by the build.
+    assert!(
+        umbrella
+            .open_cves
+            .iter()
+            .filter(|c| !c.product_id.contains('-'))
+            .all(|c| c.determined_by == Determination::Build)
+    );
+}
+
+#[test]
+fn in_box_dotnet_on_2019_is_the_472_line() {
+    let c = catalog_of(&["2024-Jan", "2024-Feb", "2024-Mar"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2024-04-01");
+    let bare = ix.assess(
+        &server(
+            "Windows Server 2019 Standard",
+            "10.0.17763.5576",
+            Installation::Desktop,
+            &[],
+        ),
+        at,
+    );
+    let c29059 = find(&bare, "CVE-2024-29059");
+    assert_eq!(c29059.install, Kb(5034273));
+    assert!(
+        bare.notes.iter().any(|n| n.contains("4.7.2")),
+        "{:?}",
+        bare.notes
+    );
+    no_dotnet_duplicates(&bare);
+    let patched = ix.assess(
+        &server(
+            "Windows Server 2019 Standard",
+            "10.0.17763.5576",
+            Installation::Desktop,
+            &[5034273],
+        ),
+        at,
+    );
+    assert!(!open(&patched, "CVE-2024-29059"));
+    assert!(open_ids(&patched).is_subset(&open_ids(&bare)));
+}
+
+#[test]
+fn evidence_of_dotnet_48_on_2016_moves_the_server_to_that_line_across_renames() {
+    // 2016 ships 4.6.2, serviced by the OS cumulative update. KB5033910 is an update of
+    // "4.8 on Windows Server 2016" only; in April 2024 MSRC lists the line as "3.5 AND 4.8 on
+    // Windows Server 2016" under a new product id.
+    let c = catalog_of(&["2024-Jan", "2024-Feb", "2024-Mar", "2024-Apr"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2024-05-01");
+    let os = "Windows Server 2016 Standard";
+    let inbox = ix.assess(
+        &server(os, "10.0.14393.6614", Installation::Desktop, &[5034119]),
+        at,
+    );
+    let c21409 = find(&inbox, "CVE-2024-21409");
+    assert_eq!(c21409.determined_by, Determination::Build);
+    assert!(!open(&inbox, "CVE-2024-29059"), "closed by the January LCU");
+    assert!(inbox.notes.iter().any(|n| n.contains("4.6.2")));
+    no_dotnet_duplicates(&inbox);
+
+    let on48 = ix.assess(
+        &server(
+            os,
+            "10.0.14393.6614",
+            Installation::Desktop,
+            &[5034119, 5033910],
+        ),
+        at,
+    );
+    assert!(
+        on48.notes
+            .iter()
+            .any(|n| n.contains("4.8 assessed") && n.contains("KB5033910")),
+        "{:?}",
+        on48.notes
+    );
+    let c21409 = find(&on48, "CVE-2024-21409");
+    assert_eq!(&c21409.fixed_by[..], &[Kb(5036609)]);
+    assert!(!open(&on48, "CVE-2024-29059"), "KB5033910 fixes it on 4.8");
+    no_dotnet_duplicates(&on48);
+
+    let patched = ix.assess(
+        &server(
+            os,
+            "10.0.14393.6614",
+            Installation::Desktop,
+            &[5034119, 5033910, 5036609],
+        ),
+        at,
+    );
+    assert!(!open(&patched, "CVE-2024-21409"));
+    assert!(open_ids(&patched).is_subset(&open_ids(&on48)));
+}
+
+#[test]
+fn an_out_of_band_update_listed_under_a_component_places_the_server_in_the_stream() {
+    // KB4483229 (December 2018, out of band) is listed only under IE 11 on Server 2016 and
+    // supersedes that month's OS update KB4471321. CVE-2016-7255 (KEV) was fixed in November
+    // 2016, a month without fixed builds.
+    let c = catalog_of(&["2016-Nov", "2018-Dec"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2019-01-15");
+    let host = |kbs: &[u32]| Server {
+        name: "H".into(),
+        os: "Microsoft Windows Server 2016 Datacenter".into(),
+        build: Some("10.0.14393".parse().unwrap()),
+        installation: Some(Installation::Desktop),
+        installed_kbs: kbs.iter().map(|k| Kb(*k)).collect(),
+        ..Server::default()
+    };
+    let none = ix.assess(&host(&[]), at);
+    assert!(open(&none, "CVE-2016-7255"));
+    let dec = ix.assess(&host(&[4471321]), at);
+    assert!(!open(&dec, "CVE-2016-7255"));
+    let oob = ix.assess(&host(&[4483229]), at);
+    assert!(!open(&oob, "CVE-2016-7255"), "{:?}", oob.notes);
+    assert_eq!(
+        open_ids(&oob),
+        open_ids(&dec)
+            .intersection(&open_ids(&oob))
+            .cloned()
+            .collect()
+    );
+    assert!(
+        oob.notes.iter().any(|n| n.contains("KB4471321")),
+        "the inferred place names the OS update: {:?}",
+        oob.notes
+    );
+}
+
+#[test]
+fn standalone_packages_are_not_called_cumulative_and_os_updates_are_titled_for_the_os() {
+    // KB5012170, the Secure Boot revocation list (DBX), is labelled "Security Update" by MSRC.
+    let c = catalog_of(&["2020-Jul", "2021-Jan", "2022-May", "2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    let e = ix.assess(
+        &server(
+            "Windows Server 2019 Standard",
+            "10.0.17763",
+            Installation::Desktop,
+            &[4558998],
+        ),
+        day("2024-08-01"),
+    );
+    let dbx = e
+        .missing_updates
+        .iter()
+        .find(|u| u.kb == Kb(5012170))
+        .unwrap_or_else(|| {
+            panic!(
+                "{:?}",
+                e.missing_updates.iter().map(|u| u.kb).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(dbx.classification, Classification::Standalone);
+    assert!(!dbx.title.contains("Cumulative"), "{}", dbx.title);
+
+    // KB5066836 is the October 2025 OS cumulative update of Server 2016, even where MSRC
+    // lists it as the fix of in-box .NET (CVE-2024-38081's .NET row names KB5040448, the
+    // Windows 10 1507 update, with a build on that line).
+    let ix = ExposureIndex::new(full_catalog());
+    let e = ix.assess(
+        &Server {
+            name: "MYSERVER".into(),
+            os: "Microsoft Windows Server 2016 Datacenter".into(),
+            build: Some("10.0.14393".parse().unwrap()),
+            installation: Some(Installation::Desktop),
+            installed_kbs: [4483229].into_iter().map(Kb).collect(),
+            ..Server::default()
+        },
+        day("2026-07-10"),
+    );
+    let lcu = e
+        .missing_updates
+        .iter()
+        .find(|u| u.kb == Kb(5066836))
+        .unwrap_or_else(|| {
+            panic!(
+                "{:?}",
+                e.missing_updates
+                    .iter()
+                    .map(|u| (u.kb, &u.title, u.closes.len()))
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(lcu.classification, Classification::SecurityCumulativeUpdate);
+    assert!(
+        lcu.title
+            .contains("Cumulative Update for Windows Server 2016")
+            && !lcu.title.contains(".NET"),
+        "{}",
+        lcu.title
+    );
+    assert!(!lcu.product_id.contains('-'), "{}", lcu.product_id);
+}
+
+#[test]
+fn the_kb_only_note_counts_what_kbs_decided() {
+    let c = catalog_of(&["2024-Jun", "2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    let e = ix.assess(
+        &Server {
+            name: "K".into(),
+            os: "Microsoft Windows Server 2022 Standard".into(),
+            build: Some("10.0.20348".parse().unwrap()),
+            installation: Some(Installation::Desktop),
+            ..Server::default()
+        },
+        day("2024-08-01"),
+    );
+    let by_kb = e
+        .open_cves
+        .iter()
+        .filter(|c| c.determined_by != Determination::Build)
+        .count();
+    let note = e
+        .notes
+        .iter()
+        .find(|n| n.contains("decided by installed KBs only"))
+        .unwrap();
+    assert!(
+        note.contains(&format!("{by_kb} of {} open CVEs", e.open_cves.len())),
+        "{note}"
     );
 }
