@@ -158,8 +158,102 @@ pub struct Priority {
     pub overdue: bool,
     /// Proposes an emergency cycle (actively exploited and Act, or internet-exposed critical).
     pub emergency: bool,
-    /// Shared between servers with the same CVE and mission (see [`PriorityCache`]).
-    pub reasons: Arc<[String]>,
+    /// What the reasons in words are made of ([`Priority::reasons`]): kept instead of the
+    /// words, which a fleet of millions of findings cannot afford to hold.
+    #[serde(skip)]
+    why: Why,
+}
+
+/// The inputs of a decision that its reasons name, beyond the CVE's own facts.
+#[derive(Debug, Clone, PartialEq)]
+struct Why {
+    /// "mission impact high: tier 1 domain controller" (shared by the servers of a mission).
+    mission: Arc<str>,
+    epss_threshold: f64,
+    /// When the SLA clock started, and whether that was the KEV listing (else the fix).
+    start: Date,
+    kev_started: bool,
+    sla_days: i64,
+    /// The KEV due date was earlier than the SLA date and won.
+    kev_due_won: bool,
+}
+
+impl Priority {
+    /// The decision's reasons in words, most important first: exploitation, automatable,
+    /// technical impact, mission, due date.
+    pub fn reasons(&self, cve: &crate::exposure::CveFacts) -> Vec<String> {
+        let w = &self.why;
+        let mut reasons = Vec::with_capacity(6);
+        match self.exploitation {
+            Exploitation::Active => {
+                if cve.kev {
+                    let ransom = if cve.kev_ransomware {
+                        ", known ransomware use"
+                    } else {
+                        ""
+                    };
+                    match cve.kev_due {
+                        Some(d) => {
+                            reasons.push(format!("in CISA KEV (federal due date {d}{ransom})"))
+                        }
+                        None => reasons.push(format!("in CISA KEV{ransom}")),
+                    }
+                }
+                if cve.exploited {
+                    reasons.push("Microsoft: exploitation detected".into());
+                } else if cve.kev {
+                    reasons.push("Microsoft did not flag it exploited; KEV overrides".into());
+                }
+            }
+            Exploitation::Poc => {
+                if cve.publicly_disclosed {
+                    reasons.push("publicly disclosed before the fix".into());
+                }
+                if let Some(e) = cve.epss.filter(|e| *e >= w.epss_threshold) {
+                    reasons.push(format!(
+                        "EPSS {:.3} ≥ {} (likely to be exploited)",
+                        e, w.epss_threshold
+                    ));
+                }
+            }
+            Exploitation::None => reasons.push(match cve.epss {
+                Some(e) => format!("no known exploitation (EPSS {e:.3})"),
+                None => "no known exploitation".into(),
+            }),
+        }
+        reasons.push(if self.automatable {
+            "automatable: network, no privileges, no user interaction".into()
+        } else {
+            "not automatable (needs local access, privileges or user interaction)".into()
+        });
+        let impact_word = cve.impact.as_deref().unwrap_or("impact");
+        reasons.push(if self.total_impact {
+            format!("total technical impact ({impact_word})")
+        } else {
+            format!("partial technical impact ({impact_word})")
+        });
+        reasons.push(w.mission.to_string());
+        let sla_text = format!(
+            "{} SLA {} days from {} ({})",
+            self.decision.label(),
+            w.sla_days,
+            w.start,
+            if w.kev_started {
+                "added to KEV"
+            } else {
+                "fix released"
+            }
+        );
+        reasons.push(if w.kev_due_won {
+            format!(
+                "due {}: KEV due date is earlier than the {sla_text}",
+                self.due
+            )
+        } else {
+            format!("due {}: {sla_text}", self.due)
+        });
+        reasons
+    }
 }
 
 /// CISA's coordinator tree.
@@ -248,54 +342,30 @@ pub fn mission_impact(server: &Server, policy: &Policy) -> (MissionImpact, Strin
 
 /// Decide one open CVE on one server as of a date.
 pub fn prioritise(cve: &OpenCve, server: &Server, policy: &Policy, as_of: Date) -> Priority {
-    let mission = mission_impact(server, policy);
-    prioritise_for(cve, &mission, server.exposure, policy, as_of)
+    let (level, why) = mission_impact(server, policy);
+    prioritise_for(
+        cve,
+        &(level, Arc::from(why)),
+        server.exposure,
+        policy,
+        as_of,
+    )
 }
 
 /// Decide one open CVE for a server whose mission impact is already known.
 pub fn prioritise_for(
-    cve: &OpenCve,
-    (mission, why): &(MissionImpact, String),
+    cve: &crate::exposure::CveFacts,
+    (mission, why): &(MissionImpact, Arc<str>),
     exposure: InternetExposure,
     policy: &Policy,
     as_of: Date,
 ) -> Priority {
     let mission = *mission;
-    let mut reasons = Vec::new();
     let exploitation = if cve.kev || cve.exploited {
-        if cve.kev {
-            let ransom = if cve.kev_ransomware {
-                ", known ransomware use"
-            } else {
-                ""
-            };
-            match cve.kev_due {
-                Some(d) => reasons.push(format!("in CISA KEV (federal due date {d}{ransom})")),
-                None => reasons.push(format!("in CISA KEV{ransom}")),
-            }
-        }
-        if cve.exploited {
-            reasons.push("Microsoft: exploitation detected".into());
-        } else if cve.kev {
-            reasons.push("Microsoft did not flag it exploited; KEV overrides".into());
-        }
         Exploitation::Active
     } else if cve.publicly_disclosed || cve.epss.is_some_and(|e| e >= policy.epss_poc_threshold) {
-        if cve.publicly_disclosed {
-            reasons.push("publicly disclosed before the fix".into());
-        }
-        if let Some(e) = cve.epss.filter(|e| *e >= policy.epss_poc_threshold) {
-            reasons.push(format!(
-                "EPSS {:.3} ≥ {} (likely to be exploited)",
-                e, policy.epss_poc_threshold
-            ));
-        }
         Exploitation::Poc
     } else {
-        reasons.push(match cve.epss {
-            Some(e) => format!("no known exploitation (EPSS {e:.3})"),
-            None => "no known exploitation".into(),
-        });
         Exploitation::None
     };
     let facts = cve.cvss_vector.as_deref().and_then(CvssFacts::parse);
@@ -307,18 +377,6 @@ pub fn prioritise_for(
                 || i.eq_ignore_ascii_case("Elevation of Privilege")
         }),
     };
-    reasons.push(if automatable {
-        "automatable: network, no privileges, no user interaction".into()
-    } else {
-        "not automatable (needs local access, privileges or user interaction)".into()
-    });
-    let impact_word = cve.impact.as_deref().unwrap_or("impact");
-    reasons.push(if total_impact {
-        format!("total technical impact ({impact_word})")
-    } else {
-        format!("partial technical impact ({impact_word})")
-    });
-    reasons.push(why.clone());
     let decision = ssvc(exploitation, automatable, total_impact, mission);
 
     // The SLA clock starts when a fix existed for this product: MSRC re-releases old CVEs with
@@ -336,28 +394,17 @@ pub fn prioritise_for(
         }
         _ => fix_date,
     };
+    let sla_days = policy.sla(decision);
     let mut due = start
-        .checked_add(Span::new().days(policy.sla(decision)))
+        .checked_add(Span::new().days(sla_days))
         .unwrap_or(start);
-    let sla_text = format!(
-        "{} SLA {} days from {start} ({})",
-        decision.label(),
-        policy.sla(decision),
-        if start > fix_date {
-            "added to KEV"
-        } else {
-            "fix released"
-        }
-    );
-    match cve.kev_due {
+    let kev_due_won = match cve.kev_due {
         Some(k) if policy.kev_due_wins && k < due => {
             due = k;
-            reasons.push(format!(
-                "due {k}: KEV due date is earlier than the {sla_text}"
-            ));
+            true
         }
-        _ => reasons.push(format!("due {due}: {sla_text}")),
-    }
+        _ => false,
+    };
     let overdue = due < as_of;
     let critical = cve.severity == Some("Critical");
     let emergency = (exploitation == Exploitation::Active && decision == Decision::Act)
@@ -371,7 +418,14 @@ pub fn prioritise_for(
         due,
         overdue,
         emergency,
-        reasons: reasons.into(),
+        why: Why {
+            mission: why.clone(),
+            epss_threshold: policy.epss_poc_threshold,
+            start,
+            kev_started: start > fix_date,
+            sla_days,
+            kev_due_won,
+        },
     }
 }
 
@@ -380,9 +434,51 @@ pub fn prioritise_for(
 #[derive(Default)]
 pub struct PriorityCache {
     /// Interned (mission, its reason, exposure) of the servers seen so far.
-    missions: HashMap<(MissionImpact, String, InternetExposure), usize>,
-    /// Per mission id, per facts slot: the priority (a dense table, no hashing per finding).
-    table: Vec<Vec<Option<Arc<Priority>>>>,
+    missions: HashMap<(MissionImpact, Arc<str>, InternetExposure), u32>,
+    /// Per facts slot: the priorities computed for it, by mission id (a fleet has few
+    /// missions per CVE, so a short list beats a hash lookup per finding).
+    table: Vec<Vec<(u32, Arc<Priority>)>>,
+}
+
+impl PriorityCache {
+    fn mission_id(
+        &mut self,
+        index: &crate::exposure::ExposureIndex<'_>,
+        mission: &(MissionImpact, Arc<str>),
+        exposure: InternetExposure,
+    ) -> u32 {
+        if self.table.len() < index.slots() {
+            self.table.resize_with(index.slots(), Vec::new);
+        }
+        let next = self.missions.len() as u32;
+        *self
+            .missions
+            .entry((mission.0, mission.1.clone(), exposure))
+            .or_insert(next)
+    }
+
+    fn get(
+        &mut self,
+        slot: u32,
+        mission_id: u32,
+        make: impl FnOnce() -> Priority,
+    ) -> &Arc<Priority> {
+        let list = &mut self.table[slot as usize];
+        let at = match list.iter().position(|(m, _)| *m == mission_id) {
+            Some(i) => i,
+            None => {
+                list.push((mission_id, Arc::new(make())));
+                list.len() - 1
+            }
+        };
+        &list[at].1
+    }
+}
+
+/// A server's mission with its reason shared (interned per cache).
+fn mission_of(server: &Server, policy: &Policy) -> (MissionImpact, Arc<str>) {
+    let (level, why) = mission_impact(server, policy);
+    (level, Arc::from(why))
 }
 
 /// Exposure plus a priority for every open CVE, most urgent first.
@@ -404,23 +500,11 @@ pub fn assess_server_cached(
     cache: &mut PriorityCache,
 ) -> crate::exposure::ServerExposure {
     let mut e = index.assess(server, as_of);
-    let mission = mission_impact(server, policy);
-    let next = cache.missions.len();
-    let mission_id = *cache
-        .missions
-        .entry((mission.0, mission.1.clone(), server.exposure))
-        .or_insert(next);
-    if cache.table.len() <= mission_id {
-        cache.table.resize_with(mission_id + 1, Vec::new);
-    }
-    let row = &mut cache.table[mission_id];
-    if row.len() < index.slots() {
-        row.resize(index.slots(), None);
-    }
+    let mission = mission_of(server, policy);
+    let id = cache.mission_id(index, &mission, server.exposure);
     for c in &mut e.open_cves {
-        let slot = &mut row[c.slot as usize];
-        let p = slot.get_or_insert_with(|| {
-            Arc::new(prioritise_for(c, &mission, server.exposure, policy, as_of))
+        let p = cache.get(c.slot, id, || {
+            prioritise_for(c, &mission, server.exposure, policy, as_of)
         });
         c.priority = Some(p.clone());
     }
@@ -440,6 +524,59 @@ pub fn assess_server_cached(
             .then(a.order.cmp(&b.order))
     });
     e
+}
+
+/// What a fleet view needs of a server: its exposure without findings, and counts. Built
+/// without materialising a single finding (see [`crate::exposure::ExposureIndex::scan`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSummary {
+    #[serde(flatten)]
+    pub exposure: crate::exposure::ServerExposure,
+    pub open: usize,
+    /// Open CVEs per decision: Track, Track*, Attend, Act.
+    pub by_decision: [usize; 4],
+    pub kev: usize,
+    pub overdue: usize,
+    pub emergency: usize,
+    /// The most urgent decision and its earliest due date.
+    pub worst: Option<(Decision, Date)>,
+}
+
+/// [`assess_server_cached`] reduced to counts, for fleets: the same decisions, nothing kept
+/// per finding.
+pub fn summarise_server(
+    index: &crate::exposure::ExposureIndex<'_>,
+    server: &Server,
+    policy: &Policy,
+    as_of: Date,
+    cache: &mut PriorityCache,
+) -> ServerSummary {
+    let mission = mission_of(server, policy);
+    let id = cache.mission_id(index, &mission, server.exposure);
+    let (mut open, mut by_decision, mut kev, mut overdue, mut emergency) = (0, [0; 4], 0, 0, 0);
+    let mut worst: Option<(Decision, Date)> = None;
+    let exposure = index.scan(server, as_of, |facts, _| {
+        let p = cache.get(facts.slot, id, || {
+            prioritise_for(facts, &mission, server.exposure, policy, as_of)
+        });
+        open += 1;
+        by_decision[p.decision as usize] += 1;
+        kev += usize::from(facts.kev);
+        overdue += usize::from(p.overdue);
+        emergency += usize::from(p.emergency);
+        if worst.is_none_or(|(d, due)| p.decision > d || (p.decision == d && p.due < due)) {
+            worst = Some((p.decision, p.due));
+        }
+    });
+    ServerSummary {
+        exposure,
+        open,
+        by_decision,
+        kev,
+        overdue,
+        emergency,
+        worst,
+    }
 }
 
 /// The most urgent decision on a server (for sorting a fleet).

@@ -99,8 +99,48 @@ impl<'c> ExposureIndex<'c> {
         best
     }
 
-    /// Assess one server.
+    /// Assess one server: its open CVEs (sorted by CVE id) and the updates that close them.
     pub fn assess(&self, server: &Server, as_of: Date) -> ServerExposure {
+        let mut open: Vec<OpenCve> = Vec::new();
+        let mut missing: BTreeMap<(u32, Kb), Vec<Arc<CveFacts>>> = BTreeMap::new();
+        let mut out = self.scan(server, as_of, |facts, determined_by| {
+            open.push(OpenCve {
+                facts: facts.clone(),
+                determined_by,
+                priority: None,
+            });
+            missing
+                .entry((facts.owner, facts.install))
+                .or_default()
+                .push(facts.clone());
+        });
+        for ((owner, kb), mut closes) in missing {
+            closes.sort_by_key(|c| c.order);
+            closes.dedup_by_key(|c| c.order);
+            if let Some(update) = self.update_facts.get(&(owner as usize, kb)) {
+                out.missing_updates.push(MissingUpdate {
+                    update: update.clone(),
+                    closes,
+                });
+            }
+        }
+        out.missing_updates
+            .sort_by(|a, b| b.closes.len().cmp(&a.closes.len()).then(a.kb.cmp(&b.kb)));
+        open.sort_by_key(|c| c.order);
+        open.shrink_to_fit();
+        out.open_cves = open;
+        out
+    }
+
+    /// The assessment without materialising findings: `visit` sees every open CVE's shared
+    /// facts and how it was decided (callers that only count, such as fleet summaries, keep
+    /// nothing per finding). Returns the server-level result with its notes and no findings.
+    pub fn scan<F: FnMut(&Arc<CveFacts>, Determination)>(
+        &self,
+        server: &Server,
+        as_of: Date,
+        mut visit: F,
+    ) -> ServerExposure {
         let release = Self::release_of(server);
         let installation = server.installation.unwrap_or(Installation::Desktop);
         let mut notes = Vec::new();
@@ -227,7 +267,8 @@ impl<'c> ExposureIndex<'c> {
             .collect();
         let newest_unlisted = unlisted.iter().copied().max();
 
-        let mut missing: BTreeMap<(u32, Kb), Vec<Arc<CveFacts>>> = BTreeMap::new();
+        // Open CVEs by determination: Build, Kb, KbUnlisted.
+        let mut counts = [0usize; 3];
         let ubr = build.and_then(|b| b.ubr);
         let stream_ms = stream_release.map(|t| t.as_millisecond());
         let train = usize::from(hotpatch);
@@ -284,42 +325,14 @@ impl<'c> ExposureIndex<'c> {
                 } else {
                     Determination::Kb
                 };
-                out.open_cves.push(OpenCve {
-                    facts: facts.clone(),
-                    determined_by,
-                    priority: None,
-                });
-                missing
-                    .entry((facts.owner, facts.install))
-                    .or_default()
-                    .push(facts.clone());
+                counts[determined_by as usize] += 1;
+                visit(facts, determined_by);
             }
         }
-        for ((owner, kb), mut closes) in missing {
-            closes.sort_by_key(|c| c.order);
-            closes.dedup_by_key(|c| c.order);
-            if let Some(update) = self.update_facts.get(&(owner as usize, kb)) {
-                out.missing_updates.push(MissingUpdate {
-                    update: update.clone(),
-                    closes,
-                });
-            }
-        }
-        out.missing_updates
-            .sort_by(|a, b| b.closes.len().cmp(&a.closes.len()).then(a.kb.cmp(&b.kb)));
-        out.open_cves.sort_by_key(|c| c.order);
-        out.open_cves.shrink_to_fit();
-
-        let by_kb = out
-            .open_cves
-            .iter()
-            .filter(|c| c.determined_by != Determination::Build)
-            .count();
+        let by_kb = counts[Determination::Kb as usize] + counts[Determination::KbUnlisted as usize];
+        let total: usize = counts.iter().sum();
         if build_unknown {
-            let decided = format!(
-                "{by_kb} of {} open CVEs decided by installed KBs only",
-                out.open_cves.len()
-            );
+            let decided = format!("{by_kb} of {total} open CVEs decided by installed KBs only");
             notes.push(match stream_place {
                 // Months before mid-2021 have no fixed builds: the place is the month.
                 Some((released, kb)) => format!(
@@ -337,11 +350,7 @@ impl<'c> ExposureIndex<'c> {
             });
         }
         if !unlisted.is_empty() {
-            let uncertain = out
-                .open_cves
-                .iter()
-                .filter(|c| c.determined_by == Determination::KbUnlisted)
-                .count();
+            let uncertain = counts[Determination::KbUnlisted as usize];
             let shown: Vec<String> = unlisted.iter().take(5).map(Kb::to_string).collect();
             let more = if unlisted.len() > 5 {
                 format!(" and {} more", unlisted.len() - 5)

@@ -525,6 +525,7 @@ impl<'c> ExposureIndex<'c> {
             .enumerate()
             .map(|(p, list)| {
                 let is_os = matches!(self.catalog.products[p].kind, ProductKind::Os { .. });
+                let serviced = self.os_serviced[p];
                 list.iter()
                     .map(|cf| {
                         let mut out = [Check::NONE; 2];
@@ -553,6 +554,13 @@ impl<'c> ExposureIndex<'c> {
                                     // servicing stack updates, which every later cumulative
                                     // update requires (2012 R2, 2016) or contains (2019+).
                                     || (is_os && f.class == Classification::ServicingStack)
+                                    // A component the OS cumulative update services (2016's
+                                    // in-box .NET): a later place in the stream contains its
+                                    // fix, even one named by a KB this catalog does not know
+                                    // as an OS update.
+                                    || (serviced
+                                        && f.class != Classification::Hotpatch
+                                        && f.class != Classification::SecurityOnly)
                                 {
                                     check.min_release = check.min_release.min(released);
                                 } else if (is_os && f.next_month)

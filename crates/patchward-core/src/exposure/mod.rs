@@ -340,14 +340,45 @@ pub struct ExposureIndex<'c> {
 
 /// A CVE left open on a server: shared facts, how it was decided and its priority. Small
 /// (three words) because a fleet has millions; field access reaches the facts (`c.cve`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct OpenCve {
-    #[serde(flatten)]
     pub facts: Arc<CveFacts>,
     pub determined_by: Determination,
     /// Filled by [`crate::priority::assess_server`]; shared by servers of the same mission.
-    #[serde(flatten)]
     pub priority: Option<Arc<crate::priority::Priority>>,
+}
+
+impl OpenCve {
+    /// The priority's reasons in words (empty before prioritisation).
+    pub fn reasons(&self) -> Vec<String> {
+        self.priority
+            .as_ref()
+            .map(|p| p.reasons(&self.facts))
+            .unwrap_or_default()
+    }
+}
+
+/// Serialised flat: the facts, `determined_by`, the priority and its reasons in words.
+impl Serialize for OpenCve {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            #[serde(flatten)]
+            facts: &'a CveFacts,
+            determined_by: Determination,
+            #[serde(flatten)]
+            priority: Option<&'a crate::priority::Priority>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reasons: Option<Vec<String>>,
+        }
+        View {
+            facts: &self.facts,
+            determined_by: self.determined_by,
+            priority: self.priority.as_deref(),
+            reasons: self.priority.as_ref().map(|p| p.reasons(&self.facts)),
+        }
+        .serialize(s)
+    }
 }
 
 impl std::ops::Deref for OpenCve {

@@ -8,7 +8,9 @@ use clap::Args;
 use jiff::civil::Date;
 use patchward_core::exposure::{ExposureIndex, ServerExposure};
 use patchward_core::inventory::Server;
-use patchward_core::priority::{Decision, Policy, PriorityCache, assess_server_cached, worst};
+use patchward_core::priority::{
+    Decision, Policy, PriorityCache, ServerSummary, assess_server_cached, summarise_server, worst,
+};
 use patchward_store::Store;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -63,28 +65,8 @@ pub fn assess_all(
     policy: &Policy,
     as_of: Date,
 ) -> Vec<ServerExposure> {
-    // Servers are independent: split them over the cores, one priority cache per thread.
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = servers.len().div_ceil(threads).max(64);
-    let mut out: Vec<ServerExposure> = std::thread::scope(|scope| {
-        let handles: Vec<_> = servers
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut cache = PriorityCache::default();
-                    part.iter()
-                        .map(|s| assess_server_cached(index, s, policy, as_of, &mut cache))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+    let mut out = on_all_cores(servers, |s, cache| {
+        assess_server_cached(index, s, policy, as_of, cache)
     });
     // Most urgent first: worst decision, then earliest due, then most open, then name.
     out.sort_by_cached_key(|s| {
@@ -97,6 +79,56 @@ pub fn assess_all(
         )
     });
     out
+}
+
+/// Counts per server (decisions, KEV, overdue) without keeping findings: what a fleet view
+/// needs, at a fraction of the memory of [`assess_all`]. Same order as [`assess_all`].
+pub fn summarise_all(
+    index: &ExposureIndex<'_>,
+    servers: &[Server],
+    policy: &Policy,
+    as_of: Date,
+) -> Vec<ServerSummary> {
+    let mut out = on_all_cores(servers, |s, cache| {
+        summarise_server(index, s, policy, as_of, cache)
+    });
+    out.sort_by_cached_key(|s| {
+        (
+            std::cmp::Reverse(s.worst.map(|k| k.0)),
+            s.worst.map(|k| k.1),
+            std::cmp::Reverse(s.open),
+            s.exposure.name.to_lowercase(),
+        )
+    });
+    out
+}
+
+/// Servers are independent: split them over the cores, one priority cache per thread.
+fn on_all_cores<T: Send>(
+    servers: &[Server],
+    f: impl Fn(&Server, &mut PriorityCache) -> T + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = servers.len().div_ceil(threads).max(64);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = servers
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut cache = PriorityCache::default();
+                    part.iter().map(|s| f(s, &mut cache)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 pub async fn run(db: &Path, a: AssessArgs) -> Result<()> {
@@ -191,7 +223,7 @@ fn render_csv(servers: &[ServerExposure]) -> Result<String> {
                     .unwrap_or_default(),
                 opt(p.map(|p| p.due)),
                 p.map(|p| p.overdue.to_string()).unwrap_or_default(),
-                p.map(|p| p.reasons.join("; ")).unwrap_or_default(),
+                c.reasons().join("; "),
             ]);
         }
     }
@@ -390,14 +422,11 @@ fn render_table(servers: &[ServerExposure], as_of: Date, detail: bool, top: usiz
                 format!(
                     "{} — {}",
                     c.title,
-                    p.map(|p| p
-                        .reasons
-                        .iter()
+                    c.reasons()
+                        .into_iter()
                         .take(3)
-                        .cloned()
                         .collect::<Vec<_>>()
-                        .join("; "))
-                        .unwrap_or_default()
+                        .join("; ")
                 ),
             ]);
         }

@@ -417,15 +417,15 @@ fn kev_overrides_msrc_and_drives_act_with_kev_due_date() {
     let p = c.priority.as_ref().unwrap();
     assert_eq!(p.exploitation, Exploitation::Active);
     assert_eq!(p.decision, Decision::Act);
-    assert!(p.reasons.iter().any(|r| r.contains("KEV")));
+    assert!(p.reasons(c).iter().any(|r| r.contains("KEV")));
     // Active only through KEV (added 2025-10-20): the Act clock starts then, not at the June
     // 2025 fix, so it is due three days after the KEV listing — before CISA's 2025-11-10.
     assert_eq!(c.kev_added, Some(day("2025-10-20")));
     assert_eq!(p.due, day("2025-10-23"));
     assert!(
-        p.reasons.iter().any(|r| r.contains("added to KEV")),
+        p.reasons(c).iter().any(|r| r.contains("added to KEV")),
         "{:?}",
-        p.reasons
+        p.reasons(c)
     );
     assert!(p.overdue);
     // The same CVE on a tier-4 internal print server: still active exploitation, lower mission.
@@ -467,7 +467,7 @@ fn kev_due_date_wins_when_earlier_than_the_sla() {
     let p = c.priority.as_ref().unwrap();
     assert_eq!(Some(p.due), c.kev_due);
     assert!(
-        p.reasons
+        p.reasons(c)
             .iter()
             .any(|r| r.contains("KEV due date is earlier"))
     );
@@ -1011,4 +1011,73 @@ fn the_kb_only_note_counts_what_kbs_decided() {
         note.contains(&format!("{by_kb} of {} open CVEs", e.open_cves.len())),
         "{note}"
     );
+}
+
+#[test]
+fn fleet_summary_counts_what_the_full_assessment_finds() {
+    use patchward_core::priority::{PriorityCache, summarise_server};
+    let ix = ExposureIndex::new(full_catalog());
+    let policy = Policy::default();
+    let at = day("2026-08-01");
+    let mut cache = PriorityCache::default();
+    let mut fleet = vec![
+        server(
+            "Windows Server 2022 Datacenter",
+            "10.0.20348.2527",
+            Installation::Desktop,
+            &[],
+        ),
+        server(
+            "Windows Server 2019 Standard",
+            "10.0.17763.5936",
+            Installation::ServerCore,
+            &[5034273],
+        ),
+        server(
+            "Windows Server 2016 Standard",
+            "10.0.14393",
+            Installation::Desktop,
+            &[4483229, 5041948],
+        ),
+        server(
+            "Windows Server 2025 Datacenter",
+            "10.0.26100.4061",
+            Installation::Desktop,
+            &[],
+        ),
+    ];
+    fleet[0].tier = Tier::new(1).unwrap();
+    fleet[0].exposure = InternetExposure::Exposed;
+    fleet[1].roles = vec![Role::DomainController];
+    fleet[3].hotpatch = true;
+    for s in &fleet {
+        let full = assess_server(&ix, s, &policy, at);
+        let sum = summarise_server(&ix, s, &policy, at, &mut cache);
+        assert!(sum.exposure.open_cves.is_empty());
+        assert_eq!(sum.exposure.notes, full.notes);
+        assert_eq!(sum.open, full.open_cves.len());
+        assert!(sum.open > 0, "{}", s.os);
+        for d in [
+            Decision::Track,
+            Decision::TrackStar,
+            Decision::Attend,
+            Decision::Act,
+        ] {
+            let n = full
+                .open_cves
+                .iter()
+                .filter(|c| c.priority.as_ref().unwrap().decision == d)
+                .count();
+            assert_eq!(sum.by_decision[d as usize], n, "{d:?} on {}", s.os);
+        }
+        assert_eq!(sum.kev, full.open_cves.iter().filter(|c| c.kev).count());
+        assert_eq!(
+            sum.overdue,
+            full.open_cves
+                .iter()
+                .filter(|c| c.priority.as_ref().unwrap().overdue)
+                .count()
+        );
+        assert_eq!(sum.worst, patchward_core::priority::worst(&full));
+    }
 }
