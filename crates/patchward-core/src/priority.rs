@@ -508,20 +508,16 @@ pub fn assess_server_cached(
         });
         c.priority = Some(p.clone());
     }
-    e.open_cves.sort_by(|a, b| {
-        let key = |c: &OpenCve| {
+    // Most urgent first: decision, due date, CVSS (highest first), CVE id. Keys are read once
+    // per finding, not once per comparison.
+    e.open_cves.sort_by_cached_key(|c| {
+        (
             c.priority
                 .as_ref()
-                .map(|p| (std::cmp::Reverse(p.decision), p.due))
-        };
-        key(a)
-            .cmp(&key(b))
-            .then(
-                b.cvss
-                    .partial_cmp(&a.cvss)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            )
-            .then(a.order.cmp(&b.order))
+                .map(|p| (std::cmp::Reverse(p.decision), p.due)),
+            std::cmp::Reverse(c.cvss.map(|v| (v * 10.0).round() as i32)),
+            c.order,
+        )
     });
     e
 }

@@ -1,6 +1,7 @@
 //! The embedded SQLite store (WAL mode, one file).
 
 use crate::{Counts, DocumentImport, FeedStatus, ImportOutcome, Result, Store, StoreError};
+use futures_util::TryStreamExt;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use patchward_core::build::OsBuild;
@@ -716,10 +717,9 @@ impl Store for SqliteStore {
 
     async fn catalog(&self) -> Result<Catalog> {
         let mut c = Catalog::default();
-        for row in sqlx::query("SELECT id, name, kind FROM products ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-        {
+        let mut rows =
+            sqlx::query("SELECT id, name, kind FROM products ORDER BY id").fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
             let id: String = row.try_get("id")?;
             let kind: String = row.try_get("kind")?;
             c.products.push(Product {
@@ -729,12 +729,11 @@ impl Store for SqliteStore {
                 id,
             });
         }
-        for row in sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT cve, document, title, tag, cwe, exploited, publicly_disclosed, exploit_status, released FROM vulnerabilities ORDER BY cve, document",
         )
-        .fetch_all(&self.pool)
-        .await?
-        {
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
             c.vulnerabilities.push(Vulnerability {
                 cve: row.try_get("cve")?,
                 document: row.try_get("document")?,
@@ -747,12 +746,11 @@ impl Store for SqliteStore {
                 released: from_ms(row.try_get("released")?),
             });
         }
-        for row in sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT cve, product_id, severity, impact, cvss_base, cvss_vector FROM affected ORDER BY cve, product_id, document",
         )
-        .fetch_all(&self.pool)
-        .await?
-        {
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
             let sev: Option<String> = row.try_get("severity")?;
             let base: Option<f64> = row.try_get("cvss_base")?;
             c.affected.push(Affected {
@@ -771,12 +769,11 @@ impl Store for SqliteStore {
             .iter()
             .map(|p| (p.id.clone(), p.kind.clone()))
             .collect();
-        for row in sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT cve, product_id, kb, document, subtype, classification, fixed_build, supersedes, restart_required FROM fixes",
         )
-        .fetch_all(&self.pool)
-        .await?
-        {
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
             let u = update_row(&row, &kinds, "fixes")?;
             c.fixes.push(Fix {
                 cve: row.try_get("cve")?,
@@ -790,18 +787,16 @@ impl Store for SqliteStore {
                 document: u.document,
             });
         }
-        for row in sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT product_id, kb, document, subtype, classification, fixed_build, supersedes, restart_required FROM kb_builds",
         )
-        .fetch_all(&self.pool)
-        .await?
-        {
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
             c.updates.push(update_row(&row, &kinds, "kb_builds")?);
         }
-        for row in sqlx::query("SELECT cve, vendor, product, name, date_added, due, ransomware, required_action FROM kev")
-            .fetch_all(&self.pool)
-            .await?
-        {
+        let mut rows = sqlx::query("SELECT cve, vendor, product, name, date_added, due, ransomware, required_action FROM kev")
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
             let cve: String = row.try_get("cve")?;
             let added: String = row.try_get("date_added")?;
             let due: String = row.try_get("due")?;
@@ -816,10 +811,10 @@ impl Store for SqliteStore {
                 cve,
             });
         }
-        for row in sqlx::query("SELECT cve, epss, percentile, model_version, score_date FROM epss")
-            .fetch_all(&self.pool)
-            .await?
-        {
+        let mut rows =
+            sqlx::query("SELECT cve, epss, percentile, model_version, score_date FROM epss")
+                .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
             let cve: String = row.try_get("cve")?;
             let d: String = row.try_get("score_date")?;
             c.epss.push(EpssScore {

@@ -107,12 +107,17 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                     a.catalog_db.display()
                 );
             }
+            let catalog_rss = rss_mib().unwrap_or(f64::NAN);
             let servers = generate(&catalog, a.servers, a.seed);
             let policy = load_policy(None)?;
             let as_of = super::today();
             let t = Instant::now();
             let index = ExposureIndex::new(&catalog);
             let index_s = t.elapsed().as_secs_f64();
+            println!(
+                "memory: catalog loaded {catalog_rss:.0} MiB (peak so far {:.0} MiB)",
+                peak_rss_mib().unwrap_or(f64::NAN)
+            );
             let runs = a.runs.max(1);
             let median = |mut v: Vec<f64>| {
                 v.sort_by(|a, b| a.total_cmp(b));
