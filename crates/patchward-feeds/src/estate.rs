@@ -6,7 +6,7 @@
 //! Errors name the file, the line and the field (`estate.toml:42: field "servers[3] (DC-01).build":
 //! not an OS build: …`). Unknown keys are errors (a typo must not silently drop a setting).
 
-use crate::error::{ParseError, ParseErrors, line_of_offset};
+use crate::error::{LineIndex, ParseError, ParseErrors, line_of_offset};
 use crate::inventory_csv::{
     exposure_name, parse_exposure, parse_kb_list, release_of, valid_server_name,
 };
@@ -14,6 +14,7 @@ use crate::util::{clip, format_duration, parse_duration, parse_instant};
 use jiff::civil::{Date, Time};
 use jiff::{SignedDuration, Timestamp};
 use patchward_core::OsBuild;
+use patchward_core::calendar::Recurrence;
 use patchward_core::inventory::{
     BackupPolicy, Blackout, BlackoutScope, Capacity, Coverage, Dependency, DependencyTarget,
     DisruptionBudget, Estate, MaintenanceWindow, Owner, Ring, Role, RollbackMethod, RollbackPlan,
@@ -21,11 +22,24 @@ use patchward_core::inventory::{
 };
 use patchward_core::product::Installation;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use toml::Spanned;
 
 type S<T> = Spanned<T>;
+
+/// The top-level sections of an estate file (tables and arrays of tables).
+pub const SECTIONS: &[&str] = &[
+    "capacity",
+    "rings",
+    "windows",
+    "blackouts",
+    "backup_policies",
+    "services",
+    "dependencies",
+    "coverage",
+    "servers",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,16 +178,16 @@ struct RawServer {
     last_scan: Option<S<toml::Value>>,
 }
 
-/// Conversion context: the file, its text (for line numbers) and the collected errors.
+/// Conversion context: the file, its line index (for line numbers) and the collected errors.
 struct Ctx<'a> {
     source: &'a str,
-    text: &'a str,
+    lines: LineIndex,
     errs: ParseErrors,
 }
 
 impl Ctx<'_> {
     fn line<T>(&self, s: &S<T>) -> u64 {
-        line_of_offset(self.text, s.span().start)
+        self.lines.line(s.span().start)
     }
     fn fail<T>(&mut self, at: &S<T>, field: &str, msg: impl Into<String>) {
         let line = self.line(at);
@@ -229,22 +243,23 @@ pub fn check_time_zone(name: &str) -> Result<(), String> {
     })
 }
 
-/// Shallow RRULE check (the planner validates fully): `FREQ=` must be present and valid.
-pub fn check_rrule(s: &str) -> Result<(), String> {
-    let up = s.trim().trim_start_matches("RRULE:").to_ascii_uppercase();
-    let freq = up
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("FREQ="))
-        .ok_or_else(|| {
-            format!(
-                "not an RRULE: {:?} (expected e.g. \"FREQ=MONTHLY;BYDAY=2TU\")",
-                clip(s, 60)
-            )
-        })?;
-    match freq {
-        "YEARLY" | "MONTHLY" | "WEEKLY" | "DAILY" | "HOURLY" => Ok(()),
-        other => Err(format!("unsupported RRULE FREQ={other:?}")),
-    }
+/// Check a window rule with the parser the planner uses ([`Recurrence::for_window`]): RFC 5545
+/// `RRULE` with an optional `DTSTART` line before or after it; a `DTSTART;TZID=` must be the
+/// window's `time_zone`.
+pub fn check_rrule(s: &str, time_zone: &str) -> Result<(), String> {
+    let r = if check_time_zone(time_zone).is_ok() {
+        Recurrence::for_window(s, time_zone.trim())
+    } else {
+        // The zone is reported on its own field; still check the rule itself.
+        Recurrence::parse(s)
+    };
+    r.map(|_| ()).map_err(|e| {
+        format!(
+            "{} (rule {:?}; expected e.g. \"FREQ=MONTHLY;BYDAY=2TU\" or \"DTSTART;TZID=Europe/Berlin:20261110T220000\\nRRULE:FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU\")",
+            e.0,
+            clip(s, 80)
+        )
+    })
 }
 
 fn instant_value(v: &toml::Value) -> Result<Timestamp, String> {
@@ -367,7 +382,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Estate, ParseErrors> {
     })?;
     let mut cx = Ctx {
         source,
-        text,
+        lines: LineIndex::new(text),
         errs: ParseErrors::new(),
     };
     let estate = convert(&mut cx, raw);
@@ -408,7 +423,11 @@ fn window(
     let w = w.get_ref();
     let f = |k: &str| format!("{path}.{k}");
     let before = cx.errs.len();
-    let rr = cx.check(&w.rrule, &f("rrule"), check_rrule(w.rrule.get_ref()));
+    let rr = cx.check(
+        &w.rrule,
+        &f("rrule"),
+        check_rrule(w.rrule.get_ref(), w.time_zone.get_ref()),
+    );
     let offset_days = match &w.offset_days {
         None => Some(0),
         Some(o) => cx.check(
@@ -662,6 +681,12 @@ fn convert(cx: &mut Ctx<'_>, raw: RawEstate) -> Estate {
         }
     }
 
+    // Service members by service name, to see a server depend on itself through a service.
+    let members: HashMap<String, Vec<String>> = estate
+        .services
+        .iter()
+        .map(|s| (s.name.to_lowercase(), s.members.clone()))
+        .collect();
     for (i, d) in raw.dependencies.iter().enumerate() {
         let d = d.get_ref();
         let p = format!("dependencies[{i}]");
@@ -676,6 +701,10 @@ fn convert(cx: &mut Ctx<'_>, raw: RawEstate) -> Estate {
             parse_target(d.depends_on.get_ref()),
         );
         if let (Some(dependent), Some(depends_on)) = (a, b) {
+            if let Some(why) = self_dependency(&members, &dependent, &depends_on) {
+                cx.fail(&d.depends_on, &format!("{p}.depends_on"), why);
+                continue;
+            }
             estate.dependencies.push(Dependency {
                 dependent,
                 depends_on,
@@ -738,6 +767,40 @@ fn convert(cx: &mut Ctx<'_>, raw: RawEstate) -> Estate {
         }
     }
     estate
+}
+
+/// "A depends on A" is an inventory error (the planner cannot order a server before itself):
+/// directly, or through a service that A is a member of. Names the server.
+fn self_dependency(
+    members: &HashMap<String, Vec<String>>,
+    dependent: &DependencyTarget,
+    depends_on: &DependencyTarget,
+) -> Option<String> {
+    let servers = |t: &DependencyTarget| -> Vec<String> {
+        match t {
+            DependencyTarget::Server(n) => vec![n.clone()],
+            DependencyTarget::Service(n) => {
+                members.get(&n.to_lowercase()).cloned().unwrap_or_default()
+            }
+        }
+    };
+    let on: Vec<String> = servers(depends_on)
+        .iter()
+        .map(|n| n.to_lowercase())
+        .collect();
+    let name = servers(dependent)
+        .into_iter()
+        .find(|a| on.contains(&a.to_lowercase()))?;
+    Some(match (dependent, depends_on) {
+        (DependencyTarget::Server(a), DependencyTarget::Server(_)) => {
+            format!("server {a:?} depends on itself")
+        }
+        _ => format!(
+            "server {name:?} depends on itself ({:?} depends on {:?}, and both include it)",
+            target(dependent),
+            target(depends_on)
+        ),
+    })
 }
 
 fn server(cx: &mut Ctx<'_>, i: usize, s: &RawServer) -> Option<Server> {
@@ -1195,8 +1258,12 @@ windows = ["sat"]
         assert!(parse_time_of_day("22:00").is_ok());
         assert!(parse_time_of_day("24:00").is_err());
         assert!(parse_time_of_day("7:00").is_err());
-        assert!(check_rrule("FREQ=WEEKLY;BYDAY=MO").is_ok());
-        assert!(check_rrule("BYDAY=MO").is_err());
+        let la = "America/Los_Angeles";
+        assert!(check_rrule("FREQ=WEEKLY;BYDAY=MO", la).is_ok());
+        assert!(check_rrule("BYDAY=MO", la).is_err());
+        // The full rule is checked here, not only FREQ.
+        assert!(check_rrule("FREQ=MONTHLY;BYDAY=9ZZ", la).is_err());
+        assert!(check_rrule("FREQ=WEEKLY;INTERVAL=2;BYDAY=SA", la).is_err());
         assert!(check_time_zone("Europe/Berlin").is_ok());
         assert!(check_time_zone("Nowhere/Special").is_err());
         let v: Result<toml::Table, _> = toml::from_str(&format!("k = {}", q("a\"b'\\c\n")));
