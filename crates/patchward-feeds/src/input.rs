@@ -251,7 +251,9 @@ fn detect_plain(name: &str, head: &[u8]) -> FeedKind {
         }
         return FeedKind::Unknown;
     }
+    // `[[servers]]` on the first line is TOML, not a JSON array of arrays.
     let json_array = t.starts_with('[')
+        && !t.lines().next().is_some_and(is_estate_header)
         && t[1..]
             .trim_start()
             .starts_with(|c: char| matches!(c, '{' | '[' | '"' | ']') || c.is_ascii_digit());
@@ -278,10 +280,9 @@ fn detect_plain(name: &str, head: &[u8]) -> FeedKind {
     if first.contains("DatePosted") && first.contains("CVE") {
         return FeedKind::Wesng;
     }
-    if lines
-        .iter()
-        .any(|l| l.trim() == "[[servers]]" || l.trim_start().starts_with("[[servers]]"))
-    {
+    // Any estate section header in the head (servers often come last, after windows and
+    // services); `import hosts` also recognises an estate by parsing when the head shows none.
+    if t.lines().any(is_estate_header) {
         return FeedKind::Estate;
     }
     // Host captures: the wmic/Get-HotFix header may follow a few lines of noise.
@@ -381,6 +382,20 @@ fn looks_like_systeminfo(lines: &[&str]) -> bool {
     labelled >= 8 && windows && version
 }
 
+/// `[[servers]]`, `[capacity]`, `[capacity.sites]`, … at the start of a line.
+fn is_estate_header(line: &str) -> bool {
+    let l = line.trim();
+    let inner = l
+        .strip_prefix("[[")
+        .and_then(|r| r.split_once("]]"))
+        .or_else(|| l.strip_prefix('[').and_then(|r| r.split_once(']')))
+        .map(|(name, _)| name.trim());
+    inner.is_some_and(|name| {
+        let top = name.split('.').next().unwrap_or("").trim();
+        crate::estate::SECTIONS.contains(&top)
+    })
+}
+
 fn is_inventory_header(first: &str) -> bool {
     let cols: Vec<String> = first
         .split(',')
@@ -451,6 +466,9 @@ mod tests {
             d("x", "[capacity]\n\n[[servers]]\nname = \"A\"\n"),
             FeedKind::Estate
         );
+        assert_eq!(d("x", "[[windows]]\nname = \"w\"\n"), FeedKind::Estate);
+        assert_eq!(d("x", "[capacity.sites]\nHQ = 3\n"), FeedKind::Estate);
+        assert_eq!(d("x", "[[window]]\nname = \"w\"\n"), FeedKind::Unknown);
         assert_eq!(
             d("x", "{\"catalogVersion\":\"1\",\"vulnerabilities\":[]}"),
             FeedKind::Kev

@@ -5,6 +5,7 @@ pub mod error;
 pub mod estate;
 pub mod hosts;
 pub mod input;
+pub mod inventory;
 pub mod inventory_csv;
 pub mod kbbuilds;
 pub mod kev;

@@ -133,6 +133,9 @@ pub trait Store {
     async fn import_estate(&self, estate: &Estate, now: Timestamp) -> Result<()>;
     async fn servers(&self) -> Result<Vec<Server>>;
     async fn server(&self, name: &str) -> Result<Option<Server>>;
+    /// The stored servers among `names` (ASCII case-insensitive), in no particular order; names
+    /// not stored are left out. An import merges with these instead of reading every server.
+    async fn servers_named(&self, names: &[String]) -> Result<Vec<Server>>;
     /// Servers plus services, dependencies, windows, ... as one estate.
     async fn estate(&self) -> Result<Estate>;
 

@@ -671,6 +671,27 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn servers_named(&self, names: &[String]) -> Result<Vec<Server>> {
+        let mut out = Vec::new();
+        // `name` is COLLATE NOCASE, so `IN` compares case-insensitively (ASCII).
+        for chunk in names.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT name, record FROM servers WHERE name IN (");
+            let mut list = qb.separated(", ");
+            for n in chunk {
+                list.push_bind(n.as_str());
+            }
+            qb.push(")");
+            let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
+            for (name, rec) in rows {
+                out.push(
+                    serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
     async fn estate(&self) -> Result<Estate> {
         let mut estate = Estate {
             servers: self.servers().await?,

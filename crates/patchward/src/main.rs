@@ -1,5 +1,6 @@
 //! `patchward`: the one binary. Operator commands work against the same store as the server
-//! will: `--db FILE` (default `patchward.db`, env `PATCHWARD_DB`).
+//! will: `--db FILE` (default `patchward.db`, env `PATCHWARD_DB`; `demo` defaults to
+//! `patchward-demo.db`).
 
 mod commands;
 mod render;
@@ -18,14 +19,11 @@ use std::path::PathBuf;
                   (CSV, estate TOML, systeminfo, wmic qfe, Get-HotFix), `assess` and `plan`."
 )]
 struct Cli {
-    /// SQLite database file (created if missing).
-    #[arg(
-        long,
-        global = true,
-        env = "PATCHWARD_DB",
-        default_value = "patchward.db"
-    )]
-    db: PathBuf,
+    /// SQLite database file (created if missing) [default: patchward.db; for `demo`:
+    /// patchward-demo.db].
+    // No clap default: `demo` must tell "given" from "defaulted" to pick its own default.
+    #[arg(long, global = true, env = "PATCHWARD_DB")]
+    db: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -115,26 +113,30 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The database file for every command but `demo`.
+const DEFAULT_DB: &str = "patchward.db";
+
 async fn run(cli: Cli) -> Result<()> {
+    let db = cli.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
     match cli.command {
-        Command::Demo(a) => commands::demo::run(&cli.db, a).await,
+        Command::Demo(a) => commands::demo::run(cli.db.as_deref(), a).await,
         Command::Import(ImportCommand::Feeds(a)) => {
-            commands::import::feeds(&cli.db, &a.paths).await.map(|_| ())
+            commands::import::feeds(&db, &a.paths).await.map(|_| ())
         }
         Command::Import(ImportCommand::Hosts(a)) => {
-            commands::import::hosts(&cli.db, &a.paths).await.map(|_| ())
+            commands::import::hosts(&db, &a.paths).await.map(|_| ())
         }
-        Command::Assess(a) => commands::assess::run(&cli.db, a).await,
-        Command::Servers(a) => commands::list::servers(&cli.db, a).await,
-        Command::Cves(a) => commands::list::cves(&cli.db, a).await,
-        Command::Feeds(FeedsCommand::Status(a)) => commands::list::feed_status(&cli.db, a).await,
-        Command::Feeds(FeedsCommand::Sync(a)) => commands::sync::run(&cli.db, a).await,
+        Command::Assess(a) => commands::assess::run(&db, a).await,
+        Command::Servers(a) => commands::list::servers(&db, a).await,
+        Command::Cves(a) => commands::list::cves(&db, a).await,
+        Command::Feeds(FeedsCommand::Status(a)) => commands::list::feed_status(&db, a).await,
+        Command::Feeds(FeedsCommand::Sync(a)) => commands::sync::run(&db, a).await,
         Command::Policy(a) => {
             let p = commands::load_policy(a.policy.as_deref())?;
             print!("{}", toml::to_string_pretty(&p)?);
             Ok(())
         }
-        Command::Plan(a) => commands::plan::run(&cli.db, a).await,
+        Command::Plan(a) => commands::plan::run(&db, a).await,
         Command::Bench(b) => commands::bench::run(b).await,
     }
 }

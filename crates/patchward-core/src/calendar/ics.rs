@@ -371,7 +371,7 @@ fn build_event(
     let rrule_prop = find("RRULE");
     let rrule = rrule_prop.map(|p| p.value.trim().to_string());
     if let (Some(p), Some(r)) = (rrule_prop, &rrule) {
-        Recurrence::parse(&format!("DTSTART:{}\nRRULE:{r}", ymd(start.date())))
+        Recurrence::for_window(&window_rule(start, &zone, all_day, r), &zone)
             .or_else(|e| ics_err(p.line, "RRULE", e.0))?;
     }
     let text = |name: &str| find(name).map(|p| unescape(p.value.trim()));
@@ -408,6 +408,22 @@ fn ymd(d: Date) -> String {
     format!("{:04}{:02}{:02}", d.year(), d.month(), d.day())
 }
 
+/// The window rule of an event, in RFC 5545 form with the event's start as its anchor (the same
+/// text [`Recurrence::for_window`] reads from estate files).
+fn window_rule(start: DateTime, zone: &str, all_day: bool, rule: &str) -> String {
+    if all_day {
+        format!("DTSTART;VALUE=DATE:{}\nRRULE:{rule}", ymd(start.date()))
+    } else {
+        format!(
+            "DTSTART;TZID={zone}:{}T{:02}{:02}{:02}\nRRULE:{rule}",
+            ymd(start.date()),
+            start.hour(),
+            start.minute(),
+            start.second()
+        )
+    }
+}
+
 impl IcsEvent {
     fn name(&self) -> String {
         self.summary
@@ -441,7 +457,7 @@ impl IcsEvent {
             .unwrap_or_else(|| "FREQ=DAILY;COUNT=1".into());
         MaintenanceWindow {
             name: self.name(),
-            rrule: format!("DTSTART:{}\nRRULE:{rule}", ymd(self.start.date())),
+            rrule: window_rule(self.start, &self.time_zone, self.all_day, &rule),
             offset_days: 0,
             start: self.start.time(),
             duration: self.duration,

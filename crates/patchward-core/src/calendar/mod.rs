@@ -109,10 +109,12 @@ impl WindowCalendar {
             window: w.name.clone(),
             zone: w.time_zone.clone(),
         })?;
-        let rule = Recurrence::parse(&w.rrule).map_err(|e| CalendarError::BadRrule {
-            window: w.name.clone(),
-            rrule: w.rrule.clone(),
-            reason: e.0,
+        let rule = Recurrence::for_window(&w.rrule, &w.time_zone).map_err(|e| {
+            CalendarError::BadRrule {
+                window: w.name.clone(),
+                rrule: w.rrule.clone(),
+                reason: e.0,
+            }
         })?;
         if w.duration <= SignedDuration::ZERO {
             return Err(CalendarError::BadDuration {

@@ -10,9 +10,13 @@
 //! Anything else (`BYWEEKNO`, `BYYEARDAY`, `BYHOUR`, `FREQ=HOURLY`, …) is rejected with an
 //! error, never silently ignored.
 //!
-//! The rule text may be a bare `FREQ=…` rule, `RRULE:FREQ=…`, or carry an anchor in the usual
-//! two-line form `DTSTART:20261110T220000` + newline + `RRULE:FREQ=…` (only the date part of
-//! `DTSTART` is used; the window's own `start` gives the time). Without a `DTSTART` the rule has
+//! The rule text may be a bare `FREQ=…` rule, `RRULE:FREQ=…`, or carry an anchor in the RFC 5545
+//! form: a `DTSTART` line before or after the rule line — `DTSTART:20261110T220000`,
+//! `DTSTART;TZID=America/Los_Angeles:20261110T220000`, `DTSTART;VALUE=DATE:20261110` or UTC
+//! `DTSTART:20261111T060000Z` (only the date part is used, read in the window's zone; the
+//! window's own `start` gives the time). A `TZID` must be a known zone and, for a window, the
+//! window's own zone ([`Recurrence::for_window`], the one entry point of estate files, iCalendar
+//! import and the planner). Without a `DTSTART` the rule has
 //! no first occurrence, so parts that depend on one are refused with an error that says so:
 //! `COUNT`, `INTERVAL` > 1, and a default day (`FREQ=WEEKLY` without `BYDAY`, `FREQ=MONTHLY`
 //! without `BYDAY`/`BYMONTHDAY`, `FREQ=YEARLY` without a day part).
@@ -56,8 +60,10 @@ pub struct Recurrence {
     pub count: Option<u32>,
     pub until: Option<Until>,
     pub week_start: Weekday,
-    /// First date of the series (from `DTSTART`).
+    /// First date of the series (from `DTSTART`), in the window's zone.
     pub dtstart: Option<Date>,
+    /// `DTSTART;TZID=…`: the zone the anchor was written in (checked against the window's).
+    pub dtstart_zone: Option<String>,
 }
 
 /// Why a rule could not be parsed.
@@ -134,10 +140,73 @@ pub(crate) fn parse_ical_datetime(v: &str) -> Result<Until, RruleError> {
     }
 }
 
+/// `DTSTART[;TZID=Zone][;VALUE=DATE|DATE-TIME]:value` → (TZID, value). The value is after the
+/// first `:` outside a quoted parameter (`TZID="W. Europe Standard Time"`).
+fn split_dtstart(line: &str) -> Result<(Option<String>, &str), RruleError> {
+    let mut quoted = false;
+    let colon = line.char_indices().find_map(|(i, c)| {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        (c == ':' && !quoted).then_some(i)
+    });
+    let Some(colon) = colon else {
+        return err(format!("DTSTART {line:?} has no value"));
+    };
+    let (head, value) = (&line[..colon], &line[colon + 1..]);
+    let mut tzid = None;
+    for param in head.split(';').skip(1) {
+        let Some((k, v)) = param.split_once('=') else {
+            return err(format!("DTSTART parameter {param:?} is not NAME=VALUE"));
+        };
+        match k.trim().to_ascii_uppercase().as_str() {
+            "TZID" => tzid = Some(v.trim().trim_matches('"').to_string()),
+            "VALUE" => match v.trim().to_ascii_uppercase().as_str() {
+                "DATE" | "DATE-TIME" => {}
+                other => return err(format!("DTSTART VALUE={other} is not DATE or DATE-TIME")),
+            },
+            other => return err(format!("unknown DTSTART parameter {other:?}")),
+        }
+    }
+    Ok((tzid, value))
+}
+
 impl Recurrence {
-    /// Parse a rule; see the module documentation for accepted forms.
+    /// The one parser of window rules: [`Recurrence::parse`], then the anchor is read in the
+    /// window's zone (`zone`, an IANA name). A `DTSTART;TZID=` must name the same zone (the
+    /// window's `time_zone` decides when it opens; two zones would make the anchor ambiguous);
+    /// a UTC `DTSTART:…Z` is converted to the window's local date.
+    pub fn for_window(text: &str, zone: &str) -> Result<Recurrence, RruleError> {
+        let (mut r, utc) = Recurrence::parse_anchored(text)?;
+        let Some(tz) = super::time_zone(zone) else {
+            return err(format!("unknown time zone {zone:?}"));
+        };
+        if let Some(z) = &r.dtstart_zone
+            && !z.trim().eq_ignore_ascii_case(zone.trim())
+            && super::time_zone(z).map(|t| t.iana_name().map(str::to_owned))
+                != Some(tz.iana_name().map(str::to_owned))
+        {
+            return err(format!(
+                "DTSTART TZID={z:?} disagrees with the window's time_zone {zone:?} (give DTSTART in the window's zone, or without TZID)"
+            ));
+        }
+        if let Some(ts) = utc {
+            r.dtstart = Some(ts.to_zoned_datetime(tz).date());
+        }
+        Ok(r)
+    }
+
+    /// Parse a rule; see the module documentation for accepted forms. Without a window zone a
+    /// UTC `DTSTART` counts by its UTC date; windows use [`Recurrence::for_window`].
     pub fn parse(text: &str) -> Result<Recurrence, RruleError> {
+        Recurrence::parse_anchored(text).map(|(r, _)| r)
+    }
+
+    /// The rule, and the instant of a UTC `DTSTART` (its local date depends on the zone).
+    fn parse_anchored(text: &str) -> Result<(Recurrence, Option<Timestamp>), RruleError> {
         let mut dtstart = None;
+        let mut dtstart_zone = None;
+        let mut utc = None;
         let mut rule_text = None;
         for raw in text.split(['\n', '\r']) {
             let line = raw.trim();
@@ -146,23 +215,41 @@ impl Recurrence {
             }
             let upper = line.to_ascii_uppercase();
             if upper.starts_with("DTSTART") {
-                let value = line
-                    .rsplit_once(':')
-                    .map(|(_, v)| v)
-                    .ok_or_else(|| RruleError(format!("DTSTART {line:?} has no value")))?;
+                if dtstart.is_some() {
+                    return err("more than one DTSTART line");
+                }
+                let (tzid, value) = split_dtstart(line)?;
+                if let Some(z) = &tzid
+                    && super::time_zone(z).is_none()
+                {
+                    return err(format!("DTSTART TZID={z:?} is not a known IANA time zone"));
+                }
                 let d = match parse_ical_datetime(value)? {
                     Until::Date(d) => d,
                     Until::Local(dt) => dt.date(),
-                    Until::Utc(ts) => ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).date(),
+                    Until::Utc(ts) => {
+                        if tzid.is_some() {
+                            return err("DTSTART with TZID must be a local time (no trailing Z)");
+                        }
+                        utc = Some(ts);
+                        ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).date()
+                    }
                 };
                 dtstart = Some(d);
+                dtstart_zone = tzid;
             } else if let Some(r) = upper.strip_prefix("RRULE:") {
+                if rule_text.is_some() {
+                    return err("more than one RRULE");
+                }
                 rule_text = Some(r.to_string());
             } else if upper.starts_with("FREQ=") || upper.contains(";FREQ=") {
+                if rule_text.is_some() {
+                    return err("more than one RRULE");
+                }
                 rule_text = Some(upper);
             } else {
                 return err(format!(
-                    "unexpected line {line:?} (expected DTSTART:… or RRULE:…)"
+                    "not an RRULE: unexpected line {line:?} (expected FREQ=…, RRULE:FREQ=… or DTSTART…)"
                 ));
             }
         }
@@ -181,6 +268,7 @@ impl Recurrence {
             until: None,
             week_start: Weekday::Monday,
             dtstart,
+            dtstart_zone,
         };
         for part in rule_text.split(';') {
             let part = part.trim();
@@ -322,7 +410,7 @@ impl Recurrence {
                 ));
             }
         }
-        Ok(r)
+        Ok((r, utc))
     }
 
     /// Index of the period containing `d` (days, weeks, months or years since an epoch).

@@ -152,3 +152,204 @@ fn errors_name_file_line_and_field() {
         "{e}"
     );
 }
+
+// ---- self-dependency, recognition, window rules ---------------------------------------------
+
+const HEAD: &str = r#"[[windows]]
+name = "sat"
+rrule = "FREQ=WEEKLY;BYDAY=SA"
+start = "22:00"
+duration = "4h"
+time_zone = "America/Los_Angeles"
+
+[[services]]
+name = "web"
+members = ["WEB-01", "WEB-02"]
+max_unavailable = 1
+"#;
+
+fn servers(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            format!(
+                "\n[[servers]]\nname = \"{n}\"\nos = \"Windows Server 2022 Datacenter\"\nwindows = [\"sat\"]\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn self_dependency_is_an_error_naming_file_line_and_server() {
+    let base = format!("{HEAD}{}", servers(&["APP-01", "WEB-01", "WEB-02"]));
+    // Directly (names are case-insensitive).
+    let text =
+        format!("{base}\n[[dependencies]]\ndependent = \"APP-01\"\ndepends_on = \"app-01\"\n");
+    let line = text.lines().position(|l| l.contains("\"app-01\"")).unwrap() as u64 + 1;
+    let e = estate::parse("estate.toml", text.as_bytes()).unwrap_err();
+    let first = &e.errors[0];
+    assert_eq!(first.line, Some(line), "{e}");
+    assert_eq!(first.field.as_deref(), Some("dependencies[0].depends_on"));
+    assert!(first.to_string().starts_with("estate.toml:"), "{first}");
+    assert!(
+        first.message.contains("\"APP-01\" depends on itself"),
+        "{first}"
+    );
+
+    // Through a service the server belongs to.
+    let text =
+        format!("{base}\n[[dependencies]]\ndependent = \"WEB-02\"\ndepends_on = \"service:web\"\n");
+    let e = estate::parse("estate.toml", text.as_bytes()).unwrap_err();
+    assert!(
+        e.errors[0].message.contains("\"WEB-02\" depends on itself"),
+        "{e}"
+    );
+    // A real dependency next to it is fine.
+    let text =
+        format!("{base}\n[[dependencies]]\ndependent = \"APP-01\"\ndepends_on = \"service:web\"\n");
+    assert_eq!(
+        estate::parse("estate.toml", text.as_bytes())
+            .unwrap()
+            .dependencies
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn estate_with_servers_after_line_500_is_recognised() {
+    use patchward_feeds::inventory::{self, Inventory};
+    // 80 windows (~560 lines) first, servers last: the order a person writes.
+    let mut text = String::new();
+    for k in 0..80 {
+        text.push_str(&format!(
+            "[[windows]]\nname = \"w{k}\"\nrrule = \"FREQ=DAILY\"\nstart = \"22:00\"\nduration = \"2h\"\ntime_zone = \"UTC\"\n\n"
+        ));
+    }
+    let first_server = text.lines().count() + 2;
+    assert!(first_server > 500);
+    text.push_str(&servers(&["SRV-1"]).replace("\"sat\"", "\"w3\""));
+    match inventory::parse("estate.toml", text.as_bytes()).unwrap() {
+        Inventory::Estate(e) => assert_eq!((e.servers.len(), e.windows.len()), (1, 80)),
+        other => panic!("{other:?}"),
+    }
+    // Even when the head shows no section at all (80 KB of comments), parsing decides.
+    let padded = format!("{}{text}", "# notes\n".repeat(10_000));
+    assert!(matches!(
+        inventory::parse("estate.txt", padded.as_bytes()).unwrap(),
+        Inventory::Estate(_)
+    ));
+}
+
+#[test]
+fn unrecognised_inventory_says_what_was_tried_and_the_likeliest_error() {
+    use patchward_feeds::inventory;
+    // Broken TOML named .toml: the TOML error with its line.
+    let e = inventory::parse("estate.toml", b"# estate\n\n[[servers]\nname = \"A\"\n").unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("estate.toml:3"), "{m}");
+    // A TOML document that is no estate.
+    let e = inventory::parse("policy.toml", b"[sla]\nact = 3\n").unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains("tried estate TOML, server inventory CSV") && m.contains("read as estate TOML"),
+        "{m}"
+    );
+    // Plain text: every format named.
+    let e = inventory::parse("notes.txt", b"hello world\nnothing here\n").unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains("notes.txt") && m.contains("Get-HotFix") && m.contains("wmic qfe"),
+        "{m}"
+    );
+    // A feed is pointed at `import feeds`.
+    let e = inventory::parse(
+        "kev.json",
+        br#"{"catalogVersion":"1","vulnerabilities":[]}"#,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("import feeds"), "{e}");
+}
+
+fn window_with(rrule: &str, tz: &str) -> String {
+    format!(
+        "[[windows]]\nname = \"w\"\nrrule = \"{rrule}\"\nstart = \"22:00\"\nduration = \"4h\"\ntime_zone = \"{tz}\"\n{}",
+        servers(&["SRV-1"]).replace("\"sat\"", "\"w\"")
+    )
+}
+
+#[test]
+fn dtstart_before_or_after_rrule_with_tzid() {
+    use patchward_core::calendar::occurrences;
+    let la = "America/Los_Angeles";
+    let forms = [
+        "DTSTART;TZID=America/Los_Angeles:20261110T220000\\nRRULE:FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU",
+        "RRULE:FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU\\nDTSTART;TZID=America/Los_Angeles:20261110T220000",
+        "FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU\\nDTSTART;VALUE=DATE:20261110",
+        "DTSTART:20261110T220000\\nRRULE:FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU",
+        // 2026-11-11 06:00 UTC is 10 Nov 22:00 in Los Angeles: the anchor is read in the zone.
+        "DTSTART:20261111T060000Z\\nRRULE:FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU",
+    ];
+    let from: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+    let to: jiff::Timestamp = "2027-06-01T00:00:00Z".parse().unwrap();
+    for rule in forms {
+        let e = estate::parse("estate.toml", window_with(rule, la).as_bytes())
+            .unwrap_or_else(|e| panic!("{rule}: {e}"));
+        let w = &e.windows[0];
+        // Every other month from the anchor: Nov, Jan, Mar, May (second Tuesdays, 22:00 local).
+        let got: Vec<String> = occurrences(w, from, to)
+            .unwrap()
+            .iter()
+            .map(|iv| {
+                iv.start
+                    .to_zoned_datetime(jiff::tz::TimeZone::get(la).unwrap())
+                    .date()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            got,
+            ["2026-11-10", "2027-01-12", "2027-03-09", "2027-05-11"],
+            "{rule}"
+        );
+        // Written back and read again: the same window.
+        let again = estate::parse("out.toml", estate::to_toml(&e).as_bytes()).unwrap();
+        assert_eq!(again.windows, e.windows);
+    }
+}
+
+#[test]
+fn dtstart_zone_errors_name_the_field() {
+    let wrong =
+        "DTSTART;TZID=Europe/Berlin:20261110T220000\\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=TU";
+    let e = estate::parse(
+        "estate.toml",
+        window_with(wrong, "America/Los_Angeles").as_bytes(),
+    )
+    .unwrap_err();
+    let first = &e.errors[0];
+    assert_eq!(first.field.as_deref(), Some("windows[0] (w).rrule"), "{e}");
+    assert_eq!(first.line, Some(3));
+    assert!(
+        first.message.contains(
+            "TZID=\"Europe/Berlin\" disagrees with the window's time_zone \"America/Los_Angeles\""
+        ),
+        "{first}"
+    );
+    let unknown = "DTSTART;TZID=Mars/Olympus:20261110T220000\\nRRULE:FREQ=WEEKLY;BYDAY=TU";
+    let e = estate::parse("estate.toml", window_with(unknown, "UTC").as_bytes()).unwrap_err();
+    assert_eq!(e.errors[0].field.as_deref(), Some("windows[0] (w).rrule"));
+    assert!(
+        e.errors[0]
+            .message
+            .contains("\"Mars/Olympus\" is not a known IANA time zone"),
+        "{e}"
+    );
+    // Without an anchor, INTERVAL=2 is still refused, saying why.
+    let e = estate::parse(
+        "estate.toml",
+        window_with("FREQ=WEEKLY;INTERVAL=2;BYDAY=TU", "UTC").as_bytes(),
+    )
+    .unwrap_err();
+    assert!(e.errors[0].message.contains("needs a DTSTART"), "{e}");
+}

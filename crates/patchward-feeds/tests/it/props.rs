@@ -4,6 +4,7 @@
 use crate::fixture;
 use jiff::{SignedDuration, Timestamp};
 use patchward_core::OsBuild;
+use patchward_core::calendar::Recurrence;
 use patchward_core::catalog::Kb;
 use patchward_core::inventory::{InternetExposure, Owner, Role, Server, Tier};
 use patchward_core::product::{Installation, ServerRelease};
@@ -30,6 +31,13 @@ fn all_parsers(b: &[u8]) {
     let _ = hosts::parse_capture("x", b);
     let _ = inventory_csv::parse("x", b);
     let _ = estate::parse("x", b);
+    let _ = patchward_feeds::inventory::parse("x", b);
+    let _ = patchward_feeds::inventory::parse("x.toml", b);
+    let _ = patchward_feeds::inventory::parse("x.csv", b);
+    let text = decode_text(b);
+    let _ = Recurrence::parse(&text);
+    let _ = Recurrence::for_window(&text, "America/Los_Angeles");
+    let _ = estate::check_rrule(&text, "Europe/Berlin");
     let _ = patchward_feeds::input::decompress("x", b.to_vec());
     let _ = patchward_feeds::cvrf::parse("x", b);
     let _ = patchward_feeds::cvrf::parse_xml("x", b);
@@ -275,5 +283,55 @@ proptest! {
         let back = estate::parse("p.toml", text.as_bytes());
         prop_assert!(back.is_ok(), "{}\n{text}", back.err().map(|e| e.to_string()).unwrap_or_default());
         prop_assert_eq!(back.unwrap(), e, "{}", text);
+    }
+}
+
+// ---- window rules: RFC 5545 forms ------------------------------------------------------------
+
+fn rule_part() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("FREQ=MONTHLY;BYDAY=2TU".to_string()),
+        Just("FREQ=WEEKLY;INTERVAL=2;BYDAY=SA,SU".to_string()),
+        Just("FREQ=DAILY;COUNT=5".to_string()),
+        Just("FREQ=MONTHLY;BYMONTHDAY=-1;INTERVAL=3".to_string()),
+        Just("FREQ=YEARLY".to_string()),
+    ]
+}
+
+fn dtstart_line() -> impl Strategy<Value = String> {
+    (2020i32..2030, 1i32..13, 1i32..29, 0i32..24, 0usize..4).prop_map(|(y, m, d, h, form)| {
+        let date = format!("{y:04}{m:02}{d:02}");
+        match form {
+            0 => format!("DTSTART:{date}T{h:02}0000"),
+            1 => format!("DTSTART;TZID=Europe/Berlin:{date}T{h:02}3000"),
+            2 => format!("DTSTART;VALUE=DATE:{date}"),
+            _ => format!("DTSTART:{date}T{h:02}0000Z"),
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// DTSTART before or after the rule, with or without the `RRULE:` prefix, is the same rule;
+    /// a TZID is accepted only in the window's zone.
+    #[test]
+    fn dtstart_position_and_prefix_do_not_matter(
+        rule in rule_part(),
+        dt in dtstart_line(),
+        prefix in any::<bool>(),
+        crlf in any::<bool>(),
+    ) {
+        let r = if prefix { format!("RRULE:{rule}") } else { rule.clone() };
+        let nl = if crlf { "\r\n" } else { "\n" };
+        let before = format!("{dt}{nl}{r}");
+        let after = format!("{r}{nl}{dt}");
+        let a = Recurrence::for_window(&before, "Europe/Berlin");
+        let b = Recurrence::for_window(&after, "Europe/Berlin");
+        prop_assert!(a.is_ok(), "{before}: {a:?}");
+        prop_assert_eq!(a.clone().ok(), b.ok());
+        prop_assert!(a.ok().and_then(|x| x.dtstart).is_some());
+        let elsewhere = Recurrence::for_window(&before, "Asia/Tokyo");
+        prop_assert_eq!(elsewhere.is_err(), dt.contains("TZID"));
     }
 }

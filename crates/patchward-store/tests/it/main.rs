@@ -316,6 +316,16 @@ async fn contract(store: &impl Store) {
         dc,
         "names are case-insensitive"
     );
+    // Only the named servers are read: case-insensitive, unknown names left out, more names
+    // than one SQL statement takes.
+    let mut names: Vec<String> = (0..1000).map(|i| format!("nope-{i}")).collect();
+    names.push("dc-02".into());
+    let found = store.servers_named(&names).await.unwrap();
+    assert_eq!(
+        found.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["DC-02"]
+    );
+    assert!(store.servers_named(&[]).await.unwrap().is_empty());
 
     // Plans are stored by cycle and listed newest first.
     store

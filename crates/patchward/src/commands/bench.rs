@@ -1,5 +1,6 @@
-//! `bench`: measured speed on real data (release build, this machine). Peak memory is the
-//! process high-water mark (VmHWM) read from /proc.
+//! `bench`: measured speed on real or generated data (release build, this machine). Peak
+//! memory is the process high-water mark (VmHWM) read from /proc; for `bench hosts` it includes
+//! generating the file (time `import hosts` alone with `--keep-file` and `/usr/bin/time -v`).
 
 use super::{import, load_policy};
 use anyhow::{Result, bail};
@@ -8,6 +9,7 @@ use patchward_core::build::OsBuild;
 use patchward_core::catalog::{Classification, Kb};
 use patchward_core::exposure::{Catalog, ExposureIndex};
 use patchward_core::inventory::{InternetExposure, Role, Server, Tier};
+use patchward_core::plan::generate::{self, GenConfig};
 use patchward_core::product::ProductKind;
 use patchward_store::{SqliteStore, Store};
 use std::collections::BTreeMap;
@@ -20,6 +22,35 @@ pub enum BenchCommand {
     Import(BenchImportArgs),
     /// Assess generated servers (seeded) against an imported catalog and time it.
     Exposure(BenchExposureArgs),
+    /// Write a generated estate (seeded: servers, services, dependencies, windows, rings) as an
+    /// estate TOML or inventory CSV, then time `import hosts` of it into a fresh SQLite file.
+    Hosts(BenchHostsArgs),
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum HostsFormat {
+    Toml,
+    Csv,
+}
+
+#[derive(Args)]
+pub struct BenchHostsArgs {
+    /// Number of generated servers.
+    #[arg(long, default_value_t = 10_000)]
+    pub servers: usize,
+    /// File format to import: the estate TOML (everything) or the inventory CSV (servers).
+    #[arg(long, value_enum, default_value = "toml")]
+    pub format: HostsFormat,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Timed repetitions, each into a fresh database (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Keep the generated file here (e.g. to time `patchward import hosts FILE` under
+    /// `/usr/bin/time -v`), instead of a temporary file.
+    #[arg(long)]
+    pub keep_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -98,6 +129,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Hosts(a) => bench_hosts(a).await,
         BenchCommand::Exposure(a) => {
             let store = SqliteStore::open(&a.catalog_db).await?;
             let catalog = store.catalog().await?;
@@ -161,6 +193,79 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The generated estate of `bench hosts`, written as the user would give it to `import hosts`.
+pub fn hosts_file(servers: usize, seed: u64, format: HostsFormat) -> String {
+    let cfg = GenConfig {
+        seed,
+        ..GenConfig::benchmark(servers)
+    };
+    let estate = generate::generate(&cfg).estate;
+    match format {
+        // Windows, services and dependencies come first, servers last (as people write it).
+        HostsFormat::Toml => patchward_feeds::estate::to_toml(&estate),
+        HostsFormat::Csv => patchward_feeds::inventory_csv::to_csv(&estate.servers),
+    }
+}
+
+async fn bench_hosts(a: BenchHostsArgs) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("patchward-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let ext = match a.format {
+        HostsFormat::Toml => "toml",
+        HostsFormat::Csv => "csv",
+    };
+    let file = a
+        .keep_file
+        .clone()
+        .unwrap_or_else(|| dir.join(format!("estate.{ext}")));
+    let t = Instant::now();
+    let text = hosts_file(a.servers, a.seed, a.format);
+    std::fs::write(&file, &text)?;
+    let gen_s = t.elapsed().as_secs_f64();
+    let (bytes, lines) = (text.len(), text.lines().count());
+    drop(text);
+    let mut times = Vec::new();
+    let mut phases = Vec::new();
+    let mut stored = 0;
+    for run in 0..a.runs.max(1) {
+        let db = dir.join(format!("hosts-{run}.db"));
+        let t = Instant::now();
+        // What `import hosts FILE` does, minus the printing.
+        let store = SqliteStore::open(&db).await?;
+        let batch = match import::parse_hosts(std::slice::from_ref(&file)) {
+            Ok(b) => b,
+            Err(errors) => bail!("{}", errors.join("\n")),
+        };
+        let parsed = t.elapsed().as_secs_f64();
+        stored = import::store_hosts(&store, batch).await?;
+        let total = t.elapsed().as_secs_f64();
+        times.push(total);
+        phases.push((total, parsed));
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    phases.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (median, parse_s) = phases[phases.len() / 2];
+    println!(
+        "hosts ({ext}): {stored} servers, {:.1} MB, {lines} lines (generated in {gen_s:.2}s); import hosts median {median:.3}s (parse {parse_s:.3}s + merge/store {:.3}s; min {:.3}s, max {:.3}s, {} runs); peak RSS {:.0} MiB",
+        bytes as f64 / 1e6,
+        median - parse_s,
+        times[0],
+        times[times.len() - 1],
+        times.len(),
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    if a.keep_file.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        let _ = std::fs::remove_dir(&dir);
+    }
+    Ok(())
 }
 
 /// A deterministic fleet: every OS product in the catalog, builds drawn from its real

@@ -13,11 +13,19 @@ use std::path::{Path, PathBuf};
 /// Where the repository keeps its bundled data (the demo runs from a checkout).
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
+/// The demo's own database when neither `--db` nor `PATCHWARD_DB` names one.
+pub const DEFAULT_DEMO_DB: &str = "patchward-demo.db";
+
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Demo database file; replaced on every run.
-    #[arg(long, default_value = "patchward-demo.db")]
-    pub demo_db: PathBuf,
+    /// Demo database file (overrides `--db`); replaced on every run. Without it and without
+    /// `--db`/`PATCHWARD_DB`: patchward-demo.db.
+    #[arg(long)]
+    pub demo_db: Option<PathBuf>,
+    /// Replace the file named by `--db`/`PATCHWARD_DB` when it already exists (the demo starts
+    /// from an empty database; without this flag an existing file there is left alone).
+    #[arg(long)]
+    pub replace: bool,
     /// Bundled data folder (default: the repository's fixtures/).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -41,7 +49,19 @@ fn remove_db(path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(_db: &Path, a: DemoArgs) -> Result<()> {
+/// Which file the demo uses, and whether an existing one may be replaced: the demo's own
+/// default file always may; a file the user named with `--db`/`PATCHWARD_DB` (which may be a
+/// real database) only with `--replace`, so the demo never silently wipes one.
+pub fn demo_db(db: Option<&Path>, a: &DemoArgs) -> (PathBuf, bool) {
+    match (&a.demo_db, db) {
+        (Some(p), _) => (p.clone(), true),
+        (None, Some(p)) => (p.to_path_buf(), a.replace),
+        (None, None) => (PathBuf::from(DEFAULT_DEMO_DB), true),
+    }
+}
+
+pub async fn run(db: Option<&Path>, a: DemoArgs) -> Result<()> {
+    let (db, may_replace) = demo_db(db, &a);
     let data = a
         .data
         .clone()
@@ -60,8 +80,14 @@ pub async fn run(_db: &Path, a: DemoArgs) -> Result<()> {
         );
     }
     let as_of = as_of(a.as_of.as_deref())?;
-    remove_db(&a.demo_db)?;
-    let store = SqliteStore::open(&a.demo_db).await?;
+    if db.exists() && !may_replace {
+        bail!(
+            "{} already exists and the demo starts from an empty database: pass --replace to replace it, or name another file",
+            db.display()
+        );
+    }
+    remove_db(&db)?;
+    let store = SqliteStore::open(&db).await?;
     let feeds: Vec<PathBuf> = ["msrc-cvrf", "kev", "epss", "nvd", "lifecycle", "builds"]
         .iter()
         .map(|d| data.join(d))
@@ -70,7 +96,7 @@ pub async fn run(_db: &Path, a: DemoArgs) -> Result<()> {
     eprintln!(
         "demo: importing bundled feeds from {} into {}",
         data.display(),
-        a.demo_db.display()
+        db.display()
     );
     let started = std::time::Instant::now();
     let summary = import::import_feeds(&store, &feeds, true).await?;
@@ -99,7 +125,7 @@ pub async fn run(_db: &Path, a: DemoArgs) -> Result<()> {
         super::assess::render(&result, as_of, a.format, false, 15)?
     );
     if a.format == Format::Table {
-        let db = a.demo_db.display();
+        let db = db.display();
         println!(
             "\nNext: patchward --db {db} assess --host SQL-02 | assess --format json | cves --kev | feeds status\n\
              (data as of the bundled feeds; run `patchward feeds sync` where the network allows)"

@@ -2,7 +2,9 @@
 //!
 //! Feeds: files are read, decompressed and parsed on worker threads (one per core) while the
 //! store writes what they produce; each file is one transaction, so a bad file is reported by
-//! name and leaves everything stored before untouched.
+//! name and leaves everything stored before untouched. Files found by walking a folder that are
+//! no feed are skipped with a message; a file named on the command line that is no feed stops
+//! the whole run before anything is stored (it was surely meant to be imported).
 //! Hosts: every file is parsed and checked first; only when all are good are the servers stored,
 //! in one transaction (nothing partial).
 
@@ -11,8 +13,10 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use patchward_core::inventory::{Estate, Server};
 use patchward_feeds::input::{FeedKind, detect, read_input, walk};
-use patchward_feeds::{ParseError, ParseErrors, cvrf, epss, hosts, kbbuilds, kev, lifecycle, nvd};
+use patchward_feeds::inventory::{self, Inventory};
+use patchward_feeds::{ParseError, ParseErrors, cvrf, epss, kbbuilds, kev, lifecycle, nvd};
 use patchward_store::{DocumentImport, ImportOutcome, Store};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -25,6 +29,8 @@ pub struct FeedSummary {
     pub skipped: Vec<String>,
     pub errors: Vec<String>,
     pub cves: usize,
+    /// A file named on the command line is no feed: the run stopped before storing anything.
+    pub refused: bool,
 }
 
 enum Parsed {
@@ -65,16 +71,53 @@ fn parse_feed(path: &Path) -> Result<Parsed, ParseError> {
         FeedKind::MsrcUpdatesIndex => {
             Parsed::Skip("MSRC updates index: lists documents, nothing to import".into())
         }
-        kind @ (FeedKind::Systeminfo
+        kind => Parsed::Skip(not_a_feed(kind).unwrap_or_else(|| kind.label().to_string())),
+    })
+}
+
+/// Why a file of this kind is no feed (`None`: it is one). Inside a walked folder such files are
+/// skipped; a file named on the command line is refused.
+fn not_a_feed(kind: FeedKind) -> Option<String> {
+    match kind {
+        FeedKind::Systeminfo
         | FeedKind::SysteminfoCsv
         | FeedKind::WmicQfe
         | FeedKind::GetHotFix
         | FeedKind::InventoryCsv
-        | FeedKind::Estate) => {
-            Parsed::Skip(format!("{}: inventory, use `import hosts`", kind.label()))
+        | FeedKind::Estate => Some(format!("{}: inventory, use `import hosts`", kind.label())),
+        FeedKind::Unknown => Some(
+            "not a feed Patchward recognises (MSRC CVRF XML/JSON, CISA KEV, FIRST EPSS, NVD 2.0, lifecycle, KB build table)"
+                .into(),
+        ),
+        FeedKind::Wesng => Some(format!("{}: not a feed Patchward imports", kind.label())),
+        FeedKind::CvrfXml
+        | FeedKind::CvrfJson
+        | FeedKind::MsrcUpdatesIndex
+        | FeedKind::Kev
+        | FeedKind::Nvd
+        | FeedKind::Epss
+        | FeedKind::EpssTimeSeries
+        | FeedKind::Lifecycle
+        | FeedKind::KbBuilds => None,
+    }
+}
+
+/// Files named on the command line (not found by walking a folder) that are no feed: each is
+/// an error, found before anything is stored.
+fn refuse_named_non_feeds(paths: &[PathBuf]) -> Vec<String> {
+    let mut refused = Vec::new();
+    for p in paths.iter().filter(|p| p.is_file()) {
+        let name = p.display().to_string();
+        match std::fs::read(p) {
+            Err(e) => refused.push(format!("{name}: cannot read file: {e}")),
+            Ok(bytes) => {
+                if let Some(why) = not_a_feed(detect(&name, &bytes)) {
+                    refused.push(format!("{name}: {why}"));
+                }
+            }
         }
-        kind => Parsed::Skip(format!("{}: not a feed Patchward imports", kind.label())),
-    })
+    }
+    refused
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -93,6 +136,12 @@ pub async fn feeds(db: &Path, paths: &[PathBuf]) -> Result<FeedSummary> {
     let store = open(db).await?;
     let summary = import_feeds(&store, paths, true).await?;
     report_feeds(&summary);
+    if summary.refused {
+        bail!(
+            "{} named file(s) are not feeds; nothing from this import was stored",
+            summary.errors.len()
+        );
+    }
     if !summary.errors.is_empty() {
         bail!(
             "{} file(s) could not be imported (nothing from them was stored)",
@@ -129,6 +178,16 @@ pub async fn import_feeds(
     paths: &[PathBuf],
     progress: bool,
 ) -> Result<FeedSummary> {
+    // A file the user named must be imported or be an error; only files found by walking a
+    // folder may be skipped. Checked first, so a typo'd argument stores nothing at all.
+    let refused = refuse_named_non_feeds(paths);
+    if !refused.is_empty() {
+        return Ok(FeedSummary {
+            errors: refused,
+            refused: true,
+            ..FeedSummary::default()
+        });
+    }
     let files = walk(paths)?;
     let pb = if progress {
         bar(files.len(), "import feeds")
@@ -242,21 +301,14 @@ pub fn parse_hosts(paths: &[PathBuf]) -> Result<HostBatch, Vec<String>> {
             }
         };
         let result: Result<(), ParseErrors> = (|| {
-            let mut kind = detect(&name, &bytes);
-            if kind == FeedKind::Unknown && name.to_ascii_lowercase().ends_with(".csv") {
-                // Let the CSV reader say which required column is missing.
-                kind = FeedKind::InventoryCsv;
-            }
-            match kind {
-                FeedKind::InventoryCsv => {
-                    let inv = patchward_feeds::inventory_csv::parse(&name, &bytes)?;
+            match inventory::parse(&name, &bytes)? {
+                Inventory::Csv(inv) => {
                     batch
                         .warnings
                         .extend(inv.warnings.iter().map(|w| format!("{name}: {w}")));
                     batch.servers.extend(inv.servers);
                 }
-                FeedKind::Estate => {
-                    let estate = patchward_feeds::estate::parse(&name, &bytes)?;
+                Inventory::Estate(estate) => {
                     if batch.estate.is_some() {
                         return Err(ParseError::whole(
                             &name,
@@ -264,14 +316,13 @@ pub fn parse_hosts(paths: &[PathBuf]) -> Result<HostBatch, Vec<String>> {
                         )
                         .into());
                     }
-                    batch.servers.extend(estate.servers.iter().cloned());
+                    let mut estate = *estate;
+                    // The servers travel in `batch.servers`; `store_hosts` puts them back merged.
+                    batch.servers.append(&mut estate.servers);
                     batch.estate = Some(estate);
                 }
-                FeedKind::Systeminfo
-                | FeedKind::SysteminfoCsv
-                | FeedKind::WmicQfe
-                | FeedKind::GetHotFix => {
-                    for cap in hosts::parse_capture(&name, &bytes)? {
+                Inventory::Captures(caps) => {
+                    for cap in caps {
                         batch
                             .warnings
                             .extend(cap.warnings.iter().map(|w| format!("{name}: {w}")));
@@ -286,16 +337,6 @@ pub fn parse_hosts(paths: &[PathBuf]) -> Result<HostBatch, Vec<String>> {
                         server.last_scan = None;
                         batch.servers.push(server);
                     }
-                }
-                kind => {
-                    return Err(ParseError::whole(
-                        &name,
-                        format!(
-                            "{} is not an inventory file (use `import feeds` for feeds)",
-                            kind.label()
-                        ),
-                    )
-                    .into());
                 }
             }
             Ok(())
@@ -335,25 +376,37 @@ pub async fn hosts(db: &Path, paths: &[PathBuf]) -> Result<usize> {
 }
 
 /// Merge with what is stored (captures refresh OS/build/KBs and keep inventory facts), then
-/// store in one transaction.
+/// store in one transaction. Only the servers named in the batch are read back, and merging is
+/// by hash map, so the cost grows with the batch, not with batch × estate.
 pub async fn store_hosts(store: &impl Store, batch: HostBatch) -> Result<usize> {
-    let existing = store.servers().await?;
-    let mut merged: Vec<Server> = Vec::new();
+    let mut names: Vec<String> = batch.servers.iter().map(|s| s.name.clone()).collect();
+    names.sort_by_key(|n| n.to_ascii_lowercase());
+    names.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    let mut existing: HashMap<String, Server> = store
+        .servers_named(&names)
+        .await?
+        .into_iter()
+        .map(|s| (s.name.to_ascii_lowercase(), s))
+        .collect();
+    // A server named twice in one batch (a CSV row and a capture) merges in file order.
+    let mut merged: Vec<Server> = Vec::with_capacity(batch.servers.len());
+    let mut position: HashMap<String, usize> = HashMap::with_capacity(batch.servers.len());
     for s in batch.servers {
-        let base = merged
-            .iter()
-            .position(|m| m.name.eq_ignore_ascii_case(&s.name))
-            .map(|i| merged.remove(i))
-            .or_else(|| {
-                existing
-                    .iter()
-                    .find(|e| e.name.eq_ignore_ascii_case(&s.name))
-                    .cloned()
-            });
-        merged.push(match base {
-            Some(old) => old.updated_with(s),
-            None => s,
-        });
+        let key = s.name.to_ascii_lowercase();
+        match position.get(&key) {
+            Some(&i) => {
+                let old = std::mem::take(&mut merged[i]);
+                merged[i] = old.updated_with(s);
+            }
+            None => {
+                let s = match existing.remove(&key) {
+                    Some(old) => old.updated_with(s),
+                    None => s,
+                };
+                position.insert(key, merged.len());
+                merged.push(s);
+            }
+        }
     }
     let n = merged.len();
     let at = now();

@@ -2,6 +2,7 @@
 
 use crate::{fixtures, ok, pw, tmpdir};
 
+use std::path::Path;
 use std::process::Command;
 
 fn f(p: &str) -> String {
@@ -239,6 +240,7 @@ fn demo_runs_on_a_fresh_file() {
     let d = tmpdir("demo");
     let out = Command::new(env!("CARGO_BIN_EXE_patchward"))
         .current_dir(&d)
+        .env_remove("PATCHWARD_DB")
         .args(["demo", "--as-of", "2026-11-25"])
         .output()
         .unwrap();
@@ -251,6 +253,50 @@ fn demo_runs_on_a_fresh_file() {
     let dc = text.lines().find(|l| l.starts_with("DC-01 ")).unwrap();
     assert!(dc.split_whitespace().any(|w| w == "0"), "{dc}");
     assert!(d.join("patchward-demo.db").exists());
+}
+
+#[test]
+fn demo_honours_db_and_env_and_never_wipes_a_named_file_unasked() {
+    let d = tmpdir("demo-db");
+    let db = d.join("mine.db");
+    let demo = |args: &[&str], env: Option<&Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_patchward"));
+        c.current_dir(&d).env_remove("PATCHWARD_DB");
+        if let Some(e) = env {
+            c.env("PATCHWARD_DB", e);
+        }
+        c.args(args).output().unwrap()
+    };
+    let db_arg = db.to_str().unwrap();
+    ok(&demo(
+        &["--db", db_arg, "demo", "--as-of", "2026-11-25"],
+        None,
+    ));
+    assert!(db.exists());
+    assert!(!d.join("patchward-demo.db").exists(), "--db was ignored");
+    let servers = ok(&pw(&db, &["servers"]));
+    assert!(servers.contains("SQL-02"), "{servers}");
+
+    // A named file that exists is not replaced without --replace, and is left intact.
+    let o = demo(&["--db", db_arg, "demo"], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mine.db") && err.contains("--replace"),
+        "{err}"
+    );
+    assert!(ok(&pw(&db, &["servers"])).contains("SQL-02"));
+
+    // PATCHWARD_DB names the file too.
+    ok(&demo(
+        &["demo", "--replace", "--as-of", "2026-11-25"],
+        Some(&db),
+    ));
+    assert!(
+        !d.join("patchward-demo.db").exists(),
+        "PATCHWARD_DB was ignored"
+    );
+    assert!(ok(&pw(&db, &["servers"])).contains("SQL-02"));
 }
 
 #[test]
@@ -277,4 +323,94 @@ fn feeds_sync_without_network_fails_clearly_and_stores_nothing() {
         err.contains("cannot reach 127.0.0.1:9") && err.contains("import feeds"),
         "{err}"
     );
+}
+
+#[test]
+fn import_feeds_named_junk_fails_and_stores_nothing_but_folder_junk_is_skipped() {
+    let d = tmpdir("junk");
+    let db = d.join("p.db");
+    let lifecycle = f("lifecycle/endoflife-date_windows-server.md");
+    let random = d.join("junk.json");
+    std::fs::write(&random, [0x13u8, 0xF7, 0x00, 0x42, 0x99, 0x01, 0xFE, 0x7F]).unwrap();
+    let no_feed = d.join("other.json");
+    std::fs::write(&no_feed, r#"{"hello": ["world"]}"#).unwrap();
+    for junk in [&random, &no_feed] {
+        // Named next to a good feed: non-zero, the file named, and the good feed not stored.
+        let o = pw(
+            &db,
+            &["import", "feeds", &lifecycle, junk.to_str().unwrap()],
+        );
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        let base = junk.file_name().unwrap().to_str().unwrap();
+        assert!(
+            err.contains(base) && err.contains("nothing from this import was stored"),
+            "{err}"
+        );
+        let status = ok(&pw(&db, &["feeds", "status", "--format", "json"]));
+        assert!(!status.contains("lifecycle"), "{status}");
+    }
+
+    // Inside a walked folder the same file is skipped with a message.
+    let folder = d.join("feeds");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(&random, folder.join("junk.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("lifecycle/endoflife-date_windows-server.md"),
+        folder.join("lifecycle.md"),
+    )
+    .unwrap();
+    let o = pw(&db, &["import", "feeds", folder.to_str().unwrap()]);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("skipped:") && err.contains("junk.json"),
+        "{err}"
+    );
+    let status = ok(&pw(&db, &["feeds", "status", "--format", "json"]));
+    assert!(status.contains("lifecycle"), "{status}");
+}
+
+#[test]
+fn import_hosts_rejects_self_dependency_and_reads_late_servers() {
+    let d = tmpdir("selfdep");
+    let db = d.join("p.db");
+    // Windows and services first; the servers start after line 500.
+    let mut toml = String::new();
+    for k in 0..75 {
+        toml.push_str(&format!(
+            "[[windows]]\nname = \"w{k}\"\nrrule = \"DTSTART;TZID=Europe/Berlin:20261107T220000\\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SA\"\nstart = \"22:00\"\nduration = \"4h\"\ntime_zone = \"Europe/Berlin\"\n\n"
+        ));
+    }
+    for n in ["A", "B"] {
+        toml.push_str(&format!(
+            "[[servers]]\nname = \"{n}\"\nos = \"Windows Server 2022 Datacenter\"\nwindows = [\"w1\"]\n\n"
+        ));
+    }
+    assert!(toml.lines().position(|l| l == "[[servers]]").unwrap() > 500);
+    let good = d.join("estate.toml");
+    std::fs::write(
+        &good,
+        format!("{toml}[[dependencies]]\ndependent = \"A\"\ndepends_on = \"B\"\n"),
+    )
+    .unwrap();
+    let bad = d.join("selfdep.toml");
+    let bad_text = format!("{toml}[[dependencies]]\ndependent = \"B\"\ndepends_on = \"B\"\n");
+    let line = bad_text.lines().count();
+    std::fs::write(&bad, bad_text).unwrap();
+
+    let o = pw(&db, &["import", "hosts", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("selfdep.toml:{line}")) && err.contains("\"B\" depends on itself"),
+        "{err}"
+    );
+    let servers = ok(&pw(&db, &["servers", "--format", "json"]));
+    assert_eq!(servers.trim(), "[]", "nothing stored");
+
+    ok(&pw(&db, &["import", "hosts", good.to_str().unwrap()]));
+    let servers = ok(&pw(&db, &["servers", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&servers).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2, "{servers}");
 }
