@@ -19,6 +19,7 @@ use crate::exposure::HashMap;
 use crate::exposure::OpenCve;
 use crate::intel::CvssFacts;
 use crate::inventory::{InternetExposure, Server};
+use crate::product::ServerRelease;
 use jiff::civil::Date;
 use jiff::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -500,6 +501,19 @@ pub fn assess_server_cached(
     cache: &mut PriorityCache,
 ) -> crate::exposure::ServerExposure {
     let mut e = index.assess(server, as_of);
+    prioritise_exposure(&mut e, index, server, policy, as_of, cache);
+    e
+}
+
+/// Give every open CVE of an assessed server its priority, most urgent first.
+pub fn prioritise_exposure(
+    e: &mut crate::exposure::ServerExposure,
+    index: &crate::exposure::ExposureIndex<'_>,
+    server: &Server,
+    policy: &Policy,
+    as_of: Date,
+    cache: &mut PriorityCache,
+) {
     let mission = mission_of(server, policy);
     let id = cache.mission_id(index, &mission, server.exposure);
     for c in &mut e.open_cves {
@@ -519,7 +533,99 @@ pub fn assess_server_cached(
             c.order,
         )
     });
-    e
+}
+
+/// What decides a server's exposure: servers alike in all of it are in the same patch state
+/// and have the same open CVEs (fleets built from one image and patched in rings share a few).
+type PatchState<'s> = (
+    &'s str,
+    Option<ServerRelease>,
+    Option<crate::build::OsBuild>,
+    Option<crate::product::Installation>,
+    bool,
+    &'s std::collections::BTreeSet<crate::catalog::Kb>,
+);
+
+fn patch_state(s: &Server) -> PatchState<'_> {
+    (
+        s.os.as_str(),
+        s.release,
+        s.build,
+        s.installation,
+        s.hotpatch,
+        &s.installed_kbs,
+    )
+}
+
+/// The servers' indices, grouped by patch state (each group assessed once).
+fn by_patch_state(servers: &[Server]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..servers.len()).collect();
+    order.sort_by(|a, b| patch_state(&servers[*a]).cmp(&patch_state(&servers[*b])));
+    order
+}
+
+/// [`assess_server_cached`] for many servers: each patch state is assessed once and its
+/// findings shared (then prioritised per server). Results are in the order of `servers`.
+pub fn assess_fleet(
+    index: &crate::exposure::ExposureIndex<'_>,
+    servers: &[Server],
+    policy: &Policy,
+    as_of: Date,
+    cache: &mut PriorityCache,
+) -> Vec<crate::exposure::ServerExposure> {
+    let mut out: Vec<Option<crate::exposure::ServerExposure>> = vec![None; servers.len()];
+    let mut last: Option<(usize, crate::exposure::ServerExposure)> = None;
+    for i in by_patch_state(servers) {
+        let s = &servers[i];
+        let mut e = match &last {
+            Some((j, base)) if patch_state(&servers[*j]) == patch_state(s) => {
+                let mut e = base.clone();
+                e.name.clone_from(&s.name);
+                e
+            }
+            _ => {
+                let base = index.assess(s, as_of);
+                last = Some((i, base.clone()));
+                base
+            }
+        };
+        prioritise_exposure(&mut e, index, s, policy, as_of, cache);
+        out[i] = Some(e);
+    }
+    out.into_iter().flatten().collect()
+}
+
+/// [`summarise_server`] for many servers, each patch state scanned once.
+pub fn summarise_fleet(
+    index: &crate::exposure::ExposureIndex<'_>,
+    servers: &[Server],
+    policy: &Policy,
+    as_of: Date,
+    cache: &mut PriorityCache,
+) -> Vec<ServerSummary> {
+    let mut out: Vec<Option<ServerSummary>> = vec![None; servers.len()];
+    // The last state's exposure and its open CVEs (shared facts only).
+    let mut last: Option<(
+        usize,
+        crate::exposure::ServerExposure,
+        Vec<Arc<crate::exposure::CveFacts>>,
+    )> = None;
+    for i in by_patch_state(servers) {
+        let s = &servers[i];
+        if !matches!(&last, Some((j, _, _)) if patch_state(&servers[*j]) == patch_state(s)) {
+            let mut open = Vec::new();
+            let e = index.scan(s, as_of, |facts, _| open.push(facts.clone()));
+            last = Some((i, e, open));
+        }
+        let Some((_, head, open)) = &last else {
+            continue;
+        };
+        let mut sum = count(index, s, policy, as_of, cache, open.iter());
+        sum.exposure = head.clone();
+        sum.exposure.name.clone_from(&s.name);
+        out[i] = Some(sum);
+    }
+    out.into_iter().flatten().collect()
 }
 
 /// What a fleet view needs of a server: its exposure without findings, and counts. Built
@@ -547,32 +653,50 @@ pub fn summarise_server(
     as_of: Date,
     cache: &mut PriorityCache,
 ) -> ServerSummary {
+    let mut open = Vec::new();
+    let exposure = index.scan(server, as_of, |facts, _| open.push(facts.clone()));
+    let mut sum = count(index, server, policy, as_of, cache, open.iter());
+    sum.exposure = exposure;
+    sum
+}
+
+/// Counts of a server's open CVEs by their priorities (exposure left empty).
+fn count<'f>(
+    index: &crate::exposure::ExposureIndex<'_>,
+    server: &Server,
+    policy: &Policy,
+    as_of: Date,
+    cache: &mut PriorityCache,
+    open: impl Iterator<Item = &'f Arc<crate::exposure::CveFacts>>,
+) -> ServerSummary {
     let mission = mission_of(server, policy);
     let id = cache.mission_id(index, &mission, server.exposure);
-    let (mut open, mut by_decision, mut kev, mut overdue, mut emergency) = (0, [0; 4], 0, 0, 0);
-    let mut worst: Option<(Decision, Date)> = None;
-    let exposure = index.scan(server, as_of, |facts, _| {
+    let mut sum = ServerSummary {
+        exposure: crate::exposure::ServerExposure::empty(&server.name),
+        open: 0,
+        by_decision: [0; 4],
+        kev: 0,
+        overdue: 0,
+        emergency: 0,
+        worst: None,
+    };
+    for facts in open {
         let p = cache.get(facts.slot, id, || {
             prioritise_for(facts, &mission, server.exposure, policy, as_of)
         });
-        open += 1;
-        by_decision[p.decision as usize] += 1;
-        kev += usize::from(facts.kev);
-        overdue += usize::from(p.overdue);
-        emergency += usize::from(p.emergency);
-        if worst.is_none_or(|(d, due)| p.decision > d || (p.decision == d && p.due < due)) {
-            worst = Some((p.decision, p.due));
+        sum.open += 1;
+        sum.by_decision[p.decision as usize] += 1;
+        sum.kev += usize::from(facts.kev);
+        sum.overdue += usize::from(p.overdue);
+        sum.emergency += usize::from(p.emergency);
+        if sum
+            .worst
+            .is_none_or(|(d, due)| p.decision > d || (p.decision == d && p.due < due))
+        {
+            sum.worst = Some((p.decision, p.due));
         }
-    });
-    ServerSummary {
-        exposure,
-        open,
-        by_decision,
-        kev,
-        overdue,
-        emergency,
-        worst,
     }
+    sum
 }
 
 /// The most urgent decision on a server (for sorting a fleet).

@@ -425,6 +425,25 @@ pub struct ServerExposure {
     pub notes: Vec<String>,
 }
 
+impl ServerExposure {
+    /// A server not assessed yet: nothing known, nothing open.
+    pub fn empty(name: &str) -> ServerExposure {
+        ServerExposure {
+            name: name.to_string(),
+            product: None,
+            release: None,
+            installation: Installation::Desktop,
+            build: None,
+            build_source: BuildSource::Unknown,
+            hotpatch: false,
+            support: None,
+            missing_updates: Vec::new(),
+            open_cves: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 mod assess;
 pub mod dotnet;
 mod index;

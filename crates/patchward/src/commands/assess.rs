@@ -9,7 +9,7 @@ use jiff::civil::Date;
 use patchward_core::exposure::{ExposureIndex, ServerExposure};
 use patchward_core::inventory::Server;
 use patchward_core::priority::{
-    Decision, Policy, PriorityCache, ServerSummary, assess_server_cached, summarise_server, worst,
+    Decision, Policy, PriorityCache, ServerSummary, assess_fleet, summarise_fleet, worst,
 };
 use patchward_store::Store;
 use serde::Serialize;
@@ -65,8 +65,8 @@ pub fn assess_all(
     policy: &Policy,
     as_of: Date,
 ) -> Vec<ServerExposure> {
-    let mut out = on_all_cores(servers, |s, cache| {
-        assess_server_cached(index, s, policy, as_of, cache)
+    let mut out = on_all_cores(servers, |part, cache| {
+        assess_fleet(index, part, policy, as_of, cache)
     });
     // Most urgent first: worst decision, then earliest due, then most open, then name.
     out.sort_by_cached_key(|s| {
@@ -89,8 +89,8 @@ pub fn summarise_all(
     policy: &Policy,
     as_of: Date,
 ) -> Vec<ServerSummary> {
-    let mut out = on_all_cores(servers, |s, cache| {
-        summarise_server(index, s, policy, as_of, cache)
+    let mut out = on_all_cores(servers, |part, cache| {
+        summarise_fleet(index, part, policy, as_of, cache)
     });
     out.sort_by_cached_key(|s| {
         (
@@ -106,7 +106,7 @@ pub fn summarise_all(
 /// Servers are independent: split them over the cores, one priority cache per thread.
 fn on_all_cores<T: Send>(
     servers: &[Server],
-    f: impl Fn(&Server, &mut PriorityCache) -> T + Sync,
+    f: impl Fn(&[Server], &mut PriorityCache) -> Vec<T> + Sync,
 ) -> Vec<T> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -120,7 +120,7 @@ fn on_all_cores<T: Send>(
             .map(|part| {
                 scope.spawn(move || {
                     let mut cache = PriorityCache::default();
-                    part.iter().map(|s| f(s, &mut cache)).collect::<Vec<_>>()
+                    f(part, &mut cache)
                 })
             })
             .collect();

@@ -155,9 +155,25 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                 v.sort_by(|a, b| a.total_cmp(b));
                 (v[v.len() / 2], v[0], v[v.len() - 1])
             };
+            // Servers in one patch state are assessed once (see priority::assess_fleet): say how
+            // many states the fleet has, so the figures can be read for other fleets.
+            let states: std::collections::BTreeSet<_> = servers
+                .iter()
+                .map(|s| {
+                    (
+                        &s.os,
+                        s.release,
+                        s.build,
+                        s.installation,
+                        s.hotpatch,
+                        &s.installed_kbs,
+                    )
+                })
+                .collect();
             println!(
-                "exposure: {} servers; index {index_s:.3}s; generated fleet and catalog loaded: RSS {:.0} MiB",
+                "exposure: {} servers in {} patch states; index {index_s:.3}s; generated fleet and catalog loaded: RSS {:.0} MiB",
                 servers.len(),
+                states.len(),
                 rss_mib().unwrap_or(f64::NAN)
             );
             if a.only.as_deref() != Some("summary") {

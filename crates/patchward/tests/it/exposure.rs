@@ -1050,6 +1050,35 @@ fn fleet_summary_counts_what_the_full_assessment_finds() {
     fleet[0].exposure = InternetExposure::Exposed;
     fleet[1].roles = vec![Role::DomainController];
     fleet[3].hotpatch = true;
+    // The fleet functions assess each patch state once: same results, in the input order,
+    // for servers that share a state but not a mission.
+    let mut twin = fleet[0].clone();
+    twin.name = "TWIN".into();
+    twin.tier = Tier::new(4).unwrap();
+    twin.exposure = InternetExposure::Internal;
+    let with_twin: Vec<Server> = [fleet.clone(), vec![twin]].concat();
+    let assessed = patchward_core::priority::assess_fleet(&ix, &with_twin, &policy, at, &mut cache);
+    let summed =
+        patchward_core::priority::summarise_fleet(&ix, &with_twin, &policy, at, &mut cache);
+    for ((s, a), sm) in with_twin.iter().zip(&assessed).zip(&summed) {
+        let one = assess_server(&ix, s, &policy, at);
+        assert_eq!(a.name, s.name);
+        assert_eq!(sm.exposure.name, s.name);
+        let ids = |e: &ServerExposure| {
+            e.open_cves
+                .iter()
+                .map(|c| (c.cve.to_string(), c.priority.as_ref().unwrap().decision))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(a), ids(&one), "{}", s.name);
+        assert_eq!(sm.open, one.open_cves.len());
+        assert_eq!(sm.worst, patchward_core::priority::worst(&one));
+    }
+    assert_ne!(
+        patchward_core::priority::worst(&assessed[0]),
+        patchward_core::priority::worst(&assessed[4]),
+        "same patch state, other mission, other priorities"
+    );
     for s in &fleet {
         let full = assess_server(&ix, s, &policy, at);
         let sum = summarise_server(&ix, s, &policy, at, &mut cache);
