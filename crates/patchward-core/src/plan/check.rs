@@ -27,7 +27,7 @@ pub enum CheckRule {
     DependencyOverlap,
     /// Same ring: B must end before A starts.
     DependencyOrder,
-    /// Placed although a dependency failed, is in a cycle, or (same ring) is not placed.
+    /// Placed although a dependency failed (directly or through other servers).
     BlockedDependency,
     DependencyCycle,
     RingOrder,
@@ -76,6 +76,12 @@ pub fn verify(input: &PlanInput<'_>, plan: &Plan) -> Vec<Violation> {
         .filter(|(k, _)| scope.contains(k))
         .collect();
     let due: BTreeMap<String, Timestamp> = input.due.iter().map(|(k, t)| (lc(k), *t)).collect();
+    let due_sources: BTreeMap<String, &String> = input
+        .due_sources
+        .iter()
+        .filter(|(k, _)| input.due.contains_key(*k))
+        .map(|(k, t)| (lc(k), t))
+        .collect();
     let horizon_end = input.horizon_end();
 
     // --- accounting -------------------------------------------------------------------
@@ -282,6 +288,13 @@ pub fn verify(input: &PlanInput<'_>, plan: &Plan) -> Vec<Violation> {
                 "due date differs from the input".into(),
             ));
         }
+        if p.due_source.as_deref() != due_sources.get(&k).map(|x| x.as_str()) {
+            out.push(v(
+                CheckRule::Lateness,
+                &[name],
+                "due date source differs from the input".into(),
+            ));
+        }
         let late = d.filter(|d| p.end > *d).map(|d| d.duration_until(p.end));
         if p.late_by != late {
             out.push(v(
@@ -315,13 +328,26 @@ pub fn verify(input: &PlanInput<'_>, plan: &Plan) -> Vec<Violation> {
         }
     };
     let mut pairs: BTreeSet<(String, String)> = BTreeSet::new();
+    // Servers that depend on themselves: a cycle of one, never placed.
+    let mut self_dependent: BTreeSet<String> = BTreeSet::new();
     for d in &est.dependencies {
         for a in expand(&d.dependent) {
             for b in expand(&d.depends_on) {
                 if a != b {
                     pairs.insert((a.clone(), b));
+                } else {
+                    self_dependent.insert(a.clone());
                 }
             }
+        }
+    }
+    for k in &self_dependent {
+        if placed.contains_key(k) {
+            out.push(v(
+                CheckRule::DependencyCycle,
+                &[k],
+                "placed although it depends on itself".into(),
+            ));
         }
     }
     // Rings: position of each server's ring (no ring = after all rings).
@@ -391,22 +417,17 @@ pub fn verify(input: &PlanInput<'_>, plan: &Plan) -> Vec<Violation> {
         if ring_pos(sa) != ring_pos(sb) {
             continue;
         }
-        match (busy.get(b), outcomes.get(b)) {
-            (Some(&(_, b_end, _)), _) => {
-                if b_end > a_start {
-                    out.push(v(
-                        CheckRule::DependencyOrder,
-                        &[a, b],
-                        format!("{a} starts before its same-ring dependency {b} ends"),
-                    ));
-                }
-            }
-            (None, Some(JobOutcome::Finished { .. })) => {}
-            _ => out.push(v(
-                CheckRule::BlockedDependency,
+        // Only a dependency that is taken down (placed or running) imposes an order. A finished
+        // one, or one not patched in this cycle (unplaced; accounting above makes sure it is
+        // listed as such), never is. A failed one is caught by the blocked set above.
+        if let Some(&(_, b_end, _)) = busy.get(b)
+            && b_end > a_start
+        {
+            out.push(v(
+                CheckRule::DependencyOrder,
                 &[a, b],
-                format!("{a} is placed but its same-ring dependency {b} is not"),
-            )),
+                format!("{a} starts before its same-ring dependency {b} ends"),
+            ));
         }
     }
     // Cycles (independent Tarjan over the expanded graph).
@@ -565,7 +586,12 @@ pub fn verify(input: &PlanInput<'_>, plan: &Plan) -> Vec<Violation> {
             format!("more than {limit} in flight"),
         ));
     }
-    if let Some(limit) = cap.max_in_flight_per_site {
+    {
+        // Each site's limit: its own override (`capacity.sites`), else the default per site.
+        let mut overrides: BTreeMap<String, u32> = BTreeMap::new();
+        for (k, n) in &cap.sites {
+            overrides.entry(lc(k)).or_insert(*n);
+        }
         let mut by_site: BTreeMap<String, Vec<(Timestamp, Timestamp, bool, String)>> =
             BTreeMap::new();
         for item in all {
@@ -578,6 +604,9 @@ pub fn verify(input: &PlanInput<'_>, plan: &Plan) -> Vec<Violation> {
             }
         }
         for (site, items) in by_site {
+            let Some(limit) = overrides.get(&site).copied().or(cap.max_in_flight_per_site) else {
+                continue;
+            };
             if let Some(who) = sweep(items, limit as usize) {
                 let w: Vec<&str> = who.iter().map(|s| s.as_str()).collect();
                 out.push(v(
