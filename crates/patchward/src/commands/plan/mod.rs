@@ -13,20 +13,25 @@
 //! A re-plan rebuilds its input from the stored plan (scope = every server the plan accounts
 //! for, due dates, emergency flag, horizon end) and the estate as stored now.
 
+mod files;
+mod show;
+
+pub use files::{parse_due_file, parse_outcomes, parse_server_list};
+pub use show::render;
+
 use super::{load_policy, now, open};
 use crate::Format;
-use crate::render::{Table, csv};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
-use patchward_core::calendar::{format_duration, format_instant, format_slot, time_zone};
+use patchward_core::calendar::{format_instant, time_zone};
 use patchward_core::exposure::ExposureIndex;
 use patchward_core::inventory::Estate;
-use patchward_core::plan::{JobOutcome, Plan, PlanInput, Violation, plan, replan, verify};
+use patchward_core::plan::{Plan, PlanInput, Violation, plan, replan, verify};
 use patchward_store::{SqliteStore, Store};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 const MODES: [&str; 3] = ["explain", "list", "replan"];
@@ -41,8 +46,14 @@ pub const LONG_ABOUT: &str = "Plan a patch cycle: waves that respect maintenance
                   plan --explain SERVER [--cycle NAME]          why a server is where it is (latest plan by default)\n  \
                   plan --list                                   stored plans\n  \
                   plan --cycle NAME --replan --outcomes FILE    re-plan the rest after job outcomes\n\n\
-                  Scope: --servers, else every server with open CVEs or missing updates (exposure). \
-                  Due dates: each server's earliest priority due date, at 23:59 UTC.\n\n\
+                  Scope: --servers or --servers-file, else every server with open CVEs or missing \
+                  updates (exposure). \
+                  Due dates: the earliest that applies of each server's priority due dates (23:59 UTC \
+                  that day), the cycle --deadline and its line in the --due file; a late placement \
+                  names the date it misses and where it came from.\n\n\
+                  Due file (CSV with header server,due; # comments): due is YYYY-MM-DD (23:59 UTC that \
+                  day) or an RFC 3339 instant. An unknown server, a bad date or a missing column is an \
+                  error naming file:line and field; nothing is stored.\n\n\
                   Outcomes file (CSV, optional header, # comments): server,outcome,at[,expected_end] \
                   with outcome finished|failed|running; for running, `at` is when it started and \
                   expected_end is required. It lists every outcome so far: a failed server left out \
@@ -70,6 +81,18 @@ pub struct PlanArgs {
     /// Plan only these servers (comma-separated); default: every exposed server.
     #[arg(long, value_name = "A,B,..", value_delimiter = ',', conflicts_with_all = MODES)]
     pub servers: Vec<String>,
+    /// Plan only the servers named in FILE: one a line (blank lines and # comments allowed), or
+    /// a CSV whose first column is headed `server`. For long lists; combines with --servers.
+    #[arg(long, value_name = "FILE", conflicts_with_all = MODES)]
+    pub servers_file: Option<PathBuf>,
+    /// Cycle deadline: every server in scope is due by then. YYYY-MM-DD (23:59 UTC that day),
+    /// RFC 3339, or YYYY-MM-DDTHH:MM in --tz.
+    #[arg(long, value_name = "DATE|DATETIME", conflicts_with_all = MODES)]
+    pub deadline: Option<String>,
+    /// Per-server due dates: CSV with header `server,due` (due: YYYY-MM-DD = 23:59 UTC that
+    /// day, or an RFC 3339 instant). A server's due date is the earliest that applies.
+    #[arg(long, value_name = "FILE", conflicts_with_all = MODES)]
+    pub due: Option<PathBuf>,
     /// Plan only the in-scope servers of this ring.
     #[arg(long, value_name = "R", conflicts_with_all = MODES)]
     pub ring: Option<String>,
@@ -98,11 +121,11 @@ pub async fn run(db: &Path, a: PlanArgs) -> Result<()> {
     let tz = zone(&a.tz)?;
     if a.list {
         let store = open(db).await?;
-        return list(&store, a.format, &tz).await;
+        return show::list(&store, a.format, &tz).await;
     }
     if let Some(server) = &a.explain {
         let store = open(db).await?;
-        return explain(&store, a.cycle.as_deref(), server, a.format, &tz).await;
+        return show::explain(&store, a.cycle.as_deref(), server, a.format, &tz).await;
     }
     let Some(cycle) = a.cycle.clone().filter(|c| !c.trim().is_empty()) else {
         bail!("--cycle NAME is required to make a plan (or use --list, or --explain SERVER)");
@@ -161,11 +184,23 @@ pub fn parse_when(s: &str, tz: &TimeZone) -> Result<Timestamp> {
 }
 
 /// A due date (a calendar day) as an instant: 23:59 UTC that day.
-fn due_instant(d: Date) -> Option<Timestamp> {
+pub fn due_instant(d: Date) -> Option<Timestamp> {
     d.at(23, 59, 0, 0)
         .to_zoned_datetime(TimeZone::UTC)
         .ok()
         .map(|z| z.timestamp())
+}
+
+/// A due date or deadline: a bare `YYYY-MM-DD` is 23:59 UTC that day (as for priority due
+/// dates); otherwise an instant as for `--start`.
+pub fn parse_due(s: &str, tz: &TimeZone) -> Result<Timestamp> {
+    let t = s.trim();
+    if t.len() == 10
+        && let Ok(d) = t.parse::<Date>()
+    {
+        return due_instant(d).with_context(|| format!("{t} is out of range"));
+    }
+    parse_when(t, tz)
 }
 
 fn find_server<'e>(estate: &'e Estate, name: &str) -> Option<&'e str> {
@@ -174,6 +209,29 @@ fn find_server<'e>(estate: &'e Estate, name: &str) -> Option<&'e str> {
         .iter()
         .find(|s| s.name.eq_ignore_ascii_case(name.trim()))
         .map(|s| s.name.as_str())
+}
+
+/// Server names resolved case-insensitively in O(1): built once per command, so that scopes
+/// and due files of 100,000 names cost a hash lookup each, not a scan of the estate.
+pub struct Names<'e> {
+    by_lower: HashMap<String, &'e str>,
+}
+
+impl<'e> Names<'e> {
+    pub fn new(estate: &'e Estate) -> Names<'e> {
+        let mut by_lower = HashMap::with_capacity(estate.servers.len());
+        for s in &estate.servers {
+            // The first entry wins, as `Estate::server` finds it.
+            by_lower
+                .entry(s.name.trim().to_lowercase())
+                .or_insert(s.name.as_str());
+        }
+        Names { by_lower }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'e str> {
+        self.by_lower.get(&name.trim().to_lowercase()).copied()
+    }
 }
 
 async fn make_plan(
@@ -193,29 +251,68 @@ async fn make_plan(
         );
     }
 
+    let names = Names::new(&estate);
+
     // Explicit servers: every name must be in the estate.
+    let mut listed: Vec<String> = a.servers.clone();
+    if let Some(path) = &a.servers_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read server list {}", path.display()))?;
+        listed.extend(parse_server_list(&path.display().to_string(), &text)?);
+    }
+    let explicit = !a.servers.is_empty() || a.servers_file.is_some();
     let mut scope: Vec<String> = Vec::new();
-    if !a.servers.is_empty() {
+    if explicit {
+        let mut seen: HashSet<&str> = HashSet::with_capacity(listed.len());
         let mut unknown = Vec::new();
-        for n in a.servers.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-            match find_server(&estate, n) {
-                Some(name) if !scope.iter().any(|s| s == name) => scope.push(name.to_string()),
-                Some(_) => {}
+        for n in listed.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            match names.get(n) {
+                Some(name) => {
+                    if seen.insert(name) {
+                        scope.push(name.to_string());
+                    }
+                }
                 None => unknown.push(n.to_string()),
             }
         }
         if !unknown.is_empty() {
+            let shown: Vec<&str> = unknown.iter().take(20).map(|s| s.as_str()).collect();
+            let what = match (a.servers.is_empty(), a.servers_file.is_some()) {
+                (false, false) => "--servers",
+                (true, _) => "--servers-file",
+                (false, true) => "--servers/--servers-file",
+            };
             bail!(
-                "unknown server(s) in --servers: {} (see `patchward servers`)",
-                unknown.join(", ")
+                "unknown server(s) in {what}: {}{} (see `patchward servers`)",
+                shown.join(", "),
+                if unknown.len() > 20 {
+                    format!(" and {} more", unknown.len() - 20)
+                } else {
+                    String::new()
+                }
             );
         }
         if scope.is_empty() {
-            bail!("--servers lists no server names");
+            bail!("--servers/--servers-file list no server names");
         }
     }
 
-    // Exposure: the default scope and every server's due date.
+    // External due dates are read before any work, so that a bad file stops everything.
+    let deadline = match &a.deadline {
+        Some(d) => Some(parse_due(d, tz).with_context(|| format!("--deadline {d:?}"))?),
+        None => None,
+    };
+    let due_file = match &a.due {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read due file {}", path.display()))?;
+            parse_due_file(&path.display().to_string(), &text, &names, tz)?
+        }
+        None => Vec::new(),
+    };
+
+    // Exposure: the default scope and every server's priority due date. With an explicit
+    // scope only those servers are assessed.
     let as_of = start.to_zoned_datetime(TimeZone::UTC).date();
     let catalog = store.catalog().await?;
     if catalog.fixes.is_empty() {
@@ -224,24 +321,51 @@ async fn make_plan(
         );
     }
     let index = ExposureIndex::new(&catalog);
-    let assessed = super::assess::assess_all(&index, &estate.servers, &policy, as_of);
-    let mut due: BTreeMap<String, Timestamp> = BTreeMap::new();
-    let mut exposed: BTreeSet<String> = BTreeSet::new();
+    let assessed = if explicit {
+        let wanted: HashSet<&str> = scope.iter().map(|s| s.as_str()).collect();
+        let servers: Vec<patchward_core::inventory::Server> = estate
+            .servers
+            .iter()
+            .filter(|s| wanted.contains(s.name.as_str()))
+            .cloned()
+            .collect();
+        super::assess::assess_all(&index, &servers, &policy, as_of)
+    } else {
+        super::assess::assess_all(&index, &estate.servers, &policy, as_of)
+    };
+    // (due, where it came from) per server.
+    let mut priority_due: HashMap<String, (Timestamp, String)> = HashMap::new();
+    let mut exposed: HashSet<String> = HashSet::new();
     for s in &assessed {
         if !s.open_cves.is_empty() || !s.missing_updates.is_empty() {
             exposed.insert(s.name.clone());
         }
-        if let Some(d) = s
+        if let Some((d, c)) = s
             .open_cves
             .iter()
-            .filter_map(|c| c.priority.as_ref().map(|p| p.due))
-            .min()
-            .and_then(due_instant)
+            .filter_map(|c| c.priority.as_ref().map(|p| (p.due, c)))
+            .min_by(|x, y| {
+                x.0.cmp(&y.0)
+                    .then_with(|| x.1.facts.cve.cmp(&y.1.facts.cve))
+            })
+            && let Some(at) = due_instant(d)
         {
-            due.insert(s.name.clone(), d);
+            let source = match &c.priority {
+                Some(p) if c.facts.kev_due == Some(d) => {
+                    format!(
+                        "KEV due date of {} (priority {})",
+                        c.facts.cve,
+                        p.decision.label()
+                    )
+                }
+                Some(p) => format!("priority {} of {} (SLA)", p.decision.label(), c.facts.cve),
+                None => format!("priority of {}", c.facts.cve),
+            };
+            priority_due.insert(s.name.clone(), (at, source));
         }
     }
-    if a.servers.is_empty() {
+    drop(assessed);
+    if !explicit {
         scope = estate
             .servers
             .iter()
@@ -250,7 +374,7 @@ async fn make_plan(
             .collect();
         if scope.is_empty() {
             bail!(
-                "nothing to plan: no server has open CVEs or missing updates as of {as_of} (name servers with --servers)"
+                "nothing to plan: no server has open CVEs or missing updates as of {as_of} (name servers with --servers or --servers-file)"
             );
         }
     }
@@ -270,22 +394,44 @@ async fn make_plan(
                     .join(", ")
             );
         };
-        scope.retain(|n| {
-            estate.server(n).is_some_and(|s| {
+        let in_ring: HashSet<&str> = estate
+            .servers
+            .iter()
+            .filter(|s| {
                 s.ring
                     .as_deref()
                     .is_some_and(|x| x.eq_ignore_ascii_case(&ring.name))
             })
-        });
+            .map(|s| s.name.as_str())
+            .collect();
+        scope.retain(|n| in_ring.contains(n.as_str()));
         if scope.is_empty() {
             bail!("no server in scope is in ring {:?}", ring.name);
         }
     }
-    due.retain(|k, _| scope.contains(k));
 
     let mut input = PlanInput::new(cycle, &estate, start);
+    // Each server's due date is the earliest that applies; ties keep the first source
+    // (priority, then deadline, then the due file).
+    let in_scope: HashSet<&str> = scope.iter().map(|s| s.as_str()).collect();
+    for (name, (at, source)) in &priority_due {
+        if in_scope.contains(name.as_str()) {
+            input.add_due(name, *at, source.clone());
+        }
+    }
+    if let Some(d) = deadline {
+        let text = format!("cycle deadline {}", format_instant(d, tz));
+        for name in &scope {
+            input.add_due(name, d, text.clone());
+        }
+    }
+    for row in &due_file {
+        if in_scope.contains(row.server.as_str()) {
+            input.add_due(&row.server, row.due, row.source.clone());
+        }
+    }
+    drop(in_scope);
     input.scope = scope;
-    input.due = due;
     input.emergency = a.emergency;
     input.horizon = SignedDuration::from_hours(i64::from(a.horizon_days) * 24);
     let p = plan(&input);
@@ -350,10 +496,14 @@ async fn load(store: &SqliteStore, cycle: Option<&str>) -> Result<Plan> {
 fn input_from_plan<'e>(estate: &'e Estate, p: &Plan) -> PlanInput<'e> {
     let mut scope: Vec<String> = Vec::new();
     let mut due = BTreeMap::new();
+    let mut due_sources = BTreeMap::new();
     for x in &p.placements {
         scope.push(x.server.clone());
         if let Some(d) = x.due {
             due.insert(x.server.clone(), d);
+        }
+        if let Some(s) = &x.due_source {
+            due_sources.insert(x.server.clone(), s.clone());
         }
     }
     for x in &p.unplaced {
@@ -361,12 +511,16 @@ fn input_from_plan<'e>(estate: &'e Estate, p: &Plan) -> PlanInput<'e> {
         if let Some(d) = x.due {
             due.insert(x.server.clone(), d);
         }
+        if let Some(s) = &x.due_source {
+            due_sources.insert(x.server.clone(), s.clone());
+        }
     }
     scope.extend(p.in_progress.iter().map(|r| r.server.clone()));
     scope.extend(p.finished.iter().cloned());
     let mut input = PlanInput::new(p.cycle.clone(), estate, p.start);
     input.scope = scope;
     input.due = due;
+    input.due_sources = due_sources;
     input.emergency = p.emergency;
     input.horizon = p
         .start
@@ -406,445 +560,4 @@ async fn replan_cycle(
     save(store, &p).await?;
     print!("{}", render(&p, &estate, format, tz)?);
     Ok(())
-}
-
-/// `server,outcome,at[,expected_end]`, one job a line; an optional header line; `#` comments.
-/// Server names must be in the plan's scope; errors name the file, line and field.
-pub fn parse_outcomes(
-    file: &str,
-    text: &str,
-    scope: &[String],
-    tz: &TimeZone,
-) -> Result<BTreeMap<String, JobOutcome>> {
-    let mut out: BTreeMap<String, JobOutcome> = BTreeMap::new();
-    let mut first = true;
-    // Line by line (so errors name the file's own line numbers), each line read as CSV.
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let rec = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .trim(::csv::Trim::All)
-            .from_reader(trimmed.as_bytes())
-            .records()
-            .next()
-            .unwrap_or_else(|| Ok(::csv::StringRecord::new()))
-            .map_err(|e| anyhow!("{file}:{line}: {e}"))?;
-        let is_header = first && rec.get(0).is_some_and(|f| f.eq_ignore_ascii_case("server"));
-        first = false;
-        if is_header {
-            continue;
-        }
-        let at_line = |field: &str, msg: String| anyhow!("{file}:{line}: {field}: {msg}");
-        if rec.len() < 3 || rec.len() > 4 {
-            bail!(
-                "{file}:{line}: expected server,outcome,at[,expected_end], got {} field(s)",
-                rec.len()
-            );
-        }
-        let name = rec.get(0).unwrap_or_default();
-        let Some(server) = scope.iter().find(|s| s.eq_ignore_ascii_case(name)) else {
-            return Err(at_line(
-                "server",
-                format!("{name:?} is not in this plan's scope"),
-            ));
-        };
-        let when = |i: usize, field: &str| -> Result<Timestamp> {
-            let v = rec.get(i).unwrap_or_default();
-            parse_when(v, tz).map_err(|e| at_line(field, format!("{v:?}: {e:#}")))
-        };
-        let outcome_word = rec.get(1).unwrap_or_default();
-        let expected = rec.get(3).filter(|v| !v.is_empty());
-        let outcome = match outcome_word.to_ascii_lowercase().as_str() {
-            "finished" | "failed" if expected.is_some() => {
-                return Err(at_line(
-                    "expected_end",
-                    format!("only running jobs have an expected end, this one is {outcome_word}"),
-                ));
-            }
-            "finished" => JobOutcome::Finished { at: when(2, "at")? },
-            "failed" => JobOutcome::Failed { at: when(2, "at")? },
-            "running" => {
-                let started = when(2, "at")?;
-                if expected.is_none() {
-                    return Err(at_line(
-                        "expected_end",
-                        "a running job needs its expected end".into(),
-                    ));
-                }
-                let expected_end = when(3, "expected_end")?;
-                if expected_end <= started {
-                    return Err(at_line(
-                        "expected_end",
-                        "must be after the start (`at`)".into(),
-                    ));
-                }
-                JobOutcome::Running {
-                    started,
-                    expected_end,
-                }
-            }
-            other => {
-                return Err(at_line(
-                    "outcome",
-                    format!("{other:?} is not finished, failed or running"),
-                ));
-            }
-        };
-        if out.insert(server.clone(), outcome).is_some() {
-            return Err(at_line(
-                "server",
-                format!("{server} has more than one outcome"),
-            ));
-        }
-    }
-    Ok(out)
-}
-
-async fn explain(
-    store: &SqliteStore,
-    cycle: Option<&str>,
-    server: &str,
-    format: Format,
-    tz: &TimeZone,
-) -> Result<()> {
-    let p = load(store, cycle).await?;
-    let estate = store.estate().await.unwrap_or_default();
-    let missing = || match find_server(&estate, server) {
-        Some(name) => anyhow!(
-            "server {name} was not in the scope of plan {:?} (no open CVEs or missing updates, or left out by --servers/--ring)",
-            p.cycle
-        ),
-        None => anyhow!(
-            "no server named {server:?} in plan {:?} or in the estate (see `patchward servers`)",
-            p.cycle
-        ),
-    };
-    let out = match format {
-        Format::Json => {
-            let v = if let Some(x) = p.placement(server) {
-                serde_json::json!({"cycle": p.cycle, "status": status_of(&p, &x.server), "placement": x})
-            } else if let Some(u) = p.unplaced(server) {
-                serde_json::json!({"cycle": p.cycle, "status": "unplaced", "unplaced": u})
-            } else {
-                let line = p.explain(server).ok_or_else(missing)?;
-                serde_json::json!({"cycle": p.cycle, "explanation": line})
-            };
-            format!("{}\n", serde_json::to_string_pretty(&v)?)
-        }
-        Format::Csv => {
-            let rows: Vec<Vec<String>> = csv_rows(&p)
-                .into_iter()
-                .filter(|r| r[2].eq_ignore_ascii_case(server))
-                .collect();
-            if rows.is_empty() {
-                return Err(missing());
-            }
-            csv(CSV_HEADERS, &rows)?
-        }
-        Format::Table => {
-            let mut s = String::new();
-            if let Some(x) = p.placement(server) {
-                let wtz = window_tz(&estate, &x.window);
-                s.push_str(&format!(
-                    "{}: wave {} of plan {:?}{}\n  slot: {} (window '{}')\n",
-                    x.server,
-                    x.wave,
-                    p.cycle,
-                    x.ring
-                        .as_deref()
-                        .map(|r| format!(", ring '{r}'"))
-                        .unwrap_or_default(),
-                    format_slot(x.start, x.end, &wtz),
-                    x.window
-                ));
-                if let Some(d) = x.due {
-                    s.push_str(&format!("  due: {}", format_instant(d, tz)));
-                    if let Some(l) = x.late_by {
-                        s.push_str(&format!(" (LATE by {})", format_duration(l)));
-                    }
-                    s.push('\n');
-                }
-                s.push_str("  reasons:\n");
-                for r in &x.reasons {
-                    s.push_str(&format!("    - {r}\n"));
-                }
-            } else if let Some(u) = p.unplaced(server) {
-                s.push_str(&format!(
-                    "{}: NOT PLACED in plan {:?}{}\n  rule: {}\n",
-                    u.server,
-                    p.cycle,
-                    u.ring
-                        .as_deref()
-                        .map(|r| format!(", ring '{r}'"))
-                        .unwrap_or_default(),
-                    rule_label(u.rule)
-                ));
-                if let Some(d) = u.due {
-                    s.push_str(&format!("  due: {}\n", format_instant(d, tz)));
-                }
-                s.push_str("  reasons:\n");
-                for r in &u.reasons {
-                    s.push_str(&format!("    - {r}\n"));
-                }
-            } else {
-                s.push_str(&p.explain(server).ok_or_else(missing)?);
-                s.push('\n');
-            }
-            s
-        }
-    };
-    print!("{out}");
-    Ok(())
-}
-
-async fn list(store: &SqliteStore, format: Format, tz: &TimeZone) -> Result<()> {
-    let plans = store.plans().await?;
-    let out = match format {
-        Format::Json => {
-            let v: Vec<_> = plans
-                .iter()
-                .map(|(c, t)| serde_json::json!({"cycle": c, "created_at": t}))
-                .collect();
-            format!("{}\n", serde_json::to_string_pretty(&v)?)
-        }
-        Format::Csv => csv(
-            &["cycle", "created_at"],
-            &plans
-                .iter()
-                .map(|(c, t)| vec![c.clone(), t.to_string()])
-                .collect::<Vec<_>>(),
-        )?,
-        Format::Table => {
-            if plans.is_empty() {
-                "no plans stored: make one with `patchward plan --cycle NAME --start WHEN`\n"
-                    .to_string()
-            } else {
-                let mut t = Table::new(&["CYCLE", "CREATED"]);
-                for (c, at) in &plans {
-                    t.row(vec![c.clone(), format_instant(*at, tz)]);
-                }
-                t.render()
-            }
-        }
-    };
-    print!("{out}");
-    Ok(())
-}
-
-/// The zone a window's slots are shown in (UTC when the window is no longer in the estate).
-fn window_tz(estate: &Estate, window: &str) -> TimeZone {
-    estate
-        .windows
-        .iter()
-        .find(|w| w.name == window)
-        .and_then(|w| time_zone(&w.time_zone))
-        .unwrap_or(TimeZone::UTC)
-}
-
-fn rule_label(r: patchward_core::plan::UnplacedRule) -> String {
-    match serde_json::to_value(r) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{r:?}"),
-    }
-}
-
-fn status_of(p: &Plan, server: &str) -> &'static str {
-    if p.late.iter().any(|l| l.server == server) {
-        "late"
-    } else {
-        "placed"
-    }
-}
-
-const CSV_HEADERS: &[&str] = &[
-    "cycle", "wave", "server", "ring", "start", "end", "status", "reasons",
-];
-
-/// One row per placement, unplaced server, running job and finished server.
-fn csv_rows(p: &Plan) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    for x in &p.placements {
-        rows.push(vec![
-            p.cycle.clone(),
-            x.wave.to_string(),
-            x.server.clone(),
-            x.ring.clone().unwrap_or_default(),
-            x.start.to_string(),
-            x.end.to_string(),
-            status_of(p, &x.server).to_string(),
-            x.reasons.join("; "),
-        ]);
-    }
-    for u in &p.unplaced {
-        rows.push(vec![
-            p.cycle.clone(),
-            String::new(),
-            u.server.clone(),
-            u.ring.clone().unwrap_or_default(),
-            String::new(),
-            String::new(),
-            "unplaced".into(),
-            u.reasons.join("; "),
-        ]);
-    }
-    for r in &p.in_progress {
-        rows.push(vec![
-            p.cycle.clone(),
-            String::new(),
-            r.server.clone(),
-            r.ring.clone().unwrap_or_default(),
-            r.start.to_string(),
-            r.end.to_string(),
-            "running".into(),
-            "still running (keeps its slot)".into(),
-        ]);
-    }
-    for f in &p.finished {
-        rows.push(vec![
-            p.cycle.clone(),
-            String::new(),
-            f.clone(),
-            String::new(),
-            String::new(),
-            String::new(),
-            "finished".into(),
-            "already finished in this cycle".into(),
-        ]);
-    }
-    rows
-}
-
-pub fn render(p: &Plan, estate: &Estate, format: Format, tz: &TimeZone) -> Result<String> {
-    match format {
-        Format::Json => {
-            let mut s = serde_json::to_string_pretty(p)?;
-            s.push('\n');
-            Ok(s)
-        }
-        Format::Csv => csv(CSV_HEADERS, &csv_rows(p)),
-        Format::Table => Ok(render_table(p, estate, tz)),
-    }
-}
-
-fn render_table(p: &Plan, estate: &Estate, tz: &TimeZone) -> String {
-    let mut out = format!(
-        "Plan {:?}{}: from {} (horizon {}): {} server(s) in {} wave(s){}; {} not placed; {} late\n",
-        p.cycle,
-        if p.emergency { " (EMERGENCY)" } else { "" },
-        format_instant(p.start, tz),
-        format_instant(p.horizon_end, tz),
-        p.placements.len(),
-        p.waves.len(),
-        p.finish
-            .map(|f| format!(", finishing {}", format_instant(f, tz)))
-            .unwrap_or_default(),
-        p.unplaced.len(),
-        p.late.len()
-    );
-    let by_server: BTreeMap<&str, &patchward_core::plan::Placement> = p
-        .placements
-        .iter()
-        .map(|x| (x.server.as_str(), x))
-        .collect();
-    for w in &p.waves {
-        let first_tz = w
-            .servers
-            .first()
-            .and_then(|s| by_server.get(s.as_str()))
-            .map(|x| window_tz(estate, &x.window))
-            .unwrap_or(TimeZone::UTC);
-        out.push_str(&format!(
-            "\nWave {}: {} ({} server(s))\n",
-            w.number,
-            format_slot(w.start, w.end, &first_tz),
-            w.servers.len()
-        ));
-        let mut t = Table::new(&["  SERVER", "RING", "WINDOW", "SLOT", "REASONS"]);
-        for s in &w.servers {
-            let Some(x) = by_server.get(s.as_str()) else {
-                continue;
-            };
-            let wtz = window_tz(estate, &x.window);
-            let mut slot = format_slot(x.start, x.end, &wtz);
-            if let Some(l) = x.late_by {
-                slot.push_str(&format!(" LATE {}", format_duration(l)));
-            }
-            t.row(vec![
-                format!("  {}", x.server),
-                x.ring.clone().unwrap_or_else(|| "-".into()),
-                x.window.clone(),
-                slot,
-                // The first reason restates wave, slot and window, which have columns here.
-                x.reasons
-                    .iter()
-                    .skip(1)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ]);
-        }
-        out.push_str(&t.render());
-    }
-    if !p.in_progress.is_empty() {
-        out.push_str("\nStill running (keep their slots):\n");
-        let mut t = Table::new(&["  SERVER", "RING", "SLOT"]);
-        for r in &p.in_progress {
-            t.row(vec![
-                format!("  {}", r.server),
-                r.ring.clone().unwrap_or_else(|| "-".into()),
-                format_slot(r.start, r.end, tz),
-            ]);
-        }
-        out.push_str(&t.render());
-    }
-    if !p.finished.is_empty() {
-        out.push_str(&format!(
-            "\nAlready finished in this cycle: {}\n",
-            p.finished.join(", ")
-        ));
-    }
-    if !p.unplaced.is_empty() {
-        out.push_str("\nNot placed:\n");
-        let mut t = Table::new(&["  SERVER", "RING", "RULE", "REASONS"]);
-        for u in &p.unplaced {
-            t.row(vec![
-                format!("  {}", u.server),
-                u.ring.clone().unwrap_or_else(|| "-".into()),
-                rule_label(u.rule),
-                u.reasons.join("; "),
-            ]);
-        }
-        out.push_str(&t.render());
-    }
-    if !p.late.is_empty() {
-        out.push_str("\nLate (finish after their due date):\n");
-        let mut t = Table::new(&["  SERVER", "DUE", "ENDS", "LATE BY"]);
-        for l in &p.late {
-            t.row(vec![
-                format!("  {}", l.server),
-                format_instant(l.due, tz),
-                format_instant(l.end, tz),
-                format_duration(l.late_by),
-            ]);
-        }
-        out.push_str(&t.render());
-    }
-    if !p.dependency_cycles.is_empty() {
-        out.push_str("\nDependency cycles (inventory errors):\n");
-        for c in &p.dependency_cycles {
-            out.push_str(&format!("  {}\n", c.join(", ")));
-        }
-    }
-    if !p.warnings.is_empty() {
-        out.push_str("\nWarnings:\n");
-        for w in &p.warnings {
-            out.push_str(&format!("  {w}\n"));
-        }
-    }
-    out.push_str("\nWhy a server is where it is: patchward plan --explain SERVER\n");
-    out
 }
