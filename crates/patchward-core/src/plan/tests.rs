@@ -1125,6 +1125,15 @@ fn per_site_capacity_is_respected_and_checked() {
     );
     // Two HQ servers at once are fine (default limit 2).
     assert!(!v.iter().any(|x| x.detail.contains("site hq")), "{v:?}");
+    // And a slot moved past the end of the night is outside every window occurrence.
+    bad.placements[second].start = ts("2026-11-17T02:30:00Z");
+    bad.placements[second].end = ts("2026-11-17T03:30:00Z");
+    let v = verify(&input, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == check::CheckRule::Window && x.servers == ["Branch-1"]),
+        "{v:?}"
+    );
 }
 
 #[test]

@@ -20,6 +20,8 @@ pub enum BenchCommand {
     Import(BenchImportArgs),
     /// Assess generated servers (seeded) against an imported catalog and time it.
     Exposure(BenchExposureArgs),
+    /// Store a generated estate and time `plan` over it end to end (child process).
+    Plan(super::bench_plan::BenchPlanArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +60,7 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Plan(a) => super::bench_plan::run(a).await,
         BenchCommand::Import(a) => {
             let dir = std::env::temp_dir().join(format!("patchward-bench-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
