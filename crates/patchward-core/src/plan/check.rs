@@ -311,14 +311,14 @@ pub fn verify(input: &PlanInput<'_>, plan: &Plan) -> Vec<Violation> {
                 )),
             }
         }
-        if let Some(set) = &coverage {
-            if !set.covers(&slot) {
-                out.push(v(
-                    CheckRule::Coverage,
-                    &[name],
-                    "outside team coverage".into(),
-                ));
-            }
+        if let Some(set) = &coverage
+            && !set.covers(&slot)
+        {
+            out.push(v(
+                CheckRule::Coverage,
+                &[name],
+                "outside team coverage".into(),
+            ));
         }
         // Due dates.
         let d = due.get(&k).copied();
