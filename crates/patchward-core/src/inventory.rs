@@ -8,7 +8,7 @@ use crate::product::{Installation, ServerRelease};
 use jiff::civil::{Date, Time};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a server's build revision (UBR) came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -388,7 +388,30 @@ pub struct Coverage {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Capacity {
     pub max_in_flight: Option<u32>,
+    /// The default limit for every site.
     pub max_in_flight_per_site: Option<u32>,
+    /// Per-site overrides of `max_in_flight_per_site` (site name → limit): a head office with
+    /// three engineers on call and a branch with one. Names compare like server sites do
+    /// (trimmed, case-insensitive).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sites: BTreeMap<String, u32>,
+}
+
+impl Capacity {
+    /// The in-flight limit of one site: its override, else the default per site.
+    pub fn site_limit(&self, site: &str) -> Option<u32> {
+        let site = site.trim().to_lowercase();
+        self.sites
+            .iter()
+            .find(|(k, _)| k.trim().to_lowercase() == site)
+            .map(|(_, v)| *v)
+            .or(self.max_in_flight_per_site)
+    }
+
+    /// Whether any site has a limit.
+    pub fn limits_sites(&self) -> bool {
+        self.max_in_flight_per_site.is_some() || !self.sites.is_empty()
+    }
 }
 
 /// Everything known about an estate.

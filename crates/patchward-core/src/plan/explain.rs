@@ -1,7 +1,7 @@
 //! Plain-language reasons for placements and for servers that could not be placed.
 //! Times are written in the zone of the window concerned ("Tue 24 Nov 22:00–23:30 PST").
 
-use super::schedule::{Ctx, Gate, Push, Skip, Slot, St, budget_text, to_ts};
+use super::schedule::{Ctx, Gate, Push, Skip, Slot, St, budget_text, rule_text, to_ts};
 use crate::calendar::{format_duration, format_instant, format_slot};
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
@@ -88,7 +88,7 @@ fn push_text(ctx: &Ctx<'_, '_>, s: usize, p: &Push, tz: &TimeZone) -> String {
             ctx.site_names
                 .get(site as usize)
                 .map_or("?", |s| s.as_str()),
-            ctx.cap_site.unwrap_or(0)
+            ctx.site_limit(site).unwrap_or(0)
         ),
         Push::Global => format!(
             "{} servers already in flight estate-wide (capacity)",
@@ -162,6 +162,7 @@ pub(super) fn placement_reasons(
             _ => {}
         }
     }
+    out.extend(not_patched_dependencies(ctx, s));
     for &b in &f.running_neighbours {
         if let St::Running(_, end) = ctx.state[b as usize] {
             out.push(format!(
@@ -204,15 +205,57 @@ pub(super) fn placement_reasons(
     }
     if let Some(d) = ctx.due[s] {
         let end = to_ts(slot.end);
+        // Which date, and where it came from: an operator has to know whom to tell.
+        let from = ctx.due_source[s]
+            .map(|x| format!(" ({x})"))
+            .unwrap_or_default();
         if end > d {
             out.push(format!(
-                "misses its due date {} by {}",
+                "misses its due date {}{from} by {}",
                 format_instant(d, &tz),
                 format_duration(d.duration_until(end))
             ));
         } else {
-            out.push(format!("meets its due date {}", format_instant(d, &tz)));
+            out.push(format!(
+                "meets its due date {}{from}",
+                format_instant(d, &tz)
+            ));
         }
+    }
+    out
+}
+
+/// At most this many "not patched in this cycle" dependencies are named per server.
+const NOT_PATCHED_SHOWN: usize = 5;
+
+/// Dependencies (any ring) that are never taken down in this cycle, and why: they neither go
+/// first nor can be in flight with the server, so they do not hold it back — but an operator
+/// should know that the server is patched on top of an unpatched dependency.
+fn not_patched_dependencies(ctx: &Ctx<'_, '_>, s: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut more = 0usize;
+    for &b in &ctx.deps_of[s] {
+        let why = match &ctx.state[b as usize] {
+            St::OutOfScope => "not in this cycle's scope".to_string(),
+            St::Unplaced(rule, why) => match why.first() {
+                Some(w) => format!("{} ({w})", rule_text(*rule)),
+                None => rule_text(*rule).to_string(),
+            },
+            _ => continue,
+        };
+        if out.len() < NOT_PATCHED_SHOWN {
+            out.push(format!(
+                "depends on {}, which is not patched in this cycle: {why}",
+                ctx.names[b as usize]
+            ));
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        out.push(format!(
+            "and {more} more dependencies not patched in this cycle"
+        ));
     }
     out
 }

@@ -65,6 +65,11 @@ pub struct GenConfig {
     pub custom_duration_percent: u64,
     /// Emergency windows among `windows`.
     pub emergency_windows: usize,
+    /// Servers (mostly infrastructure and data, which others depend on) left without a
+    /// maintenance window, so they cannot be placed.
+    pub unplaceable: usize,
+    /// Servers that depend on themselves (an inventory error the planner reports).
+    pub self_dependencies: usize,
 }
 
 impl GenConfig {
@@ -85,18 +90,21 @@ impl GenConfig {
             capacity: Capacity {
                 max_in_flight: Some((servers as u32 / 20).max(10)),
                 max_in_flight_per_site: Some((servers as u32 / 100).max(4)),
+                sites: BTreeMap::new(),
             },
             cycles: 0,
             due_percent: 30,
             custom_duration_percent: 10,
             emergency_windows: 1,
+            unplaceable: 0,
+            self_dependencies: 0,
         }
     }
 
     /// A small estate for property tests.
     pub fn small(seed: u64, servers: usize) -> GenConfig {
         let mut r = Rng::new(seed);
-        GenConfig {
+        let mut cfg = GenConfig {
             seed,
             servers,
             edges: r.below(servers as u64 * 2 + 1) as usize,
@@ -110,12 +118,26 @@ impl GenConfig {
             capacity: Capacity {
                 max_in_flight: r.chance(50).then(|| 1 + r.below(6) as u32),
                 max_in_flight_per_site: r.chance(40).then(|| 1 + r.below(3) as u32),
+                sites: BTreeMap::new(),
             },
             cycles: if r.chance(20) { 1 } else { 0 },
             due_percent: 50,
             custom_duration_percent: 30,
             emergency_windows: r.below(2) as usize,
+            unplaceable: 0,
+            self_dependencies: 0,
+        };
+        // Drawn last so that the settings above stay what they were for a given seed.
+        cfg.unplaceable = r.below(servers as u64 / 4 + 1) as usize;
+        cfg.self_dependencies = usize::from(r.chance(20));
+        if r.chance(40) {
+            // One site with its own limit, tighter or looser than the default.
+            cfg.capacity.sites.insert(
+                format!("SITE-{}", r.below(cfg.sites as u64)),
+                1 + r.below(3) as u32,
+            );
         }
+        cfg
     }
 }
 
@@ -417,6 +439,25 @@ pub fn generate(cfg: &GenConfig) -> Generated {
             emergency: false,
         }],
     });
+    // Unplaceable servers and self-dependencies from their own stream, so that estates
+    // without them are exactly what they were.
+    let mut extra = Rng::new(cfg.seed ^ 0x5EED_0F0B_57AC_1E00);
+    if n > 0 {
+        for _ in 0..cfg.unplaceable {
+            // Mostly the lower layers (what others depend on).
+            let i = extra.below(n.div_ceil(5) as u64) as usize;
+            if let Some(s) = servers.get_mut(i) {
+                s.windows.clear();
+            }
+        }
+        for _ in 0..cfg.self_dependencies {
+            let a = name(extra.below(n as u64) as usize);
+            dependencies.push(Dependency {
+                dependent: DependencyTarget::Server(a.clone()),
+                depends_on: DependencyTarget::Server(a.to_lowercase()),
+            });
+        }
+    }
     let mut due = BTreeMap::new();
     for s in &servers {
         if r.chance(cfg.due_percent) {

@@ -109,8 +109,12 @@ pub struct PlanInput<'a> {
     pub estate: &'a Estate,
     /// In-scope server names (from exposure: servers with approved, missing updates).
     pub scope: Vec<String>,
-    /// Due dates from priorities (the earliest due date of the server's findings).
+    /// Each server's due date: the earliest of all that apply (priorities of its findings, the
+    /// cycle deadline, a due file).
     pub due: BTreeMap<String, Timestamp>,
+    /// Where each due date comes from, shown with it ("cycle deadline", "due file due.csv:3",
+    /// "priority Act of CVE-2024-38063"); optional per server.
+    pub due_sources: BTreeMap<String, String>,
     /// Nothing is scheduled before this instant.
     pub start: Timestamp,
     /// Nothing is scheduled to end after `start + horizon`.
@@ -132,12 +136,25 @@ impl<'a> PlanInput<'a> {
             estate,
             scope: estate.servers.iter().map(|s| s.name.clone()).collect(),
             due: BTreeMap::new(),
+            due_sources: BTreeMap::new(),
             start,
             horizon: SignedDuration::from_hours(90 * 24),
             emergency: false,
             durations: DurationDefaults::default(),
             capacity: None,
             outcomes: BTreeMap::new(),
+        }
+    }
+
+    /// Set a server's due date to `at` unless it already has an earlier one (ties keep the
+    /// first source).
+    pub fn add_due(&mut self, server: &str, at: Timestamp, source: impl Into<String>) {
+        match self.due.get(server) {
+            Some(&d) if d <= at => {}
+            _ => {
+                self.due.insert(server.to_string(), at);
+                self.due_sources.insert(server.to_string(), source.into());
+            }
         }
     }
 

@@ -11,15 +11,22 @@
 //!    configured — entirely inside team coverage.
 //! 3. If A depends on B (a server, or every member of a service): A and B are never in flight at
 //!    the same time; in the same ring B's slot ends before A's starts. Across rings the ring
-//!    order decides (rings never overlap, see 5). Dependencies on servers that are not in scope
-//!    are ignored (they are not patched). A dependency cycle is an inventory error: every
-//!    in-scope member is left unplaced with all members named.
+//!    order decides (rings never overlap, see 5). Only a B that is taken down in this cycle
+//!    forces anything: a B that is not patched in this cycle (out of scope, or not placed —
+//!    no window, budget of 0, in a cycle, ...) is never in flight, so A is placed without
+//!    waiting for it and its reasons say "depends on B, which is not patched in this cycle:
+//!    <why>". Order follows direct dependencies, so a chain A → B → C with B not patched puts
+//!    no order between A and C. A dependency cycle is an inventory error: every in-scope
+//!    member is left unplaced with all members named; "A depends on A" (directly or through a
+//!    service A belongs to) is a cycle of one. A **failed** job (re-planning) is different: the
+//!    server may be down, so everything depending on it, directly or through others, waits.
 //! 4. A service never has more members in flight than its disruption budget allows; failed
 //!    members (re-planning) count against it until resolved.
 //! 5. Every server of ring k+1 starts only after every server of ring k (placed, running or
 //!    finished) has finished, plus ring k's soak (`emergency_soak` in emergency cycles).
 //!    Servers without a ring form an implicit last ring with no soak.
-//! 6. At most `max_in_flight` servers at once, and `max_in_flight_per_site` per site.
+//! 6. At most `max_in_flight` servers at once, and per site its own limit from
+//!    `capacity.sites` or else `max_in_flight_per_site`.
 //!
 //! # Method
 //! Deterministic greedy list scheduling. Rings are planned in order; inside a ring servers are
@@ -103,6 +110,9 @@ pub struct Placement {
     /// Plain-language reasons, headline first.
     pub reasons: Vec<String>,
     pub due: Option<Timestamp>,
+    /// Where the due date comes from ("cycle deadline", "due file due.csv:3", ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_source: Option<String>,
     /// How far `end` is past `due`, when it is.
     pub late_by: Option<SignedDuration>,
 }
@@ -121,6 +131,8 @@ pub enum UnplacedRule {
     DependencyCycle,
     ServiceBudgetZero,
     CapacityZero,
+    /// No longer produced (a dependency that is not patched does not hold its dependents
+    /// back); kept so that plans stored by older versions still read.
     DependsOnUnplaced,
     JobFailed,
     DependsOnFailed,
@@ -135,6 +147,8 @@ pub struct Unplaced {
     /// Plain-language reasons, the deciding rule first.
     pub reasons: Vec<String>,
     pub due: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_source: Option<String>,
 }
 
 /// A placed server that misses its due date.
@@ -142,6 +156,9 @@ pub struct Unplaced {
 pub struct Late {
     pub server: String,
     pub due: Timestamp,
+    /// Where the missed due date comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_source: Option<String>,
     pub end: Timestamp,
     pub late_by: SignedDuration,
 }

@@ -8,7 +8,9 @@
 //!   services' budgets, against dependency neighbours, and for its ring's finish;
 //! - **failed** servers are not re-planned, block every server that depends on them (directly
 //!   or through others, in any ring) and count against their services' budgets until the
-//!   outcome is resolved (removed from the outcomes).
+//!   outcome is resolved (removed from the outcomes). Unlike a server that is merely not
+//!   patched in this cycle (which holds nothing back), a failed server may be down or
+//!   half-patched, so its dependents are not touched until someone has looked at it.
 
 use super::input::{JobOutcome, PlanInput};
 use super::{Plan, plan};

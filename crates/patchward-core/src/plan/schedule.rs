@@ -222,6 +222,7 @@ pub(super) struct Ctx<'i, 'a> {
     pub hz_end: i64,
     pub in_scope: Vec<bool>,
     pub due: Vec<Option<Timestamp>>,
+    pub due_source: Vec<Option<&'i str>>,
     pub dur: Vec<i64>,
     pub site_of: Vec<Option<u32>>,
     pub site_names: Vec<String>,
@@ -243,7 +244,8 @@ pub(super) struct Ctx<'i, 'a> {
     pub policy_spans: Vec<Result<Spans, String>>,
     pub coverage: Option<Spans>,
     pub cap_global: Option<u32>,
-    pub cap_site: Option<u32>,
+    /// In-flight limit per site (its override, else the default per site).
+    pub cap_site: Vec<Option<u32>>,
     svc_profile: Vec<Option<Profile>>,
     site_profile: Vec<Profile>,
     global_profile: Profile,
@@ -302,9 +304,11 @@ impl<'i, 'a> Ctx<'i, 'a> {
         unknown_scope.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
 
         let mut due = vec![None; n];
+        let mut due_source: Vec<Option<&'i str>> = vec![None; n];
         for (name, t) in &input.due {
             if let Some(i) = find(name) {
                 due[i as usize] = Some(*t);
+                due_source[i as usize] = input.due_sources.get(name).map(|x| x.as_str());
             }
         }
         let dur: Vec<i64> = est
@@ -376,6 +380,9 @@ impl<'i, 'a> Ctx<'i, 'a> {
             }
         };
         let mut edges: Vec<(u32, u32)> = Vec::with_capacity(est.dependencies.len());
+        // "A depends on A" (directly, or through a service A belongs to) cannot be ordered:
+        // an inventory error, reported as a cycle of one rather than dropped.
+        let mut self_deps: BTreeMap<u32, String> = BTreeMap::new();
         for d in &est.dependencies {
             let a = expand(&d.dependent, &mut warnings);
             let b = expand(&d.depends_on, &mut warnings);
@@ -383,6 +390,10 @@ impl<'i, 'a> Ctx<'i, 'a> {
                 for &y in &b {
                     if x != y {
                         edges.push((x, y));
+                    } else {
+                        self_deps
+                            .entry(x)
+                            .or_insert_with(|| dependency_text(&d.dependent, &d.depends_on));
                     }
                 }
             }
@@ -628,6 +639,14 @@ impl<'i, 'a> Ctx<'i, 'a> {
         });
 
         let cap = input.capacity();
+        let cap_site: Vec<Option<u32>> = site_names.iter().map(|x| cap.site_limit(x)).collect();
+        for name in cap.sites.keys() {
+            if !site_ids.contains_key(&lower(name)) {
+                warnings.push(format!(
+                    "capacity names site {name:?}, which no server is in"
+                ));
+            }
+        }
         let mut ctx = Ctx {
             input,
             names,
@@ -635,6 +654,7 @@ impl<'i, 'a> Ctx<'i, 'a> {
             hz_end,
             in_scope,
             due,
+            due_source,
             dur,
             site_of,
             site_profile: vec![Profile::default(); site_names.len()],
@@ -660,7 +680,7 @@ impl<'i, 'a> Ctx<'i, 'a> {
             policy_spans,
             coverage,
             cap_global: cap.max_in_flight,
-            cap_site: cap.max_in_flight_per_site,
+            cap_site,
             global_profile: Profile::default(),
             state,
             slots: Vec::new(),
@@ -677,9 +697,13 @@ impl<'i, 'a> Ctx<'i, 'a> {
             .map(|needed| needed.then(Profile::default))
             .collect();
         ctx.seed_running_and_finished();
-        ctx.find_cycles(&edges);
+        ctx.find_cycles(&edges, &self_deps);
         ctx.preblock(&unknown_window_names);
         ctx
+    }
+
+    pub(super) fn site_limit(&self, site: u32) -> Option<u32> {
+        self.cap_site.get(site as usize).copied().flatten()
     }
 
     pub(super) fn effective_allowed(&self, svc: u32) -> u32 {
@@ -718,8 +742,8 @@ impl<'i, 'a> Ctx<'i, 'a> {
             }
             self.svc_slots[ku].push((a, b, s));
         }
-        if self.cap_site.is_some()
-            && let Some(site) = self.site_of[su]
+        if let Some(site) = self.site_of[su]
+            && self.site_limit(site).is_some()
             && let Some(p) = self.site_profile.get_mut(site as usize)
         {
             p.add(a, b);
@@ -729,7 +753,7 @@ impl<'i, 'a> Ctx<'i, 'a> {
         }
     }
 
-    fn find_cycles(&mut self, edges: &[(u32, u32)]) {
+    fn find_cycles(&mut self, edges: &[(u32, u32)], self_deps: &BTreeMap<u32, String>) {
         let n = self.names.len();
         let mut g: petgraph::Graph<(), (), petgraph::Directed, u32> =
             petgraph::Graph::with_capacity(n, edges.len());
@@ -745,7 +769,11 @@ impl<'i, 'a> Ctx<'i, 'a> {
         }
         let mut cycles: Vec<Vec<u32>> = petgraph::algo::tarjan_scc(&g)
             .into_iter()
-            .filter(|c| c.len() > 1)
+            .filter(|c| {
+                c.len() > 1
+                    || c.iter()
+                        .any(|x| self_deps.contains_key(&(x.index() as u32)))
+            })
             .map(|c| {
                 c.into_iter()
                     .map(|x| x.index() as u32)
@@ -766,10 +794,16 @@ impl<'i, 'a> Ctx<'i, 'a> {
                 .iter()
                 .map(|&x| self.names[x as usize].to_string())
                 .collect();
-            let text = format!(
-                "dependency cycle between {} (an inventory error: one of these dependencies must go)",
-                members.join(", ")
-            );
+            let text = match (c.as_slice(), members.as_slice()) {
+                ([x], [name]) => format!(
+                    "dependency cycle of one: {name} depends on itself ({}; an inventory error: remove that dependency)",
+                    self_deps.get(x).map_or("", |t| t.as_str())
+                ),
+                _ => format!(
+                    "dependency cycle between {} (an inventory error: one of these dependencies must go)",
+                    members.join(", ")
+                ),
+            };
             for &x in c {
                 if matches!(self.state[x as usize], St::Pending) {
                     self.state[x as usize] =
@@ -862,10 +896,15 @@ impl<'i, 'a> Ctx<'i, 'a> {
                     UnplacedRule::CapacityZero,
                     vec!["capacity allows 0 servers in flight".into()],
                 );
-            } else if self.cap_site == Some(0) && self.site_of[i].is_some() {
+            } else if let Some(site) = self.site_of[i]
+                && self.site_limit(site) == Some(0)
+            {
                 self.state[i] = St::Unplaced(
                     UnplacedRule::CapacityZero,
-                    vec!["capacity allows 0 servers in flight per site".into()],
+                    vec![format!(
+                        "capacity allows 0 servers in flight at site '{}'",
+                        self.site_names[site as usize]
+                    )],
                 );
             }
         }
@@ -987,7 +1026,8 @@ impl<'i, 'a> Ctx<'i, 'a> {
                 return Some((to, Push::Service { svc: k, from, to }));
             }
         }
-        if let (Some(limit), Some(site)) = (self.cap_site, self.site_of[s])
+        if let Some(site) = self.site_of[s]
+            && let Some(limit) = self.site_limit(site)
             && let Some(p) = self.site_profile.get(site as usize)
             && let Some((_, to)) = p.first_block(a, b, limit)
         {
@@ -1203,9 +1243,10 @@ impl<'i, 'a> Ctx<'i, 'a> {
     fn place_one(&mut self, a: u32, r: u32, ring_start: i64, gate: Gate) {
         let au = a as usize;
         // Same-ring dependencies must be placed (or done) first.
+        // A dependency that is not patched in this cycle (unplaced) is never taken down, so it
+        // neither goes first nor can be in flight with `a`: it does not hold `a` back.
         let mut deps = Vec::new();
         let mut e = ring_start;
-        let mut blocked_by: Option<(u32, String)> = None;
         let dep_list: Vec<u32> = self.same_ring_pending_deps(a, r).collect();
         for b in dep_list {
             match &self.state[b as usize] {
@@ -1220,30 +1261,8 @@ impl<'i, 'a> Ctx<'i, 'a> {
                     deps.push(b);
                 }
                 St::Finished(_) => deps.push(b),
-                St::Unplaced(rule, why) => {
-                    if blocked_by.is_none() {
-                        blocked_by = Some((
-                            b,
-                            format!(
-                                "{} ({})",
-                                rule_text(*rule),
-                                why.first().cloned().unwrap_or_default()
-                            ),
-                        ));
-                    }
-                }
-                St::Failed | St::Pending | St::OutOfScope => {}
+                St::Unplaced(..) | St::Failed | St::Pending | St::OutOfScope => {}
             }
-        }
-        if let Some((b, why)) = blocked_by {
-            self.state[au] = St::Unplaced(
-                UnplacedRule::DependsOnUnplaced,
-                vec![format!(
-                    "depends on {} (same ring), which cannot be placed: {why}",
-                    self.names[b as usize]
-                )],
-            );
-            return;
         }
         // Never in flight together with a running neighbour (either direction, any ring).
         let mut running_neighbours = Vec::new();
@@ -1371,6 +1390,7 @@ impl<'i, 'a> Ctx<'i, 'a> {
                 late.push(Late {
                     server: self.names[i].to_string(),
                     due: d,
+                    due_source: self.due_source[i].map(str::to_string),
                     end,
                     late_by: l,
                 });
@@ -1385,6 +1405,7 @@ impl<'i, 'a> Ctx<'i, 'a> {
                 end,
                 reasons,
                 due,
+                due_source: self.due_source[i].map(str::to_string),
                 late_by,
             });
         }
@@ -1401,7 +1422,13 @@ impl<'i, 'a> Ctx<'i, 'a> {
                 St::Unplaced(rule, why) => {
                     let mut reasons = why.clone();
                     if let Some(d) = self.due[i] {
-                        reasons.push(format!("due {}", format_instant(d, &TimeZone::UTC)));
+                        reasons.push(format!(
+                            "due {}{}",
+                            format_instant(d, &TimeZone::UTC),
+                            self.due_source[i]
+                                .map(|x| format!(" ({x})"))
+                                .unwrap_or_default()
+                        ));
                     }
                     unplaced.push(Unplaced {
                         server: self.names[i].to_string(),
@@ -1409,6 +1436,7 @@ impl<'i, 'a> Ctx<'i, 'a> {
                         rule: *rule,
                         reasons,
                         due: self.due[i],
+                        due_source: self.due_source[i].map(str::to_string),
                     });
                 }
                 St::Running(a, b) => in_progress.push(InProgress {
@@ -1424,6 +1452,7 @@ impl<'i, 'a> Ctx<'i, 'a> {
                     rule: UnplacedRule::NoSlotBeforeHorizon,
                     reasons: vec!["not reached by the planner".into()],
                     due: self.due[i],
+                    due_source: self.due_source[i].map(str::to_string),
                 }),
                 St::Failed | St::OutOfScope | St::Placed(_) => {}
             }
@@ -1435,6 +1464,7 @@ impl<'i, 'a> Ctx<'i, 'a> {
                 rule: UnplacedRule::UnknownServer,
                 reasons: vec!["in scope but not in the estate".into()],
                 due: None,
+                due_source: None,
             });
         }
         unplaced.sort_by_key(|a| lower(&a.server));
@@ -1466,6 +1496,15 @@ pub(super) fn budget_text(b: &crate::inventory::DisruptionBudget) -> String {
             format!("max {p}% unavailable")
         }
     }
+}
+
+/// "APP-01 → service:app-farm", for naming a dependency record.
+fn dependency_text(a: &DependencyTarget, b: &DependencyTarget) -> String {
+    let t = |x: &DependencyTarget| match x {
+        DependencyTarget::Server(n) => n.clone(),
+        DependencyTarget::Service(n) => format!("service:{n}"),
+    };
+    format!("dependency {} → {}", t(a), t(b))
 }
 
 pub(super) fn rule_text(r: UnplacedRule) -> &'static str {

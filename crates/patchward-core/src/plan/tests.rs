@@ -80,6 +80,7 @@ pub(crate) fn contoso() -> Estate {
         capacity: Capacity {
             max_in_flight: Some(4),
             max_in_flight_per_site: Some(3),
+            ..Capacity::default()
         },
         rings: vec![
             Ring {
@@ -640,15 +641,17 @@ fn unplaceable_servers_say_why() {
         .map(|u| u.reasons[0].clone())
         .unwrap_or_default();
     assert!(why.contains("APP-02, SQL-01"), "{why}");
-    // APP-01 depends on SQL-01 (same ring), which cannot be placed.
-    assert_eq!(rule("APP-01"), Some(UnplacedRule::DependsOnUnplaced));
-    let why = plan
-        .unplaced("APP-01")
-        .map(|u| u.reasons[0].clone())
-        .unwrap_or_default();
+    // APP-01 depends on SQL-01 (same ring), which is never taken down in this cycle: APP-01
+    // is placed, and says so.
+    let app = plan
+        .placement("APP-01")
+        .unwrap_or_else(|| unreachable!("APP-01 is placed: {:?}", plan.unplaced("APP-01")));
     assert!(
-        why.starts_with("depends on SQL-01 (same ring), which cannot be placed"),
-        "{why}"
+        app.reasons.iter().any(|r| r.starts_with(
+            "depends on SQL-01, which is not patched in this cycle: dependency cycle (dependency cycle between APP-02, SQL-01"
+        )),
+        "{:?}",
+        app.reasons
     );
     // SQL-02 itself is fine.
     assert!(plan.placement("SQL-02").is_some());
@@ -656,6 +659,181 @@ fn unplaceable_servers_say_why() {
     assert!(
         zero.contains("service 'fragile' allows 0 of 1 members down"),
         "{zero}"
+    );
+}
+
+/// A → B → C in one ring, every server in the same nightly window.
+fn chain_estate() -> Estate {
+    let mut estate = Estate {
+        windows: vec![window("nightly", "FREQ=DAILY", 0, (22, 0), 240, "UTC")],
+        rings: vec![Ring {
+            name: "pilot".into(),
+            order: 1,
+            soak: SignedDuration::ZERO,
+            emergency_soak: None,
+        }],
+        ..Estate::default()
+    };
+    for n in ["A", "B", "C"] {
+        estate
+            .servers
+            .push(server(n, &["file"], 3, "HQ", "pilot", &["nightly"], None));
+    }
+    estate.dependencies = vec![dep_server("A", "B"), dep_server("B", "C")];
+    estate
+}
+
+#[test]
+fn an_unplaced_dependency_in_the_middle_of_a_chain_holds_nothing_back() {
+    let mut estate = chain_estate();
+    // B has no window: it is not patched in this cycle.
+    estate.servers[1].windows.clear();
+    let input = PlanInput::new("chain", &estate, ts("2026-11-16T00:00:00Z"));
+    let p = plan(&input);
+    assert_eq!(verify(&input, &p), vec![]);
+    assert_eq!(
+        p.unplaced("B").map(|u| u.rule),
+        Some(UnplacedRule::NoWindows)
+    );
+    let a = p
+        .placement("A")
+        .unwrap_or_else(|| unreachable!("{:?}", p.unplaced("A")));
+    let c = p
+        .placement("C")
+        .unwrap_or_else(|| unreachable!("{:?}", p.unplaced("C")));
+    // Neither end waits: both start at the plan start, inside the night that began at 22:00.
+    assert_eq!(a.start, ts("2026-11-16T00:00:00Z"));
+    assert_eq!(c.start, ts("2026-11-16T00:00:00Z"));
+    assert!(
+        a.reasons.iter().any(|r| r
+            == "depends on B, which is not patched in this cycle: no maintenance windows (no maintenance windows assigned)"),
+        "{:?}",
+        a.reasons
+    );
+    // C depends on nothing: no such reason.
+    assert!(
+        !c.reasons.iter().any(|r| r.contains("not patched")),
+        "{:?}",
+        c.reasons
+    );
+}
+
+#[test]
+fn dependents_of_servers_held_back_by_budget_or_scope_are_placed() {
+    let mut estate = chain_estate();
+    // B is the only member of a service that allows 0 down.
+    estate.services.push(Service {
+        name: "fragile".into(),
+        members: vec!["B".into()],
+        budget: DisruptionBudget::MaxUnavailable(0),
+        owner: None,
+    });
+    let input = PlanInput::new("chain", &estate, ts("2026-11-16T00:00:00Z"));
+    let p = plan(&input);
+    assert_eq!(verify(&input, &p), vec![]);
+    assert_eq!(
+        p.unplaced("B").map(|u| u.rule),
+        Some(UnplacedRule::ServiceBudgetZero)
+    );
+    let a = p
+        .placement("A")
+        .map(|x| x.reasons.clone())
+        .unwrap_or_default();
+    assert!(
+        a.iter().any(|r| r.starts_with(
+            "depends on B, which is not patched in this cycle: disruption budget of 0 (service 'fragile' allows 0 of 1 members down"
+        )),
+        "{a:?}"
+    );
+    // C, B's dependency, is patched: B being held back does not change C.
+    assert!(p.placement("C").is_some());
+}
+
+fn estate_scope(input: &mut PlanInput<'_>, names: &[&str]) {
+    input.scope = names.iter().map(|s| s.to_string()).collect();
+}
+
+#[test]
+fn out_of_scope_dependency_is_named_in_the_reasons() {
+    let estate = chain_estate();
+    let mut input = PlanInput::new("chain", &estate, ts("2026-11-16T00:00:00Z"));
+    estate_scope(&mut input, &["A", "B"]);
+    let p = plan(&input);
+    assert_eq!(verify(&input, &p), vec![]);
+    let b = p
+        .placement("B")
+        .map(|x| x.reasons.clone())
+        .unwrap_or_default();
+    assert!(
+        b.contains(
+            &"depends on C, which is not patched in this cycle: not in this cycle's scope"
+                .to_string()
+        ),
+        "{b:?}"
+    );
+    // A still goes after B: B is patched in this cycle.
+    let (a, bs) = (p.placement("A"), p.placement("B"));
+    assert!(
+        matches!((a, bs), (Some(a), Some(b)) if a.start >= b.end),
+        "{a:?} {bs:?}"
+    );
+}
+
+#[test]
+fn self_dependency_is_a_cycle_of_one() {
+    let mut estate = chain_estate();
+    estate.dependencies.push(dep_server("C", "c"));
+    let input = PlanInput::new("self", &estate, ts("2026-11-16T00:00:00Z"));
+    let p = plan(&input);
+    assert_eq!(verify(&input, &p), vec![]);
+    let u = p
+        .unplaced("C")
+        .unwrap_or_else(|| unreachable!("C must not be placed"));
+    assert_eq!(u.rule, UnplacedRule::DependencyCycle);
+    assert_eq!(
+        u.reasons[0],
+        "dependency cycle of one: C depends on itself (dependency C → c; an inventory error: remove that dependency)"
+    );
+    assert_eq!(p.dependency_cycles, vec![vec!["C".to_string()]]);
+    // B, which depends on C, is placed: C is not patched in this cycle.
+    assert!(p.placement("B").is_some());
+    // Through a service C belongs to: the same error.
+    let mut estate = chain_estate();
+    estate.services.push(Service {
+        name: "farm".into(),
+        members: vec!["B".into(), "C".into()],
+        budget: DisruptionBudget::MaxUnavailable(1),
+        owner: None,
+    });
+    estate.dependencies.push(Dependency {
+        dependent: DependencyTarget::Server("C".into()),
+        depends_on: DependencyTarget::Service("farm".into()),
+    });
+    let input = PlanInput::new("self", &estate, ts("2026-11-16T00:00:00Z"));
+    let p = plan(&input);
+    assert_eq!(verify(&input, &p), vec![]);
+    // B → C → B is a cycle of two that includes C's self-dependency.
+    assert_eq!(
+        p.dependency_cycles,
+        vec![vec!["B".to_string(), "C".to_string()]]
+    );
+}
+
+#[test]
+fn checker_catches_a_placed_self_dependent_server() {
+    let estate = chain_estate();
+    let input = PlanInput::new("self", &estate, ts("2026-11-16T00:00:00Z"));
+    let p = plan(&input);
+    assert_eq!(verify(&input, &p), vec![]);
+    // The same plan is wrong once C depends on itself.
+    let mut bad = estate.clone();
+    bad.dependencies.push(dep_server("C", "C"));
+    let input = PlanInput::new("self", &bad, ts("2026-11-16T00:00:00Z"));
+    let v = verify(&input, &p);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == check::CheckRule::DependencyCycle && x.servers == ["c"]),
+        "{v:?}"
     );
 }
 
@@ -844,6 +1022,7 @@ fn coverage_and_capacity_are_respected() {
         capacity: Capacity {
             max_in_flight: Some(2),
             max_in_flight_per_site: Some(1),
+            ..Capacity::default()
         },
         ..GenConfig::small(7, 25)
     });
@@ -851,6 +1030,183 @@ fn coverage_and_capacity_are_respected() {
     input.due = g.due.clone();
     let p = plan(&input);
     assert_eq!(verify(&input, &p), vec![]);
+}
+
+#[test]
+fn per_site_capacity_is_respected_and_checked() {
+    let mut estate = Estate {
+        windows: vec![window("nightly", "FREQ=DAILY", 0, (22, 0), 240, "UTC")],
+        capacity: Capacity {
+            max_in_flight: None,
+            max_in_flight_per_site: Some(2),
+            // The branch has one engineer on call; written in another case than the servers.
+            sites: [("BRANCH".to_string(), 1)].into_iter().collect(),
+        },
+        ..Estate::default()
+    };
+    for i in 0..4 {
+        for site in ["HQ", "Branch"] {
+            estate.servers.push(server(
+                &format!("{site}-{i}"),
+                &["file"],
+                3,
+                site,
+                "",
+                &["nightly"],
+                None,
+            ));
+        }
+    }
+    for s in &mut estate.servers {
+        s.ring = None;
+    }
+    let input = PlanInput::new("sites", &estate, ts("2026-11-16T22:00:00Z"));
+    let p = plan(&input);
+    assert_eq!(verify(&input, &p), vec![]);
+    assert_eq!(p.placements.len(), 8);
+    // One hour each, four-hour night: the branch goes one at a time, HQ two at a time.
+    let starts = |site: &str| -> Vec<Timestamp> {
+        let mut v: Vec<Timestamp> = p
+            .placements
+            .iter()
+            .filter(|x| x.server.starts_with(site))
+            .map(|x| x.start)
+            .collect();
+        v.sort();
+        v
+    };
+    let h = |x: &str| ts(x);
+    assert_eq!(
+        starts("Branch"),
+        vec![
+            h("2026-11-16T22:00:00Z"),
+            h("2026-11-16T23:00:00Z"),
+            h("2026-11-17T00:00:00Z"),
+            h("2026-11-17T01:00:00Z")
+        ]
+    );
+    assert_eq!(
+        starts("HQ"),
+        vec![
+            h("2026-11-16T22:00:00Z"),
+            h("2026-11-16T22:00:00Z"),
+            h("2026-11-16T23:00:00Z"),
+            h("2026-11-16T23:00:00Z")
+        ]
+    );
+    let last = p
+        .placement("Branch-3")
+        .map(|x| x.reasons.clone())
+        .unwrap_or_default();
+    assert!(
+        last.contains(&"site 'Branch' already has 1 in flight (capacity per site)".to_string()),
+        "{last:?}"
+    );
+    // Corrupt the plan: two branch servers at once. The checker names the site and limit.
+    let mut bad = p.clone();
+    let first = bad
+        .placements
+        .iter()
+        .position(|x| x.server == "Branch-0")
+        .unwrap_or_default();
+    let second = bad
+        .placements
+        .iter()
+        .position(|x| x.server == "Branch-1")
+        .unwrap_or_default();
+    let (a, b) = (bad.placements[first].start, bad.placements[first].end);
+    bad.placements[second].start = a;
+    bad.placements[second].end = b;
+    let v = verify(&input, &bad);
+    assert!(
+        v.iter().any(|x| x.rule == check::CheckRule::SiteCapacity
+            && x.detail == "more than 1 in flight at site branch"),
+        "{v:?}"
+    );
+    // Two HQ servers at once are fine (default limit 2).
+    assert!(!v.iter().any(|x| x.detail.contains("site hq")), "{v:?}");
+    // And a slot moved past the end of the night is outside every window occurrence.
+    bad.placements[second].start = ts("2026-11-17T02:30:00Z");
+    bad.placements[second].end = ts("2026-11-17T03:30:00Z");
+    let v = verify(&input, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == check::CheckRule::Window && x.servers == ["Branch-1"]),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn generated_estates_exercise_unplaceable_dependencies_and_site_limits() {
+    // The property tests below draw from these shapes: make sure they really contain
+    // dependents of unplaceable servers, self-dependencies and per-site limits.
+    let (mut dependents, mut selfdeps, mut sites) = (0, 0, 0);
+    for seed in 0..60u64 {
+        let g = generate(&GenConfig::small(seed, 20));
+        let mut input = PlanInput::new("prop", &g.estate, g.start);
+        input.due = g.due.clone();
+        let p = plan(&input);
+        assert_eq!(verify(&input, &p), vec![], "seed {seed}");
+        dependents += p
+            .placements
+            .iter()
+            .filter(|x| x.reasons.iter().any(|r| r.contains("which is not patched")))
+            .count();
+        selfdeps += p.dependency_cycles.iter().filter(|c| c.len() == 1).count();
+        sites += usize::from(!g.estate.capacity.sites.is_empty());
+    }
+    assert!(dependents > 10, "{dependents}");
+    assert!(selfdeps > 3, "{selfdeps}");
+    assert!(sites > 10, "{sites}");
+}
+
+#[test]
+fn a_late_placement_names_the_date_it_misses_and_where_it_came_from() {
+    let estate = chain_estate();
+    let mut input = PlanInput::new("due", &estate, ts("2026-11-16T00:00:00Z"));
+    // C first (A → B → C): one hour each from 00:00. B ends 02:00 (the night lasts to 02:00).
+    input.add_due(
+        "B",
+        ts("2026-11-20T23:59:00Z"),
+        "priority Act of CVE-2024-38063",
+    );
+    input.add_due("B", ts("2026-11-16T01:30:00Z"), "cycle deadline");
+    // A later date from a third source does not replace the earlier one.
+    input.add_due("B", ts("2026-11-18T23:59:00Z"), "due file due.csv:2");
+    input.add_due("C", ts("2026-11-17T23:59:00Z"), "due file due.csv:3");
+    assert_eq!(input.due.get("B"), Some(&ts("2026-11-16T01:30:00Z")));
+    let p = plan(&input);
+    assert_eq!(verify(&input, &p), vec![]);
+    let b = p.placement("B").unwrap_or_else(|| unreachable!());
+    assert_eq!(b.end, ts("2026-11-16T02:00:00Z"));
+    assert_eq!(b.due_source.as_deref(), Some("cycle deadline"));
+    assert!(
+        b.reasons.contains(
+            &"misses its due date Mon 16 Nov 01:30 UTC (cycle deadline) by 30m".to_string()
+        ),
+        "{:?}",
+        b.reasons
+    );
+    assert_eq!(p.late.len(), 1);
+    assert_eq!(p.late[0].due_source.as_deref(), Some("cycle deadline"));
+    let c = p
+        .placement("C")
+        .map(|x| x.reasons.clone())
+        .unwrap_or_default();
+    assert!(
+        c.contains(&"meets its due date Tue 17 Nov 23:59 UTC (due file due.csv:3)".to_string()),
+        "{c:?}"
+    );
+    // The checker compares the source with the input's.
+    let mut bad = p.clone();
+    if let Some(x) = bad.placements.iter_mut().find(|x| x.server == "B") {
+        x.due_source = Some("priority".into());
+    }
+    assert!(
+        verify(&input, &bad)
+            .iter()
+            .any(|v| v.rule == check::CheckRule::Lateness && v.servers == ["B"]),
+    );
 }
 
 fn simple_config(seed: u64, servers: usize) -> GenConfig {
@@ -863,6 +1219,8 @@ fn simple_config(seed: u64, servers: usize) -> GenConfig {
         coverage: false,
         capacity: Capacity::default(),
         cycles: 0,
+        unplaceable: 0,
+        self_dependencies: 0,
         ..GenConfig::small(seed, servers)
     }
 }

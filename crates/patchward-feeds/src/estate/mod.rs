@@ -75,6 +75,9 @@ struct RawEstate {
 struct RawCapacity {
     max_in_flight: Option<S<i64>>,
     max_in_flight_per_site: Option<S<i64>>,
+    /// Site name → its own limit (overrides `max_in_flight_per_site`).
+    #[serde(default)]
+    sites: std::collections::BTreeMap<String, S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -262,23 +265,48 @@ fn convert(cx: &mut Ctx<'_>, raw: RawEstate) -> Estate {
 
     if let Some(c) = &raw.capacity {
         let c = c.get_ref();
+        let at_least_one = |v: &S<i64>| {
+            u32::try_from(*v.get_ref())
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("must be at least 1, got {}", v.get_ref()))
+        };
         let mut cap = |v: &Option<S<i64>>, field: &str| -> Option<u32> {
             let v = v.as_ref()?;
-            cx.check(
-                v,
-                field,
-                u32::try_from(*v.get_ref())
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| format!("must be at least 1, got {}", v.get_ref())),
-            )
+            cx.check(v, field, at_least_one(v))
         };
+        let max_in_flight = cap(&c.max_in_flight, "capacity.max_in_flight");
+        let max_in_flight_per_site =
+            cap(&c.max_in_flight_per_site, "capacity.max_in_flight_per_site");
+        let mut sites = std::collections::BTreeMap::new();
+        // Sites compare trimmed and case-insensitively, as servers' sites do.
+        let mut seen: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+        // In file order, so that errors come in line order and a duplicate is reported at its
+        // second mention (the map itself is sorted by name).
+        let mut entries: Vec<(&String, &S<i64>)> = c.sites.iter().collect();
+        entries.sort_by_key(|(_, v)| v.span().start);
+        for (name, v) in entries {
+            let field = format!("capacity.sites.{}", clip(name, 40));
+            let Some(n) = cx.check(v, &field, at_least_one(v)) else {
+                continue;
+            };
+            let key = name.trim();
+            if key.is_empty() {
+                cx.fail(v, &field, "empty site name");
+            } else if let Some(first) = seen.insert(key.to_lowercase(), name) {
+                cx.fail(
+                    v,
+                    &field,
+                    format!("site {key:?} is listed twice (also as {first:?})"),
+                );
+            } else {
+                sites.insert(key.to_string(), n);
+            }
+        }
         estate.capacity = Capacity {
-            max_in_flight: cap(&c.max_in_flight, "capacity.max_in_flight"),
-            max_in_flight_per_site: cap(
-                &c.max_in_flight_per_site,
-                "capacity.max_in_flight_per_site",
-            ),
+            max_in_flight,
+            max_in_flight_per_site,
+            sites,
         };
     }
 
@@ -635,5 +663,37 @@ windows = ["sat"]
                 .and_then(|t| t.get("k").and_then(|v| v.as_str().map(str::to_string))),
             Some("a\"b'\\c\n".to_string())
         );
+    }
+
+    #[test]
+    fn capacity_per_site() {
+        let head = "[capacity]\nmax_in_flight_per_site = 2\n\n[capacity.sites]\n\"Seattle \" = 3\nBranch = 1\n";
+        let text = format!("{head}{SMALL}");
+        let e = parse("e.toml", text.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(e.capacity.max_in_flight_per_site, Some(2));
+        assert_eq!(e.capacity.site_limit("seattle"), Some(3));
+        assert_eq!(e.capacity.site_limit("BRANCH"), Some(1));
+        assert_eq!(e.capacity.site_limit("Frankfurt"), Some(2));
+        let back =
+            parse("out.toml", to_toml(&e).as_bytes()).unwrap_or_else(|err| unreachable!("{err}"));
+        assert_eq!(back.capacity, e.capacity);
+        // Bad values and duplicates name the line and the field.
+        let bad = format!("{}{SMALL}", head.replace("Branch = 1", "Branch = 0"));
+        let err = parse("e.toml", bad.as_bytes()).err().unwrap_or_default();
+        assert_eq!(
+            err.errors[0].to_string(),
+            "e.toml:6: field \"capacity.sites.Branch\": must be at least 1, got 0"
+        );
+        let bad = format!("{}{SMALL}", head.replace("Branch = 1", "SEATTLE = 1"));
+        let err = parse("e.toml", bad.as_bytes()).err().unwrap_or_default();
+        assert_eq!(err.errors[0].line, Some(6));
+        assert!(
+            err.errors[0].message.contains("listed twice"),
+            "{}",
+            err.errors[0]
+        );
+        let bad = format!("{}{SMALL}", head.replace("Branch = 1", "Branch = \"one\""));
+        let err = parse("e.toml", bad.as_bytes()).err().unwrap_or_default();
+        assert_eq!(err.errors[0].line, Some(6), "{}", err.errors[0]);
     }
 }

@@ -42,13 +42,22 @@ pub(super) fn window_inline(w: &MaintenanceWindow, name: Option<&str>) -> String
 pub fn to_toml(e: &Estate) -> String {
     let mut o = String::new();
     // `write!` into a String cannot fail; results are ignored rather than unwrapped.
-    if e.capacity.max_in_flight.is_some() || e.capacity.max_in_flight_per_site.is_some() {
+    if e.capacity.max_in_flight.is_some()
+        || e.capacity.max_in_flight_per_site.is_some()
+        || !e.capacity.sites.is_empty()
+    {
         o.push_str("[capacity]\n");
         if let Some(n) = e.capacity.max_in_flight {
             let _ = writeln!(o, "max_in_flight = {n}");
         }
         if let Some(n) = e.capacity.max_in_flight_per_site {
             let _ = writeln!(o, "max_in_flight_per_site = {n}");
+        }
+        if !e.capacity.sites.is_empty() {
+            o.push_str("\n[capacity.sites]\n");
+            for (site, n) in &e.capacity.sites {
+                let _ = writeln!(o, "{} = {n}", q(site));
+            }
         }
         o.push('\n');
     }

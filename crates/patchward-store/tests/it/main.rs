@@ -301,6 +301,8 @@ async fn contract(store: &impl Store) {
         capacity: Capacity {
             max_in_flight: Some(3),
             max_in_flight_per_site: None,
+            // Per-site overrides are stored too.
+            sites: [("Seattle".to_string(), 2)].into_iter().collect(),
         },
         ..Estate::default()
     };

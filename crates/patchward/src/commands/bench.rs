@@ -25,6 +25,8 @@ pub enum BenchCommand {
     /// Write a generated estate (seeded: servers, services, dependencies, windows, rings) as an
     /// estate TOML or inventory CSV, then time `import hosts` of it into a fresh SQLite file.
     Hosts(BenchHostsArgs),
+    /// Store a generated estate and time `plan` over it end to end (child process).
+    Plan(super::bench_plan::BenchPlanArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
@@ -102,6 +104,7 @@ fn proc_status_mib(key: &str) -> Option<f64> {
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Plan(a) => super::bench_plan::run(a).await,
         BenchCommand::Import(a) => {
             let dir = std::env::temp_dir().join(format!("patchward-bench-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;

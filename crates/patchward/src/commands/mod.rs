@@ -2,6 +2,7 @@
 
 pub mod assess;
 pub mod bench;
+pub mod bench_plan;
 pub mod demo;
 pub mod import;
 pub mod list;

@@ -76,6 +76,16 @@ fn input_of<'e>(estate: &'e Estate, p: &Plan) -> PlanInput<'e> {
                 .filter_map(|u| u.due.map(|d| (u.server.clone(), d))),
         )
         .collect();
+    input.due_sources = p
+        .placements
+        .iter()
+        .filter_map(|x| x.due_source.clone().map(|d| (x.server.clone(), d)))
+        .chain(
+            p.unplaced
+                .iter()
+                .filter_map(|u| u.due_source.clone().map(|d| (u.server.clone(), d))),
+        )
+        .collect();
     input.emergency = p.emergency;
     input.horizon = p.start.duration_until(p.horizon_end);
     input
@@ -426,4 +436,142 @@ fn demo_estate_plans_without_violations() {
             assert!(!u.reasons.is_empty());
         }
     }
+}
+
+#[test]
+fn deadline_and_due_file_flag_late_placements_and_name_their_source() {
+    let (d, db) = setup("due", CONTOSO);
+    let due = d.join("due.csv");
+    // FS-01 is patched in the first night (Tue 16 Jun 22:00 PDT = 17 Jun 05:00 UTC): a due date
+    // of 16 Jun (23:59 UTC) is missed. DC-01's line is later than the deadline: the deadline wins.
+    std::fs::write(
+        &due,
+        "server,due\n# promised to the auditor\nfs-01,2026-06-16\nDC-01,2026-12-01T00:00:00Z\n",
+    )
+    .unwrap();
+    let mut args = vec!["--cycle", "2026-06 Patch Tuesday"];
+    args.extend_from_slice(&START);
+    args.extend_from_slice(&["--deadline", "2026-06-20", "--due", due.to_str().unwrap()]);
+    let p = plan_json(&db, &args);
+    let file = due.display().to_string();
+    let fs = p.placement("FS-01").unwrap();
+    assert_eq!(fs.due.unwrap().to_string(), "2026-06-16T23:59:00Z");
+    assert_eq!(
+        fs.due_source.as_deref(),
+        Some(format!("due file {file}:3").as_str())
+    );
+    assert!(
+        fs.reasons
+            .iter()
+            .any(|r| r.starts_with("misses its due date")
+                && r.contains(&format!("(due file {file}:3) by"))),
+        "{:?}",
+        fs.reasons
+    );
+    let late = p.late.iter().find(|l| l.server == "FS-01").unwrap();
+    assert_eq!(late.due_source, fs.due_source);
+    // The deadline (20 Jun, 23:59 UTC) is earlier than every priority date here, and than
+    // DC-01's line in the file: every other server is due then.
+    let dc = p.placement("DC-01").unwrap();
+    assert_eq!(dc.due.unwrap().to_string(), "2026-06-20T23:59:00Z");
+    assert!(
+        dc.due_source
+            .as_deref()
+            .unwrap()
+            .starts_with("cycle deadline"),
+        "{:?}",
+        dc.due_source
+    );
+    // Servers finishing after the deadline are late, and say which date they miss.
+    let after: Vec<_> = p
+        .placements
+        .iter()
+        .filter(|x| x.end.to_string().as_str() > "2026-06-20T23:59:00Z")
+        .collect();
+    assert!(!after.is_empty());
+    for x in &after {
+        assert!(p.late.iter().any(|l| l.server == x.server), "{}", x.server);
+        assert!(
+            x.reasons
+                .iter()
+                .any(|r| r.starts_with("misses its due date") && r.contains("(cycle deadline")),
+            "{:?}",
+            x.reasons
+        );
+    }
+    // The stored plan passes the checker with its sources; --explain shows the source.
+    let estate = estate_of(CONTOSO);
+    assert_eq!(verify(&input_of(&estate, &p), &p), vec![]);
+    let ex = ok(&pw(&db, &["plan", "--explain", "FS-01"]));
+    assert!(ex.contains(&format!("(due file {file}:3)")), "{ex}");
+}
+
+#[test]
+fn bad_due_file_fails_naming_file_line_and_field_and_stores_nothing() {
+    let (d, db) = setup("baddue", CONTOSO);
+    let mut base = vec!["plan", "--cycle", "c"];
+    base.extend_from_slice(&START);
+    let try_file = |name: &str, text: &str, want: &str| {
+        let f = d.join(name);
+        std::fs::write(&f, text).unwrap();
+        let mut args = base.clone();
+        let path = f.to_str().unwrap().to_string();
+        args.extend_from_slice(&["--due", &path]);
+        let err = fails(&pw(&db, &args), &format!("{path}:{want}"));
+        assert!(!err.contains("plan: stored"), "{err}");
+    };
+    try_file(
+        "unknown.csv",
+        "server,due\nFS-01,2026-06-20\nGHOST-01,2026-06-20\n",
+        "3: server: \"GHOST-01\" is not in the estate",
+    );
+    try_file(
+        "date.csv",
+        "# comment\nserver,due\nFS-01,20/06/2026\n",
+        "3: due: \"20/06/2026\" is not a date",
+    );
+    try_file(
+        "column.csv",
+        "server,when\nFS-01,2026-06-20\n",
+        "1: due: missing column",
+    );
+    try_file("short.csv", "server,due\nFS-01\n", "2: due: missing value");
+    let o = pw(
+        &db,
+        &[
+            "plan",
+            "--cycle",
+            "c",
+            "--start",
+            "2026-06-15",
+            "--deadline",
+            "soon",
+        ],
+    );
+    fails(&o, "--deadline \"soon\"");
+    // Nothing was stored by any of these.
+    let list = ok(&pw(&db, &["plan", "--list"]));
+    assert!(list.contains("no plans stored"), "{list}");
+}
+
+#[test]
+fn servers_file_gives_the_scope() {
+    let (d, db) = setup("servers-file", CONTOSO);
+    let f = d.join("servers.txt");
+    std::fs::write(&f, "# two servers\nfs-01\n\nDC-01\nFS-01\n").unwrap();
+    let mut args = vec!["--cycle", "c"];
+    args.extend_from_slice(&START);
+    args.extend_from_slice(&["--servers-file", f.to_str().unwrap()]);
+    let p = plan_json(&db, &args);
+    let mut names: Vec<&str> = p.placements.iter().map(|x| x.server.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["DC-01", "FS-01"]);
+    std::fs::write(&f, "FS-01\nNOPE-01\n").unwrap();
+    let mut args = vec!["plan", "--cycle", "c"];
+    args.extend_from_slice(&START);
+    args.extend_from_slice(&["--servers-file", f.to_str().unwrap()]);
+    fails(
+        &pw(&db, &args),
+        "unknown server(s) in --servers-file: NOPE-01",
+    );
 }
