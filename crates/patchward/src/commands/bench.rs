@@ -83,6 +83,11 @@ pub struct BenchExposureArgs {
     /// CVE with its priority, kept for all servers) or `summary` (counts per server).
     #[arg(long, value_parser = ["findings", "summary"])]
     pub only: Option<String>,
+    /// Give every server one hotfix of its own (a KB number below any in the catalog), so that
+    /// no two servers share a patch state: the worst case for the fleet functions, which
+    /// assess each patch state once.
+    #[arg(long)]
+    pub distinct_states: bool,
 }
 
 /// Peak resident memory of this process in MiB (Linux), if known.
@@ -143,7 +148,12 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                 );
             }
             let catalog_rss = rss_mib().unwrap_or(f64::NAN);
-            let servers = generate(&catalog, a.servers, a.seed);
+            let mut servers = generate(&catalog, a.servers, a.seed);
+            if a.distinct_states {
+                for (i, s) in servers.iter_mut().enumerate() {
+                    s.installed_kbs.insert(Kb(1_000_000 + i as u32));
+                }
+            }
             let policy = load_policy(None)?;
             let as_of = super::today();
             let t = Instant::now();
