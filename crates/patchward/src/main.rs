@@ -92,6 +92,21 @@ struct PolicyArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    // `patchward assess | head`: a closed stdout ends the program quietly, as for other Unix
+    // tools (Rust's print macros panic on a broken pipe instead).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -15,6 +15,24 @@ impl<'c> ExposureIndex<'c> {
         self.nvd.get(cve).copied()
     }
 
+    /// The one release whose OS stream contains installed KBs of the server, if exactly one.
+    fn release_from_kbs(&self, server: &Server) -> Option<ServerRelease> {
+        let mut found: Option<ServerRelease> = None;
+        for (key, &os) in &self.os_products {
+            if server
+                .installed_kbs
+                .iter()
+                .any(|k| self.in_stream.contains(&(os, *k)))
+            {
+                match found {
+                    Some(r) if r != key.0 => return None,
+                    _ => found = Some(key.0),
+                }
+            }
+        }
+        found
+    }
+
     /// Number of distinct per-(product, CVE, train) facts: `CveFacts::slot` is below it.
     pub fn slots(&self) -> usize {
         self.slots
@@ -141,9 +159,22 @@ impl<'c> ExposureIndex<'c> {
         as_of: Date,
         mut visit: F,
     ) -> ServerExposure {
-        let release = Self::release_of(server);
-        let installation = server.installation.unwrap_or(Installation::Desktop);
         let mut notes = Vec::new();
+        let release = Self::release_of(server).or_else(|| {
+            // A bare KB list (Get-HotFix) names no OS: the release whose cumulative updates
+            // the installed KBs are, when they are those of exactly one release.
+            let r = self.release_from_kbs(server)?;
+            notes.push(format!(
+                "OS not reported: {r} inferred from its installed cumulative updates{}",
+                if server.installation.is_none() {
+                    " (installation type unknown: Desktop Experience assumed)"
+                } else {
+                    ""
+                }
+            ));
+            Some(r)
+        });
+        let installation = server.installation.unwrap_or(Installation::Desktop);
         let mut out = ServerExposure {
             name: server.name.clone(),
             product: None,
@@ -269,6 +300,7 @@ impl<'c> ExposureIndex<'c> {
 
         // Open CVEs by determination: Build, Kb, KbUnlisted.
         let mut counts = [0usize; 3];
+        let mut seen: HashSet<(u32, Kb)> = HashSet::default();
         let ubr = build.and_then(|b| b.ubr);
         let stream_ms = stream_release.map(|t| t.as_millisecond());
         let train = usize::from(hotpatch);
@@ -320,11 +352,22 @@ impl<'c> ExposureIndex<'c> {
                 };
                 let determined_by = if by_stream {
                     Determination::Build
-                } else if newest_unlisted.is_some_and(|u| facts.fixed_by.iter().any(|k| *k < u)) {
+                } else if self.dotnet[p].is_some()
+                    && newest_unlisted.is_some_and(|u| facts.fixed_by.iter().any(|k| *k < u))
+                {
                     Determination::KbUnlisted
                 } else {
                     Determination::Kb
                 };
+                // One finding per CVE and remedy: MSRC lists some CVEs under the OS and its
+                // components (IE 11 and EdgeHTML, .NET 3.5 and 3.5 AND 4.7.2) with one fix.
+                if p == os {
+                    if self.also_on_components[os].contains(&facts.order) {
+                        seen.insert((facts.order, facts.install));
+                    }
+                } else if !seen.insert((facts.order, facts.install)) {
+                    continue;
+                }
                 counts[determined_by as usize] += 1;
                 visit(facts, determined_by);
             }
@@ -432,7 +475,7 @@ impl<'c> ExposureIndex<'c> {
         for &c in candidates {
             let include = match self.dotnet[c] {
                 Some(f) if f.is_4x() => Some(f) == family,
-                Some(_) => self.os_serviced[c] || evidenced_35(c),
+                Some(_) => evidenced_35(c),
                 None => self.os_serviced[c] || evidenced(c),
             };
             if include {
@@ -488,8 +531,14 @@ impl<'c> ExposureIndex<'c> {
         // In the OS stream (by build or by release), the newest cumulative update closes it;
         // an enrolled server takes the newest hotpatch when it is as new as the newest
         // cumulative update (a hotpatch month; in a baseline month only the LCU is new).
+        // A component the OS cumulative update services (2016's in-box .NET, IE 11) is fixed
+        // by the newest one too, whatever KB its row names (MSRC names Windows 10 1507's
+        // KB5040448 for .NET on 2016).
         let in_os_stream = (best.stream && best.class != Classification::SecurityOnly)
             || (product == os && (best.next_month || best.class == Classification::ServicingStack))
+            || (product != os
+                && self.os_serviced[product]
+                && best.class != Classification::SecurityOnly)
             || best.class == Classification::Hotpatch;
         if in_os_stream && let Some((b, k)) = self.latest_cumulative(os) {
             let newest = |kb: Kb| self.updates.get(&(os, kb)).and_then(|u| u.released);

@@ -176,6 +176,17 @@ impl<'c> ExposureIndex<'c> {
             .iter()
             .map(|((p, _), (_, kb))| (*p, *kb))
             .collect();
+        // The first cumulative update of its own month (the month's main one). Any place in
+        // that month contains it; an out-of-band update of the same month comes after it.
+        let month_main: HashSet<(usize, Kb)> = main_of_doc
+            .iter()
+            .filter(|((p, doc), (_, kb))| {
+                updates
+                    .get(&(*p, *kb))
+                    .is_some_and(|u| u.document.as_str() == *doc)
+            })
+            .map(|((p, _), (_, kb))| (*p, *kb))
+            .collect();
         // A later month's cumulative update listed in an older document (MSRC edits months for
         // years) is not the main update there; it still supersedes, month by month, a main one.
         let reaches_stream = |p: usize, kb: Kb, in_stream: &HashSet<(usize, Kb)>| {
@@ -348,6 +359,8 @@ impl<'c> ExposureIndex<'c> {
                     released: updates.get(&(p, f.kb)).and_then(|u| u.released),
                     stream: in_stream.contains(&(p, f.kb))
                         || os.is_some_and(|o| in_stream.contains(&(o, f.kb))),
+                    month_main: month_main.contains(&(p, f.kb))
+                        || os.is_some_and(|o| month_main.contains(&(o, f.kb))),
                     next_month: f.classification == Classification::Preview
                         || f.subtype.eq_ignore_ascii_case("Update"),
                 });
@@ -393,6 +406,7 @@ impl<'c> ExposureIndex<'c> {
             component_products,
             checks: Vec::new(),
             update_facts: HashMap::default(),
+            also_on_components: Vec::new(),
             slots: 0,
             os_serviced,
             dotnet,
@@ -543,6 +557,17 @@ impl<'c> ExposureIndex<'c> {
                                 // build proves nothing about other months.
                                 let released =
                                     f.released.map(|r| r.as_millisecond()).unwrap_or(i64::MAX);
+                                // Places are compared by month where there are no builds: a
+                                // place in the fix's month contains the month's main update,
+                                // not an out-of-band one that came later (IE 11's KB4483229
+                                // after December 2018's KB4471321); those need a later month.
+                                let in_month = if f.month_main
+                                    || (is_os && f.class == Classification::ServicingStack)
+                                {
+                                    released
+                                } else {
+                                    released.saturating_add(1)
+                                };
                                 if f.class != Classification::SecurityOnly
                                     && (f.stream || f.class == Classification::Hotpatch)
                                     && let Some(fb) = f.build
@@ -562,7 +587,7 @@ impl<'c> ExposureIndex<'c> {
                                         && f.class != Classification::Hotpatch
                                         && f.class != Classification::SecurityOnly)
                                 {
-                                    check.min_release = check.min_release.min(released);
+                                    check.min_release = check.min_release.min(in_month);
                                 } else if (is_os && f.next_month)
                                     || (!is_os && f.class != Classification::Hotpatch)
                                 {
@@ -582,6 +607,21 @@ impl<'c> ExposureIndex<'c> {
             }
         }
         self.update_facts = update_facts;
+        // Per OS product: CVEs its components list too (candidates for one finding, not two).
+        let mut also: Vec<HashSet<u32>> = vec![HashSet::default(); self.per_product.len()];
+        for (key, comps) in &self.component_products {
+            let Some(&os) = self.os_products.get(key) else {
+                continue;
+            };
+            for &c in comps {
+                for cf in &self.per_product[c] {
+                    if let Some(f) = cf.plain.as_ref().or(cf.hot.as_ref()) {
+                        also[os].insert(f.order);
+                    }
+                }
+            }
+        }
+        self.also_on_components = also;
         self.slots = slots as usize;
     }
 }

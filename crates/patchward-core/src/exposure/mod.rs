@@ -19,9 +19,17 @@
 //! - Where a fix has no usable fixed build, or the server's revision is unknown, the decision
 //!   falls back to KBs and the CVE says so (`determined_by: kb`).
 //! - Where the revision is unknown it is inferred from the newest installed stream update.
-//! - Components: in-box ones serviced by the OS cumulative update (IE 11, EdgeHTML, .NET on
-//!   2016) are always assessed; others (.NET with its own updates) only when an installed update
-//!   shows them, and then their own newest installed update closes every older one.
+//! - Components: those serviced by the OS cumulative update (IE 11, EdgeHTML) are always
+//!   assessed and closed by the server's place in the stream (a month's out-of-band update only
+//!   by a later month, or by its KB). .NET Framework: the 4.x line that ships with the release
+//!   (see [`dotnet`]) is always assessed, a later line when an installed update that only later
+//!   lines list proves it, 3.5 alone only when an update of 3.5 alone shows it; a line's own
+//!   newest installed update closes every older fix of it. One CVE with one remedy listed under
+//!   the OS and a component is one finding.
+//! - Installed KBs that Microsoft's data does not list (umbrella .NET updates) leave .NET
+//!   findings that a later update may close marked `kb_unlisted`, with a note.
+//! - A server that reports no OS (a bare Get-HotFix list) is assessed as the one release whose
+//!   cumulative updates its KBs are, when there is exactly one.
 
 use crate::build::OsBuild;
 use crate::catalog::{Affected, Classification, Fix, Kb, Product, Update, Vulnerability};
@@ -137,6 +145,8 @@ struct FixRef {
     stream: bool,
     /// Preview or plain "Update" packages: contained in the *next* month's cumulative update.
     next_month: bool,
+    /// The main cumulative update of its own month (not an out-of-band one after it).
+    month_main: bool,
 }
 
 /// A multiply-rotate hasher (FxHash style). Keys here are KB numbers, indexes and strings from
@@ -330,6 +340,8 @@ pub struct ExposureIndex<'c> {
     update_facts: HashMap<(usize, Kb), Arc<UpdateFacts>>,
     /// Number of distinct [`CveFacts`] (their `slot`s run 0..slots).
     slots: usize,
+    /// Per OS product: `order`s of the CVEs that its components list too.
+    also_on_components: Vec<HashSet<u32>>,
     /// Per component product (e.g. .NET on an OS): its newest cumulative update, by release.
     latest_component: Vec<Option<(Option<Timestamp>, Kb)>>,
     kev: HashMap<&'c str, &'c KevEntry>,

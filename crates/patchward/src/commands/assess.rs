@@ -219,6 +219,10 @@ fn render_csv(servers: &[ServerExposure]) -> Result<String> {
                     .collect::<Vec<_>>()
                     .join(" "),
                 c.install.to_string(),
+                serde_json::to_value(c.determined_by)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 p.map(|p| p.decision.label().to_string())
                     .unwrap_or_default(),
                 opt(p.map(|p| p.due)),
@@ -241,6 +245,7 @@ fn render_csv(servers: &[ServerExposure]) -> Result<String> {
             "epss",
             "fixed_by",
             "install",
+            "determined_by",
             "decision",
             "due",
             "overdue",

@@ -364,7 +364,10 @@ pub async fn hosts(db: &Path, paths: &[PathBuf]) -> Result<usize> {
             for e in &errors {
                 eprintln!("error: {e}");
             }
-            bail!("{} file(s) have errors; no server was stored", errors.len());
+            bail!(
+                "{} error(s) in the input; no server was stored",
+                errors.len()
+            );
         }
     };
     for w in &batch.warnings {

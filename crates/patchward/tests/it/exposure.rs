@@ -959,28 +959,126 @@ fn standalone_packages_are_not_called_cumulative_and_os_updates_are_titled_for_t
         },
         day("2026-07-10"),
     );
-    let lcu = e
+    let newest = e
         .missing_updates
         .iter()
-        .find(|u| u.kb == Kb(5066836))
-        .unwrap_or_else(|| {
-            panic!(
-                "{:?}",
-                e.missing_updates
-                    .iter()
-                    .map(|u| (u.kb, &u.title, u.closes.len()))
-                    .collect::<Vec<_>>()
-            )
-        });
-    assert_eq!(lcu.classification, Classification::SecurityCumulativeUpdate);
-    assert!(
-        lcu.title
-            .contains("Cumulative Update for Windows Server 2016")
-            && !lcu.title.contains(".NET"),
-        "{}",
-        lcu.title
+        .max_by_key(|u| u.closes.len())
+        .unwrap();
+    assert_eq!(
+        newest.classification,
+        Classification::SecurityCumulativeUpdate
     );
-    assert!(!lcu.product_id.contains('-'), "{}", lcu.product_id);
+    assert!(
+        newest
+            .title
+            .contains("Cumulative Update for Windows Server 2016"),
+        "{}",
+        newest.title
+    );
+    // The in-box .NET CVE is fixed by the newest OS cumulative update, not by an older one
+    // the newest replaces (KB5066836), and no OS update is titled as a .NET update.
+    let c38081 = find(&e, "CVE-2024-38081");
+    assert_eq!(c38081.install, newest.kb);
+    assert!(
+        e.missing_updates.iter().all(|u| u.kb != Kb(5066836)),
+        "{:?}",
+        e.missing_updates
+            .iter()
+            .map(|u| (u.kb, &u.title))
+            .collect::<Vec<_>>()
+    );
+    for u in &e.missing_updates {
+        assert!(
+            !(u.title.contains(".NET") && u.title.contains("Cumulative Update for Windows")),
+            "{}",
+            u.title
+        );
+    }
+    // One finding per CVE and remedy (IE 11 and EdgeHTML list the same CVEs with one fix).
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &e.open_cves {
+        assert!(
+            seen.insert((c.cve.to_string(), c.install)),
+            "{} twice",
+            c.cve
+        );
+    }
+    // .NET 3.5 alone is an optional feature: nothing installed shows it.
+    assert!(
+        e.open_cves
+            .iter()
+            .all(|c| !c.product_id.starts_with("2472-")),
+        ".NET 3.5 assessed without evidence"
+    );
+}
+
+#[test]
+fn an_out_of_band_fix_is_not_closed_by_its_months_main_update() {
+    // CVE-2018-8653 (KEV, IE 11) is fixed only by the out-of-band KB4483229 (2016) and
+    // KB4483235 (2019), released after December 2018's cumulative updates KB4471321 and
+    // KB4471332, which they supersede. A server with the December update is still exposed.
+    let c = catalog_of(&["2016-Nov", "2018-Dec"]);
+    let ix = ExposureIndex::new(&c);
+    let at = day("2019-01-15");
+    let host = |os: &str, build: &str, kbs: &[u32]| Server {
+        name: "H".into(),
+        os: os.into(),
+        build: Some(build.parse().unwrap()),
+        installation: Some(Installation::Desktop),
+        installed_kbs: kbs.iter().map(|k| Kb(*k)).collect(),
+        ..Server::default()
+    };
+    let s16 = "Microsoft Windows Server 2016 Datacenter";
+    let dec = ix.assess(&host(s16, "10.0.14393", &[4471321]), at);
+    let c8653 = find(&dec, "CVE-2018-8653");
+    assert!(c8653.kev);
+    assert_eq!(&c8653.fixed_by[..], &[Kb(4483229)]);
+    let with_build = ix.assess(&host(s16, "10.0.14393.2665", &[4471321]), at);
+    assert!(open(&with_build, "CVE-2018-8653"));
+    let oob = ix.assess(&host(s16, "10.0.14393", &[4483229]), at);
+    assert!(!open(&oob, "CVE-2018-8653"));
+    let s19 = "Microsoft Windows Server 2019 Datacenter";
+    assert!(open(
+        &ix.assess(&host(s19, "10.0.17763.194", &[4471332]), at),
+        "CVE-2018-8653"
+    ));
+    assert!(!open(
+        &ix.assess(&host(s19, "10.0.17763", &[4483235]), at),
+        "CVE-2018-8653"
+    ));
+}
+
+#[test]
+fn a_bare_kb_list_is_assessed_as_the_release_its_cumulative_updates_belong_to() {
+    let c = catalog_of(&["2024-Jun", "2024-Jul"]);
+    let ix = ExposureIndex::new(&c);
+    // Get-HotFix shows no OS: KB5039227 is June 2024's Server 2022 cumulative update.
+    let e = ix.assess(
+        &Server {
+            name: "GHF".into(),
+            installed_kbs: [Kb(5039227)].into_iter().collect(),
+            ..Server::default()
+        },
+        day("2024-08-01"),
+    );
+    assert_eq!(e.release, Some(ServerRelease::Server2022), "{:?}", e.notes);
+    assert!(open(&e, "CVE-2024-38077"), "July's fix is missing");
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("inferred from its installed"))
+    );
+    // KBs of two releases: nothing is guessed.
+    let e = ix.assess(
+        &Server {
+            name: "MIX".into(),
+            installed_kbs: [Kb(5039227), Kb(5039217)].into_iter().collect(),
+            ..Server::default()
+        },
+        day("2024-08-01"),
+    );
+    assert_eq!(e.release, None);
+    assert!(e.open_cves.is_empty());
 }
 
 #[test]
