@@ -347,14 +347,19 @@ pub fn verify(input: &PlanInput<'_>, plan: &Plan) -> Vec<Violation> {
     }
 
     // --- dependencies --------------------------------------------------------------------
-    let members_of_service = |n: &str| -> Vec<String> {
-        est.services
-            .iter()
-            .filter(|s| s.name.eq_ignore_ascii_case(n))
-            .flat_map(|s| s.members.iter().map(|m| lc(m)))
-            .filter(|m| servers.contains_key(m))
-            .collect()
-    };
+    // Service (lower-case name) → its members in the estate, built once: dependencies on a
+    // service are common, and a scan of every service per edge is quadratic at 100,000 servers.
+    let mut service_members: HashMap<String, Vec<String>> = HashMap::new();
+    for svc in &est.services {
+        service_members.entry(lc(&svc.name)).or_default().extend(
+            svc.members
+                .iter()
+                .map(|m| lc(m))
+                .filter(|m| servers.contains_key(m)),
+        );
+    }
+    let members_of_service =
+        |n: &str| -> Vec<String> { service_members.get(&lc(n)).cloned().unwrap_or_default() };
     let expand = |t: &DependencyTarget| -> Vec<String> {
         match t {
             DependencyTarget::Server(s) => {
