@@ -377,3 +377,37 @@ async fn sqlite_file_survives_reopen() {
     assert_eq!(again.catalog().await.unwrap().fixes.len(), 1);
     assert_eq!(again.catalog().await.unwrap().vulnerabilities.len(), 2);
 }
+
+#[tokio::test]
+async fn a_corrupt_estate_record_is_named_when_the_estate_is_loaded() {
+    let dir = std::env::temp_dir().join(format!("patchward-store-corrupt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("corrupt.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    contract(&store).await;
+    let good = store.estate().await.unwrap();
+    assert!(!good.dependencies.is_empty() && !good.servers.is_empty());
+    // Damage one dependency record behind the store's back (valid JSON, wrong shape).
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE estate_objects SET record = '{\"oops\": 1}' WHERE kind = 'dependency' AND rowid = (SELECT min(rowid) FROM estate_objects WHERE kind = 'dependency')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let err = store.estate().await.unwrap_err().to_string();
+    assert!(err.contains("dependency"), "{err}");
+    // Servers still load in bulk, and in name order.
+    let servers = store.servers().await.unwrap();
+    assert_eq!(
+        servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        good.servers
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    );
+}
