@@ -362,7 +362,10 @@ impl<'c> ExposureIndex<'c> {
                 // One finding per CVE and remedy: MSRC lists some CVEs under the OS and its
                 // components (IE 11 and EdgeHTML, .NET 3.5 and 3.5 AND 4.7.2) with one fix.
                 if p == os {
-                    if self.also_on_components[os].contains(&facts.order) {
+                    if self.also_on_components[os]
+                        .get(facts.order as usize / 64)
+                        .is_some_and(|w| w & (1 << (facts.order % 64)) != 0)
+                    {
                         seen.insert((facts.order, facts.install));
                     }
                 } else if !seen.insert((facts.order, facts.install)) {

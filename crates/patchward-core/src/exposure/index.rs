@@ -608,7 +608,8 @@ impl<'c> ExposureIndex<'c> {
         }
         self.update_facts = update_facts;
         // Per OS product: CVEs its components list too (candidates for one finding, not two).
-        let mut also: Vec<HashSet<u32>> = vec![HashSet::default(); self.per_product.len()];
+        let words = self.catalog.vulnerabilities.len().div_ceil(64);
+        let mut also: Vec<Vec<u64>> = vec![Vec::new(); self.per_product.len()];
         for (key, comps) in &self.component_products {
             let Some(&os) = self.os_products.get(key) else {
                 continue;
@@ -616,7 +617,13 @@ impl<'c> ExposureIndex<'c> {
             for &c in comps {
                 for cf in &self.per_product[c] {
                     if let Some(f) = cf.plain.as_ref().or(cf.hot.as_ref()) {
-                        also[os].insert(f.order);
+                        let bits = &mut also[os];
+                        if bits.is_empty() {
+                            bits.resize(words, 0);
+                        }
+                        if let Some(w) = bits.get_mut(f.order as usize / 64) {
+                            *w |= 1 << (f.order % 64);
+                        }
                     }
                 }
             }

@@ -340,8 +340,8 @@ pub struct ExposureIndex<'c> {
     update_facts: HashMap<(usize, Kb), Arc<UpdateFacts>>,
     /// Number of distinct [`CveFacts`] (their `slot`s run 0..slots).
     slots: usize,
-    /// Per OS product: `order`s of the CVEs that its components list too.
-    also_on_components: Vec<HashSet<u32>>,
+    /// Per OS product: a bit per CVE `order` that its components list too.
+    also_on_components: Vec<Vec<u64>>,
     /// Per component product (e.g. .NET on an OS): its newest cumulative update, by release.
     latest_component: Vec<Option<(Option<Timestamp>, Kb)>>,
     kev: HashMap<&'c str, &'c KevEntry>,
