@@ -9,6 +9,32 @@ use jiff::tz::TimeZone;
 use patchward_core::plan::JobOutcome;
 use std::collections::{BTreeMap, HashMap};
 
+/// The non-blank, non-comment lines of a small CSV, each read as one record with its line
+/// number, so that errors name the file's own line numbers.
+fn csv_lines<'a>(
+    file: &'a str,
+    text: &'a str,
+) -> impl Iterator<Item = Result<(usize, ::csv::StringRecord)>> + 'a {
+    text.lines().enumerate().filter_map(move |(i, raw)| {
+        let line = i + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            return None;
+        }
+        Some(
+            ::csv::ReaderBuilder::new()
+                .has_headers(false)
+                .trim(::csv::Trim::All)
+                .from_reader(trimmed.as_bytes())
+                .records()
+                .next()
+                .unwrap_or_else(|| Ok(::csv::StringRecord::new()))
+                .map(|rec| (line, rec))
+                .map_err(|e| anyhow!("{file}:{line}: {e}")),
+        )
+    })
+}
+
 /// `server,outcome,at[,expected_end]`, one job a line; an optional header line; `#` comments.
 /// Server names must be in the plan's scope; errors name the file, line and field.
 pub fn parse_outcomes(
@@ -21,21 +47,8 @@ pub fn parse_outcomes(
     let in_scope: HashMap<String, &String> =
         scope.iter().map(|s| (s.trim().to_lowercase(), s)).collect();
     let mut first = true;
-    // Line by line (so errors name the file's own line numbers), each line read as CSV.
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let rec = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .trim(::csv::Trim::All)
-            .from_reader(trimmed.as_bytes())
-            .records()
-            .next()
-            .unwrap_or_else(|| Ok(::csv::StringRecord::new()))
-            .map_err(|e| anyhow!("{file}:{line}: {e}"))?;
+    for row in csv_lines(file, text) {
+        let (line, rec) = row?;
         let is_header = first && rec.get(0).is_some_and(|f| f.eq_ignore_ascii_case("server"));
         first = false;
         if is_header {
@@ -127,21 +140,8 @@ pub fn parse_due_file(
 ) -> Result<Vec<DueRow>> {
     let mut columns: Option<(usize, usize)> = None;
     let mut out = Vec::new();
-    // Line by line (each line read as CSV), so that errors name the file's own line numbers.
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let rec = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .trim(::csv::Trim::All)
-            .from_reader(trimmed.as_bytes())
-            .records()
-            .next()
-            .unwrap_or_else(|| Ok(::csv::StringRecord::new()))
-            .map_err(|e| anyhow!("{file}:{line}: {e}"))?;
+    for row in csv_lines(file, text) {
+        let (line, rec) = row?;
         let Some((si, di)) = columns else {
             // The header: both columns by name, in any order.
             let find = |want: &str| rec.iter().position(|f| f.eq_ignore_ascii_case(want));
