@@ -117,6 +117,33 @@ fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
 }
 
 impl SqliteStore {
+    /// The `record` column of `table` rows matching `filter`, in `order`, packed by SQLite into
+    /// one string (records joined by the ASCII record separator, which JSON text never holds
+    /// unescaped): one row through the driver instead of one per record, which dominates
+    /// loading 100,000 servers and 300,000 dependencies. `None` when the query fails or a record
+    /// does not decode (callers fall back to a row-by-row read that names the bad record).
+    async fn packed<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+        filter: &'static str,
+        order: &'static str,
+    ) -> Option<Vec<T>> {
+        // Built from the fixed arguments above only, never from input.
+        let sql = format!(
+            "SELECT group_concat(record, char(30) ORDER BY {order}) FROM {table} WHERE {filter}"
+        );
+        let (text,): (Option<String>,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .ok()?;
+        let Some(text) = text else {
+            return Some(Vec::new());
+        };
+        text.split('\u{1e}')
+            .map(|r| serde_json::from_str(r).ok())
+            .collect()
+    }
+
     /// Open (creating if missing) the database file and apply migrations.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
         let opts = SqliteConnectOptions::new()
@@ -649,6 +676,9 @@ impl Store for SqliteStore {
     }
 
     async fn servers(&self) -> Result<Vec<Server>> {
+        if let Some(all) = self.packed("servers", "1", "name COLLATE NOCASE").await {
+            return Ok(all);
+        }
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT name, record FROM servers ORDER BY name COLLATE NOCASE")
                 .fetch_all(&self.pool)
@@ -697,6 +727,46 @@ impl Store for SqliteStore {
             servers: self.servers().await?,
             ..Default::default()
         };
+        // Each kind packed into one row (see `packed`); a record that does not decode sends us
+        // to the row-by-row read below, which names it.
+        let of = |kind: &'static str| ("estate_objects", kind, "name");
+        let (s, d, w, b) = (
+            of("kind = 'service'"),
+            of("kind = 'dependency'"),
+            of("kind = 'window'"),
+            of("kind = 'blackout'"),
+        );
+        let (bp, r, cv, cp) = (
+            of("kind = 'backup_policy'"),
+            of("kind = 'ring'"),
+            of("kind = 'coverage'"),
+            of("kind = 'capacity'"),
+        );
+        if let (Some(services), Some(dependencies), Some(windows), Some(blackouts)) = (
+            self.packed(s.0, s.1, s.2).await,
+            self.packed(d.0, d.1, d.2).await,
+            self.packed(w.0, w.1, w.2).await,
+            self.packed(b.0, b.1, b.2).await,
+        ) && let (Some(backup_policies), Some(mut rings), Some(coverage), Some(capacity)) = (
+            self.packed(bp.0, bp.1, bp.2).await,
+            self.packed::<patchward_core::inventory::Ring>(r.0, r.1, r.2)
+                .await,
+            self.packed(cv.0, cv.1, cv.2).await,
+            self.packed(cp.0, cp.1, cp.2).await,
+        ) {
+            rings.sort_by_key(|r| r.order);
+            return Ok(Estate {
+                services,
+                dependencies,
+                windows,
+                blackouts,
+                backup_policies,
+                rings,
+                coverage: coverage.into_iter().next(),
+                capacity: capacity.into_iter().next().unwrap_or_default(),
+                ..estate
+            });
+        }
         let rows: Vec<(String, String, String)> =
             sqlx::query_as("SELECT kind, name, record FROM estate_objects ORDER BY kind, name")
                 .fetch_all(&self.pool)
