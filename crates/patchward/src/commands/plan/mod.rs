@@ -243,7 +243,9 @@ async fn make_plan(
     tz: &TimeZone,
 ) -> Result<()> {
     let policy = load_policy(a.policy.as_deref())?;
-    let estate = store.estate().await?;
+    // The estate and the catalog are independent reads: side by side on the pool.
+    let (estate, catalog) = tokio::join!(store.estate(), store.catalog());
+    let (estate, catalog) = (estate?, catalog?);
     if estate.servers.is_empty() {
         bail!(
             "no servers in {}: import an estate with `patchward import hosts ESTATE.toml`",
@@ -314,7 +316,6 @@ async fn make_plan(
     // Exposure: the default scope and every server's priority due date. With an explicit
     // scope only those servers are assessed.
     let as_of = start.to_zoned_datetime(TimeZone::UTC).date();
-    let catalog = store.catalog().await?;
     if catalog.fixes.is_empty() {
         eprintln!(
             "warning: no MSRC data imported yet, so no exposure and no due dates: import feeds first (`patchward import feeds`)"
@@ -435,8 +436,16 @@ async fn make_plan(
     input.emergency = a.emergency;
     input.horizon = SignedDuration::from_hours(i64::from(a.horizon_days) * 24);
     let p = plan(&input);
-    check(&input, &p)?;
-    save(store, &p).await?;
+    // The stored form is written while the independent checker works; it is stored only if
+    // the checker accepts the plan.
+    let (verdict, json) = std::thread::scope(|sc| {
+        let json = sc.spawn(|| serde_json::to_string(&p));
+        (check(&input, &p), json.join())
+    });
+    verdict?;
+    let json = json.map_err(|_| anyhow!("writing the plan as JSON failed"))??;
+    store.save_plan(&p.cycle, &json, now()).await?;
+    eprintln!("plan: stored as cycle {:?}", p.cycle);
     print!("{}", render(&p, &estate, a.format, tz)?);
     Ok(())
 }
