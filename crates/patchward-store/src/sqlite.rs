@@ -122,6 +122,17 @@ impl SqliteStore {
     /// unescaped): one row through the driver instead of one per record, which dominates
     /// loading 100,000 servers and 300,000 dependencies. `None` when the query fails or a record
     /// does not decode (callers fall back to a row-by-row read that names the bad record).
+    /// [`Self::packed`] for one kind of estate object, in name order.
+    async fn packed_kind<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &'static str,
+    ) -> Option<Vec<T>> {
+        let sql = format!(
+            "SELECT group_concat(record, char(30) ORDER BY name) FROM estate_objects WHERE kind = '{kind}'"
+        );
+        self.packed_sql(sql).await
+    }
+
     async fn packed<T: serde::de::DeserializeOwned>(
         &self,
         table: &'static str,
@@ -132,6 +143,11 @@ impl SqliteStore {
         let sql = format!(
             "SELECT group_concat(record, char(30) ORDER BY {order}) FROM {table} WHERE {filter}"
         );
+        self.packed_sql(sql).await
+    }
+
+    /// Runs a packing query (static parts only) and decodes each record.
+    async fn packed_sql<T: serde::de::DeserializeOwned>(&self, sql: String) -> Option<Vec<T>> {
         let (text,): (Option<String>,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_one(&self.pool)
             .await
@@ -729,30 +745,17 @@ impl Store for SqliteStore {
         };
         // Each kind packed into one row (see `packed`); a record that does not decode sends us
         // to the row-by-row read below, which names it.
-        let of = |kind: &'static str| ("estate_objects", kind, "name");
-        let (s, d, w, b) = (
-            of("kind = 'service'"),
-            of("kind = 'dependency'"),
-            of("kind = 'window'"),
-            of("kind = 'blackout'"),
-        );
-        let (bp, r, cv, cp) = (
-            of("kind = 'backup_policy'"),
-            of("kind = 'ring'"),
-            of("kind = 'coverage'"),
-            of("kind = 'capacity'"),
-        );
         if let (Some(services), Some(dependencies), Some(windows), Some(blackouts)) = (
-            self.packed(s.0, s.1, s.2).await,
-            self.packed(d.0, d.1, d.2).await,
-            self.packed(w.0, w.1, w.2).await,
-            self.packed(b.0, b.1, b.2).await,
+            self.packed_kind("service").await,
+            self.packed_kind("dependency").await,
+            self.packed_kind("window").await,
+            self.packed_kind("blackout").await,
         ) && let (Some(backup_policies), Some(mut rings), Some(coverage), Some(capacity)) = (
-            self.packed(bp.0, bp.1, bp.2).await,
-            self.packed::<patchward_core::inventory::Ring>(r.0, r.1, r.2)
+            self.packed_kind("backup_policy").await,
+            self.packed_kind::<patchward_core::inventory::Ring>("ring")
                 .await,
-            self.packed(cv.0, cv.1, cv.2).await,
-            self.packed(cp.0, cp.1, cp.2).await,
+            self.packed_kind("coverage").await,
+            self.packed_kind("capacity").await,
         ) {
             rings.sort_by_key(|r| r.order);
             return Ok(Estate {
