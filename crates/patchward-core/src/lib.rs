@@ -1,6 +1,7 @@
 //! Patchward's domain model. Pure: no I/O and no clock — time is always a parameter, so every
 //! rule here can be tested with any date.
 
+pub mod access;
 pub mod build;
 pub mod calendar;
 pub mod catalog;

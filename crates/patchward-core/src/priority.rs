@@ -444,7 +444,7 @@ pub struct PriorityCache {
 impl PriorityCache {
     fn mission_id(
         &mut self,
-        index: &crate::exposure::ExposureIndex<'_>,
+        index: &crate::exposure::ExposureIndex,
         mission: &(MissionImpact, Arc<str>),
         exposure: InternetExposure,
     ) -> u32 {
@@ -484,7 +484,7 @@ fn mission_of(server: &Server, policy: &Policy) -> (MissionImpact, Arc<str>) {
 
 /// Exposure plus a priority for every open CVE, most urgent first.
 pub fn assess_server(
-    index: &crate::exposure::ExposureIndex<'_>,
+    index: &crate::exposure::ExposureIndex,
     server: &Server,
     policy: &Policy,
     as_of: Date,
@@ -494,7 +494,7 @@ pub fn assess_server(
 
 /// [`assess_server`] sharing priorities across servers through `cache`.
 pub fn assess_server_cached(
-    index: &crate::exposure::ExposureIndex<'_>,
+    index: &crate::exposure::ExposureIndex,
     server: &Server,
     policy: &Policy,
     as_of: Date,
@@ -508,7 +508,7 @@ pub fn assess_server_cached(
 /// Give every open CVE of an assessed server its priority, most urgent first.
 pub fn prioritise_exposure(
     e: &mut crate::exposure::ServerExposure,
-    index: &crate::exposure::ExposureIndex<'_>,
+    index: &crate::exposure::ExposureIndex,
     server: &Server,
     policy: &Policy,
     as_of: Date,
@@ -567,7 +567,7 @@ fn by_patch_state(servers: &[Server]) -> Vec<usize> {
 /// [`assess_server_cached`] for many servers: each patch state is assessed once and its
 /// findings shared (then prioritised per server). Results are in the order of `servers`.
 pub fn assess_fleet(
-    index: &crate::exposure::ExposureIndex<'_>,
+    index: &crate::exposure::ExposureIndex,
     servers: &[Server],
     policy: &Policy,
     as_of: Date,
@@ -597,7 +597,7 @@ pub fn assess_fleet(
 
 /// [`summarise_server`] for many servers, each patch state scanned once.
 pub fn summarise_fleet(
-    index: &crate::exposure::ExposureIndex<'_>,
+    index: &crate::exposure::ExposureIndex,
     servers: &[Server],
     policy: &Policy,
     as_of: Date,
@@ -647,7 +647,7 @@ pub struct ServerSummary {
 /// [`assess_server_cached`] reduced to counts, for fleets: the same decisions, nothing kept
 /// per finding.
 pub fn summarise_server(
-    index: &crate::exposure::ExposureIndex<'_>,
+    index: &crate::exposure::ExposureIndex,
     server: &Server,
     policy: &Policy,
     as_of: Date,
@@ -662,7 +662,7 @@ pub fn summarise_server(
 
 /// Counts of a server's open CVEs by their priorities (exposure left empty).
 fn count<'f>(
-    index: &crate::exposure::ExposureIndex<'_>,
+    index: &crate::exposure::ExposureIndex,
     server: &Server,
     policy: &Policy,
     as_of: Date,

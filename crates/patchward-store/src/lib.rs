@@ -12,7 +12,7 @@ use patchward_core::catalog::{Affected, Fix, Product, Update, Vulnerability};
 use patchward_core::exposure::Catalog;
 use patchward_core::intel::{EpssScore, KevEntry, LifecycleEntry, NvdRecord};
 use patchward_core::inventory::{Estate, Server};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,6 +24,9 @@ pub enum StoreError {
     Corrupt { what: String, why: String },
     #[error("{0}")]
     Invalid(String),
+    /// A unique name is taken (user, tenant).
+    #[error("{0} already exists")]
+    Conflict(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -80,73 +83,336 @@ pub struct Counts {
 }
 
 /// The storage interface. Implementations must pass the contract tests in `tests/it`.
-#[allow(async_fn_in_trait)]
 pub trait Store {
     /// MSRC month: replaces the document's previous facts, unless the same revision is stored.
-    async fn import_document(
+    fn import_document(
         &self,
         doc: &DocumentImport<'_>,
         now: Timestamp,
-    ) -> Result<ImportOutcome>;
+    ) -> impl Future<Output = Result<ImportOutcome>> + Send;
     /// Update facts from the KB → build table.
-    async fn import_kb_builds(
+    fn import_kb_builds(
         &self,
         source: &str,
         products: &[Product],
         updates: &[Update],
         now: Timestamp,
-    ) -> Result<ImportOutcome>;
+    ) -> impl Future<Output = Result<ImportOutcome>> + Send;
     /// The KEV catalog: replaces the stored one unless it is older.
-    async fn import_kev(
+    fn import_kev(
         &self,
         source: &str,
         version: &str,
         released: Option<Timestamp>,
         entries: &[KevEntry],
         now: Timestamp,
-    ) -> Result<ImportOutcome>;
+    ) -> impl Future<Output = Result<ImportOutcome>> + Send;
     /// EPSS scores: a score replaces a stored one for the same CVE unless older.
-    async fn import_epss(
+    fn import_epss(
         &self,
         source: &str,
         scores: &[EpssScore],
         now: Timestamp,
-    ) -> Result<ImportOutcome>;
+    ) -> impl Future<Output = Result<ImportOutcome>> + Send;
     /// NVD records: a record replaces a stored one unless older (lastModified).
-    async fn import_nvd(
+    fn import_nvd(
         &self,
         source: &str,
         records: &[NvdRecord],
         now: Timestamp,
-    ) -> Result<ImportOutcome>;
+    ) -> impl Future<Output = Result<ImportOutcome>> + Send;
     /// The lifecycle table: replaces the stored one.
-    async fn import_lifecycle(
+    fn import_lifecycle(
         &self,
         source: &str,
         entries: &[LifecycleEntry],
         now: Timestamp,
-    ) -> Result<ImportOutcome>;
+    ) -> impl Future<Output = Result<ImportOutcome>> + Send;
+
+    // ---- Estate (per tenant) ----
 
     /// Insert or replace servers (all or nothing).
-    async fn upsert_servers(&self, servers: &[Server], now: Timestamp) -> Result<()>;
+    fn upsert_servers(
+        &self,
+        tenant: TenantId,
+        servers: &[Server],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Merge `servers` into what is stored, in one write transaction that holds the write lock
+    /// from the read to the commit, so concurrent writers never lose each other's changes: each
+    /// stored server of the same name (ASCII case-insensitive) becomes `merge(stored, new)`.
+    /// With `rest`, the tenant's non-server estate objects are replaced by it. Returns how many
+    /// servers were written. `servers` must not name a server twice.
+    fn merge_servers(
+        &self,
+        tenant: TenantId,
+        servers: Vec<Server>,
+        rest: Option<Estate>,
+        merge: fn(Server, Server) -> Server,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<usize>> + Send;
     /// Replace the estate's non-server parts and upsert its servers (all or nothing).
-    async fn import_estate(&self, estate: &Estate, now: Timestamp) -> Result<()>;
-    async fn servers(&self) -> Result<Vec<Server>>;
-    async fn server(&self, name: &str) -> Result<Option<Server>>;
+    fn import_estate(
+        &self,
+        tenant: TenantId,
+        estate: &Estate,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The tenant's servers in name order.
+    fn servers(&self, tenant: TenantId) -> impl Future<Output = Result<Vec<Server>>> + Send;
+    /// The tenant's servers with their ids, in name order.
+    fn stored_servers(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Vec<StoredServer>>> + Send;
+    fn server(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Server>>> + Send;
+    /// A server by id; another tenant's id is `None`, like an id that does not exist.
+    fn server_by_id(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<StoredServer>>> + Send;
     /// The stored servers among `names` (ASCII case-insensitive), in no particular order; names
     /// not stored are left out. An import merges with these instead of reading every server.
-    async fn servers_named(&self, names: &[String]) -> Result<Vec<Server>>;
+    fn servers_named(
+        &self,
+        tenant: TenantId,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<Server>>> + Send;
     /// Servers plus services, dependencies, windows, ... as one estate.
-    async fn estate(&self) -> Result<Estate>;
+    fn estate(&self, tenant: TenantId) -> impl Future<Output = Result<Estate>> + Send;
+    /// Changes with every write to the tenant's estate (a cache key).
+    fn estate_revision(&self, tenant: TenantId) -> impl Future<Output = Result<i64>> + Send;
+
+    // ---- Catalog and feeds (shared by all tenants) ----
 
     /// Everything the exposure and priority engines need.
-    async fn catalog(&self) -> Result<Catalog>;
-    async fn feed_status(&self) -> Result<Vec<FeedStatus>>;
-    async fn counts(&self) -> Result<Counts>;
+    fn catalog(&self) -> impl Future<Output = Result<Catalog>> + Send;
+    /// Changes with every feed import (a cache key for the exposure index).
+    fn catalog_revision(&self) -> impl Future<Output = Result<String>> + Send;
+    fn feed_status(&self) -> impl Future<Output = Result<Vec<FeedStatus>>> + Send;
+    /// Catalog counts, and the servers of `tenant`.
+    fn counts(&self, tenant: TenantId) -> impl Future<Output = Result<Counts>> + Send;
+
+    // ---- Plans (per tenant) ----
 
     /// Store a plan as JSON under its cycle name (replacing an earlier plan of that cycle).
-    async fn save_plan(&self, cycle: &str, plan_json: &str, now: Timestamp) -> Result<()>;
-    async fn plan(&self, cycle: &str) -> Result<Option<String>>;
+    fn save_plan(
+        &self,
+        tenant: TenantId,
+        cycle: &str,
+        plan_json: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn plan(
+        &self,
+        tenant: TenantId,
+        cycle: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Cycle names with stored plans, newest first.
-    async fn plans(&self) -> Result<Vec<(String, Timestamp)>>;
+    fn plans(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Vec<(String, Timestamp)>>> + Send;
+}
+
+/// Tenants, users, API tokens and sessions (the control plane's accounts).
+pub trait AccessStore {
+    fn tenants(&self) -> impl Future<Output = Result<Vec<Tenant>>> + Send;
+    fn tenant_by_name(&self, name: &str) -> impl Future<Output = Result<Option<Tenant>>> + Send;
+    fn tenant(&self, id: TenantId) -> impl Future<Output = Result<Option<Tenant>>> + Send;
+    /// The tenant of that name (case-insensitive), created if new.
+    fn ensure_tenant(
+        &self,
+        name: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Tenant>> + Send;
+
+    // ---- Users, tokens, sessions ----
+
+    /// A new user; a name already taken (case-insensitive) is [`StoreError::Conflict`].
+    fn create_user(
+        &self,
+        user: &NewUser<'_>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<UserRecord>> + Send;
+    fn user_by_name(&self, name: &str) -> impl Future<Output = Result<Option<UserRecord>>> + Send;
+    fn user(&self, id: i64) -> impl Future<Output = Result<Option<UserRecord>>> + Send;
+    /// Users of a tenant (provider-wide users too when `None`), by name.
+    fn users(
+        &self,
+        tenant: Option<TenantId>,
+    ) -> impl Future<Output = Result<Vec<UserRecord>>> + Send;
+    /// Disable or enable; a disabled user's tokens and sessions stop working at once.
+    fn set_user_disabled(
+        &self,
+        id: i64,
+        disabled: bool,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// A login attempt's outcome: success resets the failure count; a failure adds one and,
+    /// with `lock_until`, locks the account until then.
+    fn record_login(
+        &self,
+        id: i64,
+        ok: bool,
+        lock_until: Option<Timestamp>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn create_token(
+        &self,
+        token: &NewToken<'_>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<TokenRecord>> + Send;
+    /// The token with this hash and its user (revoked and expired ones included: the caller
+    /// decides, with its clock).
+    fn token_by_hash(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<(TokenRecord, UserRecord)>>> + Send;
+    fn token(&self, id: i64) -> impl Future<Output = Result<Option<TokenRecord>>> + Send;
+    /// Tokens of one user, or of every user when `None`, newest first.
+    fn tokens(&self, user: Option<i64>) -> impl Future<Output = Result<Vec<TokenRecord>>> + Send;
+    /// Revoke; `false` when there is no such token or it was revoked before.
+    fn revoke_token(&self, id: i64, now: Timestamp) -> impl Future<Output = Result<bool>> + Send;
+    fn create_session(&self, session: &SessionRecord) -> impl Future<Output = Result<()>> + Send;
+    fn session(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<(SessionRecord, UserRecord)>>> + Send;
+    fn delete_session(&self, hash: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The audit log: append-only (there is no update or delete method).
+pub trait AuditStore {
+    /// Append an entry after the last one, in one write transaction: the store numbers it,
+    /// sets `prev_hash` to the last entry's hash ("" for the first) and `hash` to
+    /// `chain(&entry)`. Concurrent appends are serialised, so the chain never forks.
+    fn append_audit(
+        &self,
+        entry: NewAuditEntry,
+        chain: fn(&AuditEntry) -> String,
+    ) -> impl Future<Output = Result<AuditEntry>> + Send;
+    /// The last entry's (seq, hash) as recorded beside the log, if any entry was appended.
+    fn audit_head(&self) -> impl Future<Output = Result<Option<(i64, String)>>> + Send;
+    /// Entries in order, filtered.
+    fn audit(&self, q: &AuditQuery) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
+}
+
+/// Everything a server needs from one backend, shareable between request handlers.
+pub trait ControlStore: Store + AccessStore + AuditStore + Clone + Send + Sync + 'static {}
+impl<T: Store + AccessStore + AuditStore + Clone + Send + Sync + 'static> ControlStore for T {}
+
+/// A tenant's id. Every estate record belongs to one; feeds are shared by all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TenantId(pub i64);
+
+impl TenantId {
+    /// The tenant a single-tenant install uses without naming it.
+    pub const DEFAULT: TenantId = TenantId(1);
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// A server with the id the store gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredServer {
+    pub id: i64,
+    pub server: Server,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser<'a> {
+    /// `None`: provider-wide (an administrator of every tenant).
+    pub tenant: Option<TenantId>,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub password_hash: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub tenant: Option<TenantId>,
+    pub name: String,
+    pub role: String,
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+    pub failed_logins: i64,
+    pub locked_until: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewToken<'a> {
+    pub user_id: i64,
+    /// SHA-256 of the secret, hex.
+    pub hash: &'a str,
+    pub label: &'a str,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub label: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// SHA-256 of the cookie value, hex.
+    pub hash: String,
+    pub user_id: i64,
+    pub csrf: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    pub at: Timestamp,
+    pub tenant: Option<TenantId>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// JSON text.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub tenant: Option<TenantId>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Which audit entries to read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditQuery {
+    /// `Some`: only this tenant's entries (provider-wide ones are left out).
+    pub tenant: Option<TenantId>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<Timestamp>,
+    /// Entries after this sequence number.
+    pub after_seq: Option<i64>,
+    pub limit: Option<i64>,
 }

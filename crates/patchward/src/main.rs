@@ -66,11 +66,21 @@ enum ImportCommand {
     /// MSRC CVRF (XML/JSON), CISA KEV, FIRST EPSS, NVD 2.0, lifecycle, KB build table; zstd/gzip ok.
     Feeds(ImportArgs),
     /// Server inventory CSV, estate TOML, systeminfo, wmic qfe, Get-HotFix captures.
-    Hosts(ImportArgs),
+    Hosts(ImportHostsArgs),
 }
 
 #[derive(Args)]
 pub struct ImportArgs {
+    /// Files or folders (walked recursively).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ImportHostsArgs {
+    /// The tenant the servers belong to (created if new); default: the default tenant.
+    #[arg(long)]
+    tenant: Option<String>,
     /// Files or folders (walked recursively).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -139,7 +149,9 @@ async fn run(cli: Cli) -> Result<()> {
             commands::import::feeds(&db, &a.paths).await.map(|_| ())
         }
         Command::Import(ImportCommand::Hosts(a)) => {
-            commands::import::hosts(&db, &a.paths).await.map(|_| ())
+            commands::import::hosts(&db, a.tenant.as_deref(), &a.paths)
+                .await
+                .map(|_| ())
         }
         Command::Assess(a) => commands::assess::run(&db, a).await,
         Command::Servers(a) => commands::list::servers(&db, a).await,

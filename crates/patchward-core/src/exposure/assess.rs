@@ -2,17 +2,18 @@
 
 use super::*;
 
-impl<'c> ExposureIndex<'c> {
-    pub fn kev(&self, cve: &str) -> Option<&'c KevEntry> {
-        self.kev.get(cve).copied()
+impl ExposureIndex {
+    pub fn kev(&self, cve: &str) -> Option<&KevEntry> {
+        self.kev.get(cve).map(|&i| &self.catalog.kev[i])
     }
 
-    pub fn epss(&self, cve: &str) -> Option<&'c EpssScore> {
-        self.epss.get(cve).copied()
+    /// The newest score of the CVE.
+    pub fn epss(&self, cve: &str) -> Option<&EpssScore> {
+        self.epss.get(cve).map(|&i| &self.catalog.epss[i])
     }
 
-    pub fn nvd(&self, cve: &str) -> Option<&'c NvdRecord> {
-        self.nvd.get(cve).copied()
+    pub fn nvd(&self, cve: &str) -> Option<&NvdRecord> {
+        self.nvd.get(cve).map(|&i| &self.catalog.nvd[i])
     }
 
     /// The one release whose OS stream contains installed KBs of the server, if exactly one.
@@ -206,7 +207,10 @@ impl<'c> ExposureIndex<'c> {
             ));
         }
         let hotpatch = server.hotpatch && release.supports_hotpatch();
-        out.support = self.lifecycle.get(&release).map(|l| l.status(as_of));
+        out.support = self
+            .lifecycle
+            .get(&release)
+            .map(|&i| self.catalog.lifecycle[i].status(as_of));
         if let Some(s) = &out.support {
             if s.phase == crate::intel::SupportPhase::Unsupported {
                 notes.push(format!(

@@ -3,8 +3,10 @@
 
 use super::*;
 
-impl<'c> ExposureIndex<'c> {
-    pub fn new(catalog: &'c Catalog) -> ExposureIndex<'c> {
+impl ExposureIndex {
+    pub fn new(catalog: impl Into<Arc<Catalog>>) -> ExposureIndex {
+        let shared: Arc<Catalog> = catalog.into();
+        let catalog: &Catalog = &shared;
         let vidx: HashMap<&str, usize> = catalog
             .vulnerabilities
             .iter()
@@ -386,22 +388,33 @@ impl<'c> ExposureIndex<'c> {
             v.dedup();
         }
 
-        let kev = catalog.kev.iter().map(|k| (k.cve.as_str(), k)).collect();
-        let mut epss: HashMap<&str, &EpssScore> = HashMap::default();
-        for e in &catalog.epss {
-            let slot = epss.entry(e.cve.as_str()).or_insert(e);
-            if e.score_date > slot.score_date {
-                *slot = e;
+        let kev = catalog
+            .kev
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (Box::from(k.cve.as_str()), i))
+            .collect();
+        let mut epss: HashMap<Box<str>, usize> = HashMap::default();
+        for (i, e) in catalog.epss.iter().enumerate() {
+            let slot = epss.entry(Box::from(e.cve.as_str())).or_insert(i);
+            if e.score_date > catalog.epss[*slot].score_date {
+                *slot = i;
             }
         }
-        let nvd = catalog.nvd.iter().map(|n| (n.cve.as_str(), n)).collect();
+        let nvd = catalog
+            .nvd
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (Box::from(n.cve.as_str()), i))
+            .collect();
         let lifecycle = catalog
             .lifecycle
             .iter()
-            .filter_map(|l| l.release.map(|r| (r, l)))
+            .enumerate()
+            .filter_map(|(i, l)| l.release.map(|r| (r, i)))
             .collect();
         let mut index = ExposureIndex {
-            catalog,
+            catalog: Arc::clone(&shared),
             os_products,
             component_products,
             checks: Vec::new(),

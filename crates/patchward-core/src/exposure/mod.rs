@@ -306,8 +306,9 @@ pub struct UpdateInfo {
 }
 
 /// Indexes over a [`Catalog`] for assessing many servers quickly.
-pub struct ExposureIndex<'c> {
-    pub catalog: &'c Catalog,
+pub struct ExposureIndex {
+    /// Owned (shared): one index serves every request until the feeds change.
+    pub catalog: Arc<Catalog>,
     os_products: HashMap<(ServerRelease, Installation), usize>,
     component_products: HashMap<(ServerRelease, Installation), Vec<usize>>,
     /// Per product index: CVEs with their fix alternatives.
@@ -344,10 +345,11 @@ pub struct ExposureIndex<'c> {
     also_on_components: Vec<Vec<u64>>,
     /// Per component product (e.g. .NET on an OS): its newest cumulative update, by release.
     latest_component: Vec<Option<(Option<Timestamp>, Kb)>>,
-    kev: HashMap<&'c str, &'c KevEntry>,
-    epss: HashMap<&'c str, &'c EpssScore>,
-    lifecycle: HashMap<ServerRelease, &'c LifecycleEntry>,
-    nvd: HashMap<&'c str, &'c NvdRecord>,
+    /// CVE → position in `catalog.kev` (and likewise below).
+    kev: HashMap<Box<str>, usize>,
+    epss: HashMap<Box<str>, usize>,
+    lifecycle: HashMap<ServerRelease, usize>,
+    nvd: HashMap<Box<str>, usize>,
 }
 
 /// A CVE left open on a server: shared facts, how it was decided and its priority. Small

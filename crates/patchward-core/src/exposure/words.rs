@@ -18,7 +18,7 @@
 
 use super::*;
 
-impl<'c> ExposureIndex<'c> {
+impl ExposureIndex {
     /// What an update on `product` is, as a server of OS product `os` sees it.
     pub(super) fn classify(&self, os: usize, product: usize, kb: Kb) -> Classification {
         let c = self

@@ -11,7 +11,9 @@ use patchward_core::inventory::{
     Capacity, Dependency, DependencyTarget, DisruptionBudget, Estate, Ring, Server, Service,
 };
 use patchward_core::product::{Installation, ProductKind, ServerRelease};
-use patchward_store::{DocumentImport, ImportOutcome, SqliteStore, Store};
+use patchward_store::{DocumentImport, ImportOutcome, SqliteStore, Store, TenantId};
+
+const T: TenantId = TenantId::DEFAULT;
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -306,15 +308,15 @@ async fn contract(store: &impl Store) {
         },
         ..Estate::default()
     };
-    store.import_estate(&estate, now).await.unwrap();
-    let back = store.estate().await.unwrap();
+    store.import_estate(T, &estate, now).await.unwrap();
+    let back = store.estate(T).await.unwrap();
     assert_eq!(back.servers.len(), 2);
     assert_eq!(back.services, estate.services);
     assert_eq!(back.dependencies, estate.dependencies);
     assert_eq!(back.rings, estate.rings);
     assert_eq!(back.capacity, estate.capacity);
     assert_eq!(
-        store.server("dc-01").await.unwrap().unwrap(),
+        store.server(T, "dc-01").await.unwrap().unwrap(),
         dc,
         "names are case-insensitive"
     );
@@ -322,20 +324,21 @@ async fn contract(store: &impl Store) {
     // than one SQL statement takes.
     let mut names: Vec<String> = (0..1000).map(|i| format!("nope-{i}")).collect();
     names.push("dc-02".into());
-    let found = store.servers_named(&names).await.unwrap();
+    let found = store.servers_named(T, &names).await.unwrap();
     assert_eq!(
         found.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         ["DC-02"]
     );
-    assert!(store.servers_named(&[]).await.unwrap().is_empty());
+    assert!(store.servers_named(T, &[]).await.unwrap().is_empty());
 
     // Plans are stored by cycle and listed newest first.
     store
-        .save_plan("2026-11 Patch Tuesday", "{\"waves\":[]}", now)
+        .save_plan(T, "2026-11 Patch Tuesday", "{\"waves\":[]}", now)
         .await
         .unwrap();
     store
         .save_plan(
+            T,
             "CVE emergency",
             "{\"waves\":[1]}",
             t("2026-11-26T00:00:00Z"),
@@ -343,11 +346,11 @@ async fn contract(store: &impl Store) {
         .await
         .unwrap();
     assert_eq!(
-        store.plan("CVE emergency").await.unwrap().as_deref(),
+        store.plan(T, "CVE emergency").await.unwrap().as_deref(),
         Some("{\"waves\":[1]}")
     );
-    assert_eq!(store.plans().await.unwrap()[0].0, "CVE emergency");
-    assert!(store.plan("nope").await.unwrap().is_none());
+    assert_eq!(store.plans(T).await.unwrap()[0].0, "CVE emergency");
+    assert!(store.plan(T, "nope").await.unwrap().is_none());
 
     let status = store.feed_status().await.unwrap();
     let msrc = status
@@ -355,7 +358,7 @@ async fn contract(store: &impl Store) {
         .find(|s| s.feed == "msrc-cvrf" && s.key == "2024-Jul")
         .unwrap();
     assert_eq!(msrc.revision.as_deref(), Some("643"));
-    let counts = store.counts().await.unwrap();
+    let counts = store.counts(T).await.unwrap();
     assert_eq!((counts.documents, counts.servers, counts.kev), (2, 2, 2));
 }
 
@@ -373,7 +376,7 @@ async fn sqlite_file_survives_reopen() {
     contract(&SqliteStore::open(&path).await.unwrap()).await;
     // Reopening applies no migration twice and keeps everything.
     let again = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(again.counts().await.unwrap().servers, 2);
+    assert_eq!(again.counts(T).await.unwrap().servers, 2);
     assert_eq!(again.catalog().await.unwrap().fixes.len(), 1);
     assert_eq!(again.catalog().await.unwrap().vulnerabilities.len(), 2);
 }
@@ -386,7 +389,7 @@ async fn a_corrupt_estate_record_is_named_when_the_estate_is_loaded() {
     let path = dir.join("corrupt.db");
     let store = SqliteStore::open(&path).await.unwrap();
     contract(&store).await;
-    let good = store.estate().await.unwrap();
+    let good = store.estate(T).await.unwrap();
     assert!(!good.dependencies.is_empty() && !good.servers.is_empty());
     // Damage one dependency record behind the store's back (valid JSON, wrong shape).
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
@@ -399,10 +402,10 @@ async fn a_corrupt_estate_record_is_named_when_the_estate_is_loaded() {
     .await
     .unwrap();
     pool.close().await;
-    let err = store.estate().await.unwrap_err().to_string();
+    let err = store.estate(T).await.unwrap_err().to_string();
     assert!(err.contains("dependency"), "{err}");
     // Servers still load in bulk, and in name order.
-    let servers = store.servers().await.unwrap();
+    let servers = store.servers(T).await.unwrap();
     assert_eq!(
         servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
         good.servers

@@ -7,11 +7,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 use jiff::civil::Date;
 use patchward_core::exposure::{ExposureIndex, ServerExposure};
-use patchward_core::inventory::Server;
-use patchward_core::priority::{
-    Decision, Policy, PriorityCache, ServerSummary, assess_fleet, summarise_fleet, worst,
-};
-use patchward_store::Store;
+use patchward_core::priority::Decision;
+use patchward_store::{Store, TenantId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,84 +55,13 @@ pub struct Assessment {
     pub servers: Vec<ServerExposure>,
 }
 
-/// Assess servers against a catalog (pure; used by the command, the demo and the benchmark).
-pub fn assess_all(
-    index: &ExposureIndex<'_>,
-    servers: &[Server],
-    policy: &Policy,
-    as_of: Date,
-) -> Vec<ServerExposure> {
-    let mut out = on_all_cores(servers, |part, cache| {
-        assess_fleet(index, part, policy, as_of, cache)
-    });
-    // Most urgent first: worst decision, then earliest due, then most open, then name.
-    out.sort_by_cached_key(|s| {
-        let w = worst(s);
-        (
-            std::cmp::Reverse(w.map(|k| k.0)),
-            w.map(|k| k.1),
-            std::cmp::Reverse(s.open_cves.len()),
-            s.name.to_lowercase(),
-        )
-    });
-    out
-}
-
-/// Counts per server (decisions, KEV, overdue) without keeping findings: what a fleet view
-/// needs, at a fraction of the memory of [`assess_all`]. Same order as [`assess_all`].
-pub fn summarise_all(
-    index: &ExposureIndex<'_>,
-    servers: &[Server],
-    policy: &Policy,
-    as_of: Date,
-) -> Vec<ServerSummary> {
-    let mut out = on_all_cores(servers, |part, cache| {
-        summarise_fleet(index, part, policy, as_of, cache)
-    });
-    out.sort_by_cached_key(|s| {
-        (
-            std::cmp::Reverse(s.worst.map(|k| k.0)),
-            s.worst.map(|k| k.1),
-            std::cmp::Reverse(s.open),
-            s.exposure.name.to_lowercase(),
-        )
-    });
-    out
-}
-
-/// Servers are independent: split them over the cores, one priority cache per thread.
-fn on_all_cores<T: Send>(
-    servers: &[Server],
-    f: impl Fn(&[Server], &mut PriorityCache) -> Vec<T> + Sync,
-) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = servers.len().div_ceil(threads).max(64);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = servers
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut cache = PriorityCache::default();
-                    f(part, &mut cache)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
-}
+pub use patchward_app::fleet::{assess_all, summarise_all};
 
 pub async fn run(db: &Path, a: AssessArgs) -> Result<()> {
     let store = open(db).await?;
     let policy = load_policy(a.policy.as_deref())?;
     let as_of = as_of(a.as_of.as_deref())?;
-    let mut servers = store.servers().await?;
+    let mut servers = store.servers(TenantId::DEFAULT).await?;
     if let Some(h) = &a.host {
         servers.retain(|s| s.name.eq_ignore_ascii_case(h));
         if servers.is_empty() {
@@ -157,7 +83,7 @@ pub async fn run(db: &Path, a: AssessArgs) -> Result<()> {
             "warning: no MSRC data imported yet: import feeds first (`patchward import feeds`)"
         );
     }
-    let index = ExposureIndex::new(&catalog);
+    let index = ExposureIndex::new(catalog);
     let mut result = assess_all(&index, &servers, &policy, as_of);
     for s in &mut result {
         s.open_cves.retain(|c| {

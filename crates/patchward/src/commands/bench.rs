@@ -11,7 +11,7 @@ use patchward_core::exposure::{Catalog, ExposureIndex};
 use patchward_core::inventory::{InternetExposure, Role, Server, Tier};
 use patchward_core::plan::generate::{self, GenConfig};
 use patchward_core::product::ProductKind;
-use patchward_store::{SqliteStore, Store};
+use patchward_store::{SqliteStore, Store, TenantId};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -157,7 +157,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             let policy = load_policy(None)?;
             let as_of = super::today();
             let t = Instant::now();
-            let index = ExposureIndex::new(&catalog);
+            let index = ExposureIndex::new(catalog.clone());
             let index_s = t.elapsed().as_secs_f64();
             println!(
                 "memory: catalog loaded {catalog_rss:.0} MiB (peak so far {:.0} MiB)",
@@ -268,7 +268,7 @@ async fn bench_hosts(a: BenchHostsArgs) -> Result<()> {
             Err(errors) => bail!("{}", errors.join("\n")),
         };
         let parsed = t.elapsed().as_secs_f64();
-        stored = import::store_hosts(&store, batch).await?;
+        stored = import::store_hosts(&store, TenantId::DEFAULT, batch).await?;
         let total = t.elapsed().as_secs_f64();
         times.push(total);
         phases.push((total, parsed));

@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use patchward_core::OsBuild;
 use patchward_core::plan::generate::{GenConfig, generate};
-use patchward_store::{SqliteStore, Store};
+use patchward_store::{SqliteStore, Store, TenantId};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -97,7 +97,9 @@ pub async fn run(a: BenchPlanArgs) -> Result<()> {
         }
     }
     let t = Instant::now();
-    store.import_estate(&g.estate, super::now()).await?;
+    store
+        .import_estate(TenantId::DEFAULT, &g.estate, super::now())
+        .await?;
     let store_s = t.elapsed().as_secs_f64();
     drop(store);
     let list = dir.join("servers.txt");

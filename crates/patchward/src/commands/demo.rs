@@ -7,7 +7,7 @@ use crate::Format;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use patchward_core::exposure::ExposureIndex;
-use patchward_store::{SqliteStore, Store};
+use patchward_store::{SqliteStore, Store, TenantId};
 use std::path::{Path, PathBuf};
 
 /// Where the repository keeps its bundled data (the demo runs from a checkout).
@@ -108,7 +108,7 @@ pub async fn run(db: Option<&Path>, a: DemoArgs) -> Result<()> {
         Ok(b) => b,
         Err(errors) => bail!("{}", errors.join("\n")),
     };
-    let n = import::store_hosts(&store, batch).await?;
+    let n = import::store_hosts(&store, TenantId::DEFAULT, batch).await?;
     eprintln!(
         "demo: {n} servers from {} ({:.1}s)\n",
         estate.display(),
@@ -116,8 +116,8 @@ pub async fn run(db: Option<&Path>, a: DemoArgs) -> Result<()> {
     );
 
     let catalog = store.catalog().await?;
-    let index = ExposureIndex::new(&catalog);
-    let servers = store.servers().await?;
+    let index = ExposureIndex::new(catalog);
+    let servers = store.servers(TenantId::DEFAULT).await?;
     let policy = load_policy(None)?;
     let result = super::assess::assess_all(&index, &servers, &policy, as_of);
     print!(

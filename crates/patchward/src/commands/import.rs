@@ -11,12 +11,10 @@
 use super::{now, open};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use patchward_core::inventory::{Estate, Server};
+use patchward_app::Actor;
 use patchward_feeds::input::{FeedKind, detect, read_input, walk};
-use patchward_feeds::inventory::{self, Inventory};
-use patchward_feeds::{ParseError, ParseErrors, cvrf, epss, kbbuilds, kev, lifecycle, nvd};
-use patchward_store::{DocumentImport, ImportOutcome, Store};
-use std::collections::HashMap;
+use patchward_feeds::{ParseError, cvrf, epss, kbbuilds, kev, lifecycle, nvd};
+use patchward_store::{AccessStore, DocumentImport, ImportOutcome, SqliteStore, Store, TenantId};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -278,85 +276,10 @@ pub async fn import_feeds(
     Ok(s)
 }
 
-/// What `import hosts` found, before storing.
-#[derive(Debug, Default)]
-pub struct HostBatch {
-    pub servers: Vec<Server>,
-    pub estate: Option<Estate>,
-    pub warnings: Vec<String>,
-}
+pub use patchward_app::hosts::{HostBatch, parse_hosts};
 
-/// Parse every inventory file; any error fails the whole batch.
-pub fn parse_hosts(paths: &[PathBuf]) -> Result<HostBatch, Vec<String>> {
-    let files = walk(paths).map_err(|e| vec![e.to_string()])?;
-    let mut batch = HostBatch::default();
-    let mut errors = Vec::new();
-    for path in &files {
-        let name = path.display().to_string();
-        let bytes = match read_input(path) {
-            Ok(b) => b,
-            Err(e) => {
-                errors.push(e.to_string());
-                continue;
-            }
-        };
-        let result: Result<(), ParseErrors> = (|| {
-            match inventory::parse(&name, &bytes)? {
-                Inventory::Csv(inv) => {
-                    batch
-                        .warnings
-                        .extend(inv.warnings.iter().map(|w| format!("{name}: {w}")));
-                    batch.servers.extend(inv.servers);
-                }
-                Inventory::Estate(estate) => {
-                    if batch.estate.is_some() {
-                        return Err(ParseError::whole(
-                            &name,
-                            "a second estate file in one import; import them one at a time",
-                        )
-                        .into());
-                    }
-                    let mut estate = *estate;
-                    // The servers travel in `batch.servers`; `store_hosts` puts them back merged.
-                    batch.servers.append(&mut estate.servers);
-                    batch.estate = Some(estate);
-                }
-                Inventory::Captures(caps) => {
-                    for cap in caps {
-                        batch
-                            .warnings
-                            .extend(cap.warnings.iter().map(|w| format!("{name}: {w}")));
-                        let mut server = cap.to_server(&name)?;
-                        if cap.kbs.is_empty() && cap.build.is_none() {
-                            return Err(ParseError::whole(
-                                &name,
-                                "the capture lists no KBs and no OS build",
-                            )
-                            .into());
-                        }
-                        server.last_scan = None;
-                        batch.servers.push(server);
-                    }
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            errors.extend(e.errors.iter().map(|e| e.to_string()));
-            if e.truncated {
-                errors.push(format!("{name}: more errors not shown"));
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(batch)
-    } else {
-        Err(errors)
-    }
-}
-
-/// `import hosts PATH...`.
-pub async fn hosts(db: &Path, paths: &[PathBuf]) -> Result<usize> {
+/// `import hosts [--tenant T] PATH...` (the tenant is created if new).
+pub async fn hosts(db: &Path, tenant: Option<&str>, paths: &[PathBuf]) -> Result<usize> {
     let store = open(db).await?;
     let batch = match parse_hosts(paths) {
         Ok(b) => b,
@@ -373,52 +296,24 @@ pub async fn hosts(db: &Path, paths: &[PathBuf]) -> Result<usize> {
     for w in &batch.warnings {
         eprintln!("warning: {w}");
     }
-    let n = store_hosts(&store, batch).await?;
+    let tenant = match tenant {
+        None => TenantId::DEFAULT,
+        Some(name) => {
+            let name = name.trim();
+            if name.is_empty() {
+                bail!("--tenant: name a tenant");
+            }
+            store.ensure_tenant(name, now()).await?.id
+        }
+    };
+    let n = store_hosts(&store, tenant, batch).await?;
     eprintln!("hosts: {n} server(s) stored");
     Ok(n)
 }
 
-/// Merge with what is stored (captures refresh OS/build/KBs and keep inventory facts), then
-/// store in one transaction. Only the servers named in the batch are read back, and merging is
-/// by hash map, so the cost grows with the batch, not with batch × estate.
-pub async fn store_hosts(store: &impl Store, batch: HostBatch) -> Result<usize> {
-    let mut names: Vec<String> = batch.servers.iter().map(|s| s.name.clone()).collect();
-    names.sort_by_key(|n| n.to_ascii_lowercase());
-    names.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-    let mut existing: HashMap<String, Server> = store
-        .servers_named(&names)
-        .await?
-        .into_iter()
-        .map(|s| (s.name.to_ascii_lowercase(), s))
-        .collect();
-    // A server named twice in one batch (a CSV row and a capture) merges in file order.
-    let mut merged: Vec<Server> = Vec::with_capacity(batch.servers.len());
-    let mut position: HashMap<String, usize> = HashMap::with_capacity(batch.servers.len());
-    for s in batch.servers {
-        let key = s.name.to_ascii_lowercase();
-        match position.get(&key) {
-            Some(&i) => {
-                let old = std::mem::take(&mut merged[i]);
-                merged[i] = old.updated_with(s);
-            }
-            None => {
-                let s = match existing.remove(&key) {
-                    Some(old) => old.updated_with(s),
-                    None => s,
-                };
-                position.insert(key, merged.len());
-                merged.push(s);
-            }
-        }
-    }
-    let n = merged.len();
-    let at = now();
-    match batch.estate {
-        Some(mut estate) => {
-            estate.servers = merged;
-            store.import_estate(&estate, at).await?;
-        }
-        None => store.upsert_servers(&merged, at).await?,
-    }
-    Ok(n)
+/// Merge with what is stored and store, as the command line (see [`App::import_hosts`]).
+pub async fn store_hosts(store: &SqliteStore, tenant: TenantId, batch: HostBatch) -> Result<usize> {
+    Ok(super::app(store.clone())
+        .import_hosts(&Actor::cli(), tenant, batch)
+        .await?)
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 use patchward_core::product::{ServerRelease, classify_product_name};
-use patchward_store::{FeedStatus, Store};
+use patchward_store::{FeedStatus, Store, TenantId};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -21,7 +21,7 @@ pub struct ServersArgs {
 
 pub async fn servers(db: &Path, a: ServersArgs) -> Result<()> {
     let store = open(db).await?;
-    let servers = store.servers().await?;
+    let servers = store.servers(TenantId::DEFAULT).await?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&servers)?),
         Format::Csv | Format::Table => {
@@ -427,7 +427,7 @@ pub async fn feed_status(db: &Path, a: FeedStatusArgs) -> Result<()> {
     let store = open(db).await?;
     let as_of = as_of(a.as_of.as_deref())?;
     let lines = summarise(&store.feed_status().await?, as_of);
-    let counts = store.counts().await?;
+    let counts = store.counts(TenantId::DEFAULT).await?;
     match a.format {
         Format::Json => println!(
             "{}",

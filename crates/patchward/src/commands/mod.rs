@@ -25,6 +25,20 @@ pub fn today() -> Date {
     now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date()
 }
 
+/// The system clock, handed to the application layer (which never reads the time itself).
+pub struct SystemClock;
+
+impl patchward_app::Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        now()
+    }
+}
+
+/// The application over a store, with the system clock and the default policy.
+pub fn app(store: SqliteStore) -> patchward_app::App<SqliteStore> {
+    patchward_app::App::new(store, std::sync::Arc::new(SystemClock), Policy::default())
+}
+
 pub async fn open(db: &Path) -> Result<SqliteStore> {
     SqliteStore::open(db)
         .await

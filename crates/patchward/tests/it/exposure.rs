@@ -31,7 +31,7 @@ fn open(e: &ServerExposure, cve: &str) -> bool {
 #[test]
 fn july_2024_build_comparison_per_product() {
     let c = catalog_of(&["2024-Jun", "2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2024-08-01");
     for (os, inst, below, fixed) in [
         (
@@ -116,7 +116,7 @@ fn july_2024_build_comparison_per_product() {
 #[test]
 fn hyperv_cve_2024_38080_only_on_2022() {
     let c = catalog_of(&["2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2024-08-01");
     let e = ix.assess(
         &server(
@@ -162,7 +162,7 @@ fn hyperv_cve_2024_38080_only_on_2022() {
 #[test]
 fn one_newer_cumulative_update_satisfies_all_older_ones() {
     let c = full_catalog();
-    let ix = ExposureIndex::new(c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2026-11-25");
     // Server 2022 at the June 2026 LCU build: nothing open from 2024-01 .. 2026-07 in the
     // OS stream, although only the newest KB is installed.
@@ -252,7 +252,7 @@ fn one_newer_cumulative_update_satisfies_all_older_ones() {
 #[test]
 fn every_release_at_its_newest_build_has_no_open_cve_from_the_cumulative_stream() {
     let c = full_catalog();
-    let ix = ExposureIndex::new(c);
+    let ix = ExposureIndex::new(c.clone());
     let mut checked = 0;
     for p in &c.products {
         let patchward_core::product::ProductKind::Os {
@@ -297,7 +297,7 @@ fn every_release_at_its_newest_build_has_no_open_cve_from_the_cumulative_stream(
 #[test]
 fn unknown_revision_is_inferred_from_the_newest_installed_cumulative_update() {
     let c = catalog_of(&["2024-Jun", "2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2024-08-01");
     let mut s = server(
         "Windows Server 2022 Datacenter",
@@ -333,7 +333,7 @@ fn unknown_revision_is_inferred_from_the_newest_installed_cumulative_update() {
 #[test]
 fn supersedence_closes_older_fixes_without_a_build() {
     let c = catalog_of(&["2024-Jun", "2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     // No build at all, only the caption and the July LCU: June's CVEs are closed through
     // KB5040437 superseding KB5039227.
     let s = Server {
@@ -359,7 +359,7 @@ fn supersedence_closes_older_fixes_without_a_build() {
 #[test]
 fn hotpatch_fixes_count_only_for_enrolled_servers() {
     let c = catalog_of(&["2025-May", "2025-Jun"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2025-07-01");
     // Between the hotpatch build (3745) and the LCU build (3807).
     let mut s = server(
@@ -396,7 +396,7 @@ fn hotpatch_fixes_count_only_for_enrolled_servers() {
 #[test]
 fn kev_overrides_msrc_and_drives_act_with_kev_due_date() {
     let c = full_catalog();
-    let ix = ExposureIndex::new(c);
+    let ix = ExposureIndex::new(c.clone());
     let mut s = server(
         "Windows Server 2022 Datacenter",
         "10.0.20348.3692",
@@ -446,7 +446,7 @@ fn kev_overrides_msrc_and_drives_act_with_kev_due_date() {
 #[test]
 fn kev_due_date_wins_when_earlier_than_the_sla() {
     let c = full_catalog();
-    let ix = ExposureIndex::new(c);
+    let ix = ExposureIndex::new(c.clone());
     let mut policy = Policy::default();
     policy.sla_days.act = 365;
     policy.sla_days.attend = 365;
@@ -476,7 +476,7 @@ fn kev_due_date_wins_when_earlier_than_the_sla() {
 #[test]
 fn support_status_from_the_lifecycle_table() {
     let c = catalog_of(&["2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let s = server(
         "Windows Server 2012 R2 Standard",
         "6.3.9600.22074",
@@ -513,7 +513,7 @@ fn support_status_from_the_lifecycle_table() {
 #[test]
 fn unrecognised_os_is_a_finding_not_a_crash() {
     let c = catalog_of(&["2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let s = Server {
         name: "OLD".into(),
         os: "Microsoft(R) Windows(R) Server 2003, Standard Edition".into(),
@@ -531,7 +531,7 @@ fn months_without_fixed_builds_are_decided_by_the_cumulative_stream() {
     // every 2020/2021 cumulative fix (and the servicing stack update it required) — these
     // must not show as open just because the old supersedence chain is incomplete.
     let c = catalog_of(&["2020-Jul", "2021-Jan", "2024-Jun", "2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2024-08-01");
     let patched = ix.assess(
         &server(
@@ -587,7 +587,7 @@ fn standalone_security_updates_do_not_place_a_server_in_the_stream() {
     // of 10.0.17763.3284 and re-listed in the 2020-Jul document. It is not a cumulative update:
     // installing it must not move a July 2020 server past later months' fixes.
     let c = catalog_of(&["2020-Jul", "2021-Jan", "2022-May", "2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2024-08-01");
     let base = server(
         "Windows Server 2019 Standard",
@@ -624,7 +624,7 @@ fn winre_and_safe_os_builds_do_not_close_cumulative_cves() {
     // WinRE / Safe OS packages carry their own low builds; a server above that number has not
     // installed them (CVE-2024-38163 is fixed only by KB5042322, build 10.0.20348.2201).
     let c = full_catalog();
-    let ix = ExposureIndex::new(c);
+    let ix = ExposureIndex::new(c.clone());
     let s = server(
         "Windows Server 2022 Datacenter",
         "10.0.20348.2227",
@@ -643,7 +643,7 @@ fn winre_and_safe_os_builds_do_not_close_cumulative_cves() {
 #[test]
 fn enrolled_servers_are_offered_the_hotpatch_in_a_hotpatch_month() {
     let c = catalog_of(&["2025-May", "2025-Jun"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2025-07-01");
     let mut s = server(
         "Windows Server 2022 Datacenter: Azure Edition",
@@ -712,7 +712,7 @@ fn no_dotnet_duplicates(e: &ServerExposure) {
 #[test]
 fn in_box_dotnet_on_2022_is_open_without_a_dotnet_update_and_closed_by_it() {
     let c = catalog_of(&["2024-Jan", "2024-Feb", "2024-Mar"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2024-04-01");
     // March 2024 OS update (KB5035857, 20348.2340), no .NET update installed.
     let bare = ix.assess(
@@ -796,7 +796,7 @@ fn in_box_dotnet_on_2022_is_open_without_a_dotnet_update_and_closed_by_it() {
 #[test]
 fn in_box_dotnet_on_2019_is_the_472_line() {
     let c = catalog_of(&["2024-Jan", "2024-Feb", "2024-Mar"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2024-04-01");
     let bare = ix.assess(
         &server(
@@ -834,7 +834,7 @@ fn evidence_of_dotnet_48_on_2016_moves_the_server_to_that_line_across_renames() 
     // "4.8 on Windows Server 2016" only; in April 2024 MSRC lists the line as "3.5 AND 4.8 on
     // Windows Server 2016" under a new product id.
     let c = catalog_of(&["2024-Jan", "2024-Feb", "2024-Mar", "2024-Apr"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2024-05-01");
     let os = "Windows Server 2016 Standard";
     let inbox = ix.assess(
@@ -887,7 +887,7 @@ fn an_out_of_band_update_listed_under_a_component_places_the_server_in_the_strea
     // supersedes that month's OS update KB4471321. CVE-2016-7255 (KEV) was fixed in November
     // 2016, a month without fixed builds.
     let c = catalog_of(&["2016-Nov", "2018-Dec"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2019-01-15");
     let host = |kbs: &[u32]| Server {
         name: "H".into(),
@@ -921,7 +921,7 @@ fn an_out_of_band_update_listed_under_a_component_places_the_server_in_the_strea
 fn standalone_packages_are_not_called_cumulative_and_os_updates_are_titled_for_the_os() {
     // KB5012170, the Secure Boot revocation list (DBX), is labelled "Security Update" by MSRC.
     let c = catalog_of(&["2020-Jul", "2021-Jan", "2022-May", "2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let e = ix.assess(
         &server(
             "Windows Server 2019 Standard",
@@ -1018,7 +1018,7 @@ fn an_out_of_band_fix_is_not_closed_by_its_months_main_update() {
     // KB4483235 (2019), released after December 2018's cumulative updates KB4471321 and
     // KB4471332, which they supersede. A server with the December update is still exposed.
     let c = catalog_of(&["2016-Nov", "2018-Dec"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let at = day("2019-01-15");
     let host = |os: &str, build: &str, kbs: &[u32]| Server {
         name: "H".into(),
@@ -1051,7 +1051,7 @@ fn an_out_of_band_fix_is_not_closed_by_its_months_main_update() {
 #[test]
 fn a_bare_kb_list_is_assessed_as_the_release_its_cumulative_updates_belong_to() {
     let c = catalog_of(&["2024-Jun", "2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     // Get-HotFix shows no OS: KB5039227 is June 2024's Server 2022 cumulative update.
     let e = ix.assess(
         &Server {
@@ -1084,7 +1084,7 @@ fn a_bare_kb_list_is_assessed_as_the_release_its_cumulative_updates_belong_to() 
 #[test]
 fn the_kb_only_note_counts_what_kbs_decided() {
     let c = catalog_of(&["2024-Jun", "2024-Jul"]);
-    let ix = ExposureIndex::new(&c);
+    let ix = ExposureIndex::new(c.clone());
     let e = ix.assess(
         &Server {
             name: "K".into(),

@@ -13,7 +13,7 @@ use patchward_core::exposure::Catalog;
 use patchward_feeds::input::read_input;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
@@ -54,8 +54,8 @@ pub fn catalog_of(months: &[&str]) -> Catalog {
 }
 
 /// Every bundled month (2022-May, 2023-Feb, 2024-Jan … 2026-Jul), parsed once.
-pub fn full_catalog() -> &'static Catalog {
-    static C: OnceLock<Catalog> = OnceLock::new();
+pub fn full_catalog() -> Arc<Catalog> {
+    static C: OnceLock<Arc<Catalog>> = OnceLock::new();
     C.get_or_init(|| {
         let mut ids: Vec<String> = std::fs::read_dir(fixtures().join("msrc-cvrf"))
             .unwrap()
@@ -69,8 +69,9 @@ pub fn full_catalog() -> &'static Catalog {
             .collect();
         ids.sort();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        catalog_of(&refs)
+        Arc::new(catalog_of(&refs))
     })
+    .clone()
 }
 
 /// A fresh folder for one test (unique per process and name).

@@ -422,7 +422,10 @@ fn demo_estate_plans_without_violations() {
             rt.block_on(async {
                 use patchward_store::Store;
                 let s = patchward_store::SqliteStore::open(&db).await.unwrap();
-                s.plan(cycle).await.unwrap().unwrap()
+                s.plan(patchward_store::TenantId::DEFAULT, cycle)
+                    .await
+                    .unwrap()
+                    .unwrap()
             })
         };
         let stored: Plan = serde_json::from_str(&store_json).unwrap();

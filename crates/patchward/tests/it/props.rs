@@ -27,7 +27,7 @@ type Line = (
 );
 
 struct World {
-    index: ExposureIndex<'static>,
+    index: ExposureIndex,
     /// Per OS product: its cumulative updates, ascending by build.
     streams: Vec<Stream>,
     lines: Vec<Line>,
@@ -167,7 +167,7 @@ fn world() -> &'static World {
             }
         }
         World {
-            index: ExposureIndex::new(c),
+            index: ExposureIndex::new(c.clone()),
             streams,
             lines,
         }

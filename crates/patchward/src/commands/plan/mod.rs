@@ -30,7 +30,7 @@ use patchward_core::calendar::{format_instant, time_zone};
 use patchward_core::exposure::ExposureIndex;
 use patchward_core::inventory::Estate;
 use patchward_core::plan::{Plan, PlanInput, Violation, plan, replan, verify};
-use patchward_store::{SqliteStore, Store};
+use patchward_store::{SqliteStore, Store, TenantId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -244,7 +244,7 @@ async fn make_plan(
 ) -> Result<()> {
     let policy = load_policy(a.policy.as_deref())?;
     // The estate and the catalog are independent reads: side by side on the pool.
-    let (estate, catalog) = tokio::join!(store.estate(), store.catalog());
+    let (estate, catalog) = tokio::join!(store.estate(TenantId::DEFAULT), store.catalog());
     let (estate, catalog) = (estate?, catalog?);
     if estate.servers.is_empty() {
         bail!(
@@ -321,7 +321,7 @@ async fn make_plan(
             "warning: no MSRC data imported yet, so no exposure and no due dates: import feeds first (`patchward import feeds`)"
         );
     }
-    let index = ExposureIndex::new(&catalog);
+    let index = ExposureIndex::new(catalog);
     let assessed = if explicit {
         let wanted: HashSet<&str> = scope.iter().map(|s| s.as_str()).collect();
         let servers: Vec<patchward_core::inventory::Server> = estate
@@ -444,7 +444,9 @@ async fn make_plan(
     });
     verdict?;
     let json = json.map_err(|_| anyhow!("writing the plan as JSON failed"))??;
-    store.save_plan(&p.cycle, &json, now()).await?;
+    store
+        .save_plan(TenantId::DEFAULT, &p.cycle, &json, now())
+        .await?;
     eprintln!("plan: stored as cycle {:?}", p.cycle);
     print!("{}", render(&p, &estate, a.format, tz)?);
     Ok(())
@@ -473,7 +475,9 @@ fn check(input: &PlanInput<'_>, p: &Plan) -> Result<()> {
 
 async fn save(store: &SqliteStore, p: &Plan) -> Result<()> {
     let json = serde_json::to_string(p)?;
-    store.save_plan(&p.cycle, &json, now()).await?;
+    store
+        .save_plan(TenantId::DEFAULT, &p.cycle, &json, now())
+        .await?;
     eprintln!("plan: stored as cycle {:?}", p.cycle);
     Ok(())
 }
@@ -481,18 +485,18 @@ async fn save(store: &SqliteStore, p: &Plan) -> Result<()> {
 /// The stored plan of a cycle, or the newest one.
 async fn load(store: &SqliteStore, cycle: Option<&str>) -> Result<Plan> {
     let (name, json) = match cycle {
-        Some(c) => match store.plan(c).await? {
+        Some(c) => match store.plan(TenantId::DEFAULT, c).await? {
             Some(j) => (c.to_string(), j),
             None => bail!("no plan stored for cycle {c:?} (see `patchward plan --list`)"),
         },
         None => {
-            let Some((c, _)) = store.plans().await?.into_iter().next() else {
+            let Some((c, _)) = store.plans(TenantId::DEFAULT).await?.into_iter().next() else {
                 bail!(
                     "no plan stored yet: make one with `patchward plan --cycle NAME --start WHEN`"
                 );
             };
             let j = store
-                .plan(&c)
+                .plan(TenantId::DEFAULT, &c)
                 .await?
                 .with_context(|| format!("plan {c:?} vanished"))?;
             (c, j)
@@ -547,7 +551,7 @@ async fn replan_cycle(
     tz: &TimeZone,
 ) -> Result<()> {
     let old = load(store, Some(cycle)).await?;
-    let estate = store.estate().await?;
+    let estate = store.estate(TenantId::DEFAULT).await?;
     let input = input_from_plan(&estate, &old);
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read outcomes {}", path.display()))?;

@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use patchward_core::calendar::{format_duration, format_instant, format_slot, time_zone};
 use patchward_core::inventory::Estate;
 use patchward_core::plan::Plan;
-use patchward_store::{SqliteStore, Store};
+use patchward_store::{SqliteStore, Store, TenantId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub(super) async fn explain(
@@ -19,7 +19,7 @@ pub(super) async fn explain(
     tz: &TimeZone,
 ) -> Result<()> {
     let p = load(store, cycle).await?;
-    let estate = store.estate().await.unwrap_or_default();
+    let estate = store.estate(TenantId::DEFAULT).await.unwrap_or_default();
     let missing = || match find_server(&estate, server) {
         Some(name) => anyhow!(
             "server {name} was not in the scope of plan {:?} (no open CVEs or missing updates, or left out by --servers/--ring)",
@@ -109,7 +109,7 @@ pub(super) async fn explain(
 }
 
 pub(super) async fn list(store: &SqliteStore, format: Format, tz: &TimeZone) -> Result<()> {
-    let plans = store.plans().await?;
+    let plans = store.plans(TenantId::DEFAULT).await?;
     let out = match format {
         Format::Json => {
             let v: Vec<_> = plans

@@ -1,6 +1,13 @@
-//! The embedded SQLite store (WAL mode, one file).
+//! The embedded SQLite store (WAL mode, one file): catalog and estate here, accounts in
+//! `access`, the audit log in `audit`.
 
-use crate::{Counts, DocumentImport, FeedStatus, ImportOutcome, Result, Store, StoreError};
+mod access;
+mod audit;
+
+use crate::{
+    Counts, DocumentImport, FeedStatus, ImportOutcome, Result, Store, StoreError, StoredServer,
+    TenantId,
+};
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -13,6 +20,7 @@ use patchward_core::intel::{EpssScore, KevEntry, LifecycleEntry, NvdRecord};
 use patchward_core::inventory::{Estate, Server};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -116,6 +124,50 @@ fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("cannot encode {what}: {e}")))
 }
 
+/// The estate's non-server objects as (kind, name, JSON record) rows.
+fn estate_object_rows(estate: &Estate) -> Result<Vec<(&'static str, String, String)>> {
+    let mut rows: Vec<(&'static str, String, String)> = Vec::new();
+    for s in &estate.services {
+        rows.push(("service", s.name.clone(), to_json("service", s)?));
+    }
+    for (i, d) in estate.dependencies.iter().enumerate() {
+        rows.push(("dependency", format!("{i:08}"), to_json("dependency", d)?));
+    }
+    for w in &estate.windows {
+        rows.push(("window", w.name.clone(), to_json("window", w)?));
+    }
+    for b in &estate.blackouts {
+        rows.push(("blackout", b.name.clone(), to_json("blackout", b)?));
+    }
+    for p in &estate.backup_policies {
+        rows.push((
+            "backup_policy",
+            p.name.clone(),
+            to_json("backup policy", p)?,
+        ));
+    }
+    for r in &estate.rings {
+        rows.push(("ring", r.name.clone(), to_json("ring", r)?));
+    }
+    if let Some(c) = &estate.coverage {
+        rows.push(("coverage", String::new(), to_json("coverage", c)?));
+    }
+    rows.push((
+        "capacity",
+        String::new(),
+        to_json("capacity", &estate.capacity)?,
+    ));
+    Ok(rows)
+}
+
+fn stored_server(id: i64, name: &str, rec: &str, updated_at: i64) -> Result<StoredServer> {
+    Ok(StoredServer {
+        id,
+        server: serde_json::from_str(rec).map_err(|e| corrupt(format!("server {name}"), e))?,
+        updated_at: from_ms(Some(updated_at)).unwrap_or(Timestamp::UNIX_EPOCH),
+    })
+}
+
 impl SqliteStore {
     /// The `record` column of `table` rows matching `filter`, in `order`, packed by SQLite into
     /// one string (records joined by the ASCII record separator, which JSON text never holds
@@ -125,23 +177,25 @@ impl SqliteStore {
     /// [`Self::packed`] for one kind of estate object, in name order.
     async fn packed_kind<T: serde::de::DeserializeOwned>(
         &self,
+        tenant: TenantId,
         kind: &'static str,
     ) -> Option<Vec<T>> {
+        // Built from a fixed kind and an integer only, never from text input.
         let sql = format!(
-            "SELECT group_concat(record, char(30) ORDER BY name) FROM estate_objects WHERE kind = '{kind}'"
+            "SELECT group_concat(record, char(30) ORDER BY name) FROM estate_objects WHERE tenant_id = {} AND kind = '{kind}'",
+            tenant.0
         );
         self.packed_sql(sql).await
     }
 
-    async fn packed<T: serde::de::DeserializeOwned>(
+    /// The tenant's servers, packed (see [`Self::packed_kind`]).
+    async fn packed_servers<T: serde::de::DeserializeOwned>(
         &self,
-        table: &'static str,
-        filter: &'static str,
-        order: &'static str,
+        tenant: TenantId,
     ) -> Option<Vec<T>> {
-        // Built from the fixed arguments above only, never from input.
         let sql = format!(
-            "SELECT group_concat(record, char(30) ORDER BY {order}) FROM {table} WHERE {filter}"
+            "SELECT group_concat(record, char(30) ORDER BY name COLLATE NOCASE) FROM servers WHERE tenant_id = {}",
+            tenant.0
         );
         self.packed_sql(sql).await
     }
@@ -245,23 +299,98 @@ impl SqliteStore {
 
     async fn insert_servers(
         tx: &mut Transaction<'_, Sqlite>,
+        tenant: TenantId,
         servers: &[Server],
         now: Timestamp,
     ) -> Result<()> {
+        Self::require_tenant(tx, tenant).await?;
         for chunk in servers.chunks(BATCH) {
             let mut rows = Vec::with_capacity(chunk.len());
             for s in chunk {
                 rows.push((s.name.clone(), to_json("server", s)?));
             }
             let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO servers (name, record, updated_at) ");
+                QueryBuilder::new("INSERT INTO servers (tenant_id, name, record, updated_at) ");
             qb.push_values(rows, |mut b, (name, rec)| {
-                b.push_bind(name).push_bind(rec).push_bind(ms(now));
+                b.push_bind(tenant.0)
+                    .push_bind(name)
+                    .push_bind(rec)
+                    .push_bind(ms(now));
             });
-            qb.push(" ON CONFLICT (name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at");
+            qb.push(" ON CONFLICT (tenant_id, name) DO UPDATE SET name = excluded.name, record = excluded.record, updated_at = excluded.updated_at");
             qb.build().execute(&mut **tx).await?;
         }
+        Self::bump_revision(tx, tenant).await
+    }
+
+    async fn require_tenant(tx: &mut Transaction<'_, Sqlite>, tenant: TenantId) -> Result<()> {
+        let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM tenants WHERE id = ?")
+            .bind(tenant.0)
+            .fetch_optional(&mut **tx)
+            .await?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Invalid(format!(
+                "no tenant with id {}",
+                tenant.0
+            ))),
+        }
+    }
+
+    async fn bump_revision(tx: &mut Transaction<'_, Sqlite>, tenant: TenantId) -> Result<()> {
+        sqlx::query("UPDATE tenants SET revision = revision + 1 WHERE id = ?")
+            .bind(tenant.0)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
+    }
+
+    /// Replace the tenant's non-server estate objects (inside the caller's transaction).
+    async fn replace_estate_objects(
+        tx: &mut Transaction<'_, Sqlite>,
+        tenant: TenantId,
+        estate: &Estate,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM estate_objects WHERE tenant_id = ?")
+            .bind(tenant.0)
+            .execute(&mut **tx)
+            .await?;
+        let rows = estate_object_rows(estate)?;
+        for chunk in rows.chunks(BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR REPLACE INTO estate_objects (tenant_id, kind, name, record) ",
+            );
+            qb.push_values(chunk, |mut b, (k, n, r)| {
+                b.push_bind(tenant.0)
+                    .push_bind(k.to_string())
+                    .push_bind(n.clone())
+                    .push_bind(r.clone());
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        Self::bump_revision(tx, tenant).await
+    }
+
+    /// The stored servers among `names`, read inside `tx` (or the pool).
+    async fn named<'e, E>(executor: E, tenant: TenantId, chunk: &[String]) -> Result<Vec<Server>>
+    where
+        E: sqlx::Executor<'e, Database = Sqlite>,
+    {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT name, record FROM servers WHERE tenant_id = ");
+        qb.push_bind(tenant.0);
+        qb.push(" AND name IN (");
+        let mut list = qb.separated(", ");
+        for n in chunk {
+            list.push_bind(n.as_str());
+        }
+        qb.push(")");
+        let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(executor).await?;
+        rows.into_iter()
+            .map(|(name, rec)| {
+                serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e))
+            })
+            .collect()
     }
 }
 
@@ -633,72 +762,70 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn upsert_servers(&self, servers: &[Server], now: Timestamp) -> Result<()> {
+    async fn upsert_servers(
+        &self,
+        tenant: TenantId,
+        servers: &[Server],
+        now: Timestamp,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        Self::insert_servers(&mut tx, servers, now).await?;
+        Self::insert_servers(&mut tx, tenant, servers, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn import_estate(&self, estate: &Estate, now: Timestamp) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        Self::insert_servers(&mut tx, &estate.servers, now).await?;
-        sqlx::query("DELETE FROM estate_objects")
-            .execute(&mut *tx)
-            .await?;
-        let mut rows: Vec<(&str, String, String)> = Vec::new();
-        for s in &estate.services {
-            rows.push(("service", s.name.clone(), to_json("service", s)?));
+    async fn merge_servers(
+        &self,
+        tenant: TenantId,
+        servers: Vec<Server>,
+        rest: Option<Estate>,
+        merge: fn(Server, Server) -> Server,
+        now: Timestamp,
+    ) -> Result<usize> {
+        // IMMEDIATE takes the write lock before the read: no other writer can change these
+        // servers between our read and our write (a DEFERRED read-then-write would fail with
+        // SQLITE_BUSY_SNAPSHOT instead of waiting).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+        let mut stored: HashMap<String, Server> = HashMap::new();
+        for chunk in names.chunks(BATCH) {
+            for s in Self::named(&mut *tx, tenant, chunk).await? {
+                stored.insert(s.name.to_ascii_lowercase(), s);
+            }
         }
-        for (i, d) in estate.dependencies.iter().enumerate() {
-            rows.push(("dependency", format!("{i:08}"), to_json("dependency", d)?));
+        let merged: Vec<Server> = servers
+            .into_iter()
+            .map(|s| match stored.remove(&s.name.to_ascii_lowercase()) {
+                Some(old) => merge(old, s),
+                None => s,
+            })
+            .collect();
+        Self::insert_servers(&mut tx, tenant, &merged, now).await?;
+        if let Some(rest) = &rest {
+            Self::replace_estate_objects(&mut tx, tenant, rest).await?;
         }
-        for w in &estate.windows {
-            rows.push(("window", w.name.clone(), to_json("window", w)?));
-        }
-        for b in &estate.blackouts {
-            rows.push(("blackout", b.name.clone(), to_json("blackout", b)?));
-        }
-        for p in &estate.backup_policies {
-            rows.push((
-                "backup_policy",
-                p.name.clone(),
-                to_json("backup policy", p)?,
-            ));
-        }
-        for r in &estate.rings {
-            rows.push(("ring", r.name.clone(), to_json("ring", r)?));
-        }
-        if let Some(c) = &estate.coverage {
-            rows.push(("coverage", String::new(), to_json("coverage", c)?));
-        }
-        rows.push((
-            "capacity",
-            String::new(),
-            to_json("capacity", &estate.capacity)?,
-        ));
-        for chunk in rows.chunks(BATCH) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT OR REPLACE INTO estate_objects (kind, name, record) ");
-            qb.push_values(chunk, |mut b, (k, n, r)| {
-                b.push_bind(k.to_string())
-                    .push_bind(n.clone())
-                    .push_bind(r.clone());
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
+        tx.commit().await?;
+        Ok(merged.len())
+    }
+
+    async fn import_estate(&self, tenant: TenantId, estate: &Estate, now: Timestamp) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Self::insert_servers(&mut tx, tenant, &estate.servers, now).await?;
+        Self::replace_estate_objects(&mut tx, tenant, estate).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn servers(&self) -> Result<Vec<Server>> {
-        if let Some(all) = self.packed("servers", "1", "name COLLATE NOCASE").await {
+    async fn servers(&self, tenant: TenantId) -> Result<Vec<Server>> {
+        if let Some(all) = self.packed_servers(tenant).await {
             return Ok(all);
         }
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT name, record FROM servers ORDER BY name COLLATE NOCASE")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, record FROM servers WHERE tenant_id = ? ORDER BY name COLLATE NOCASE",
+        )
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
             .map(|(name, rec)| {
                 serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e))
@@ -706,56 +833,78 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn server(&self, name: &str) -> Result<Option<Server>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT record FROM servers WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+    async fn stored_servers(&self, tenant: TenantId) -> Result<Vec<StoredServer>> {
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, record, updated_at FROM servers WHERE tenant_id = ? ORDER BY name COLLATE NOCASE",
+        )
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, name, rec, at)| stored_server(id, &name, &rec, at))
+            .collect()
+    }
+
+    async fn server(&self, tenant: TenantId, name: &str) -> Result<Option<Server>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT record FROM servers WHERE tenant_id = ? AND name = ?")
+                .bind(tenant.0)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|(rec,)| {
             serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e))
         })
         .transpose()
     }
 
-    async fn servers_named(&self, names: &[String]) -> Result<Vec<Server>> {
+    async fn server_by_id(&self, tenant: TenantId, id: i64) -> Result<Option<StoredServer>> {
+        let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, record, updated_at FROM servers WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(id, name, rec, at)| stored_server(id, &name, &rec, at))
+            .transpose()
+    }
+
+    async fn servers_named(&self, tenant: TenantId, names: &[String]) -> Result<Vec<Server>> {
         let mut out = Vec::new();
         // `name` is COLLATE NOCASE, so `IN` compares case-insensitively (ASCII).
         for chunk in names.chunks(BATCH) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("SELECT name, record FROM servers WHERE name IN (");
-            let mut list = qb.separated(", ");
-            for n in chunk {
-                list.push_bind(n.as_str());
-            }
-            qb.push(")");
-            let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
-            for (name, rec) in rows {
-                out.push(
-                    serde_json::from_str(&rec).map_err(|e| corrupt(format!("server {name}"), e))?,
-                );
-            }
+            out.extend(Self::named(&self.pool, tenant, chunk).await?);
         }
         Ok(out)
     }
 
-    async fn estate(&self) -> Result<Estate> {
+    async fn estate_revision(&self, tenant: TenantId) -> Result<i64> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT revision FROM tenants WHERE id = ?")
+            .bind(tenant.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.0).unwrap_or(-1))
+    }
+
+    async fn estate(&self, tenant: TenantId) -> Result<Estate> {
         let mut estate = Estate {
-            servers: self.servers().await?,
+            servers: self.servers(tenant).await?,
             ..Default::default()
         };
         // Each kind packed into one row (see `packed`); a record that does not decode sends us
         // to the row-by-row read below, which names it.
         if let (Some(services), Some(dependencies), Some(windows), Some(blackouts)) = (
-            self.packed_kind("service").await,
-            self.packed_kind("dependency").await,
-            self.packed_kind("window").await,
-            self.packed_kind("blackout").await,
+            self.packed_kind(tenant, "service").await,
+            self.packed_kind(tenant, "dependency").await,
+            self.packed_kind(tenant, "window").await,
+            self.packed_kind(tenant, "blackout").await,
         ) && let (Some(backup_policies), Some(mut rings), Some(coverage), Some(capacity)) = (
-            self.packed_kind("backup_policy").await,
-            self.packed_kind::<patchward_core::inventory::Ring>("ring")
+            self.packed_kind(tenant, "backup_policy").await,
+            self.packed_kind::<patchward_core::inventory::Ring>(tenant, "ring")
                 .await,
-            self.packed_kind("coverage").await,
-            self.packed_kind("capacity").await,
+            self.packed_kind(tenant, "coverage").await,
+            self.packed_kind(tenant, "capacity").await,
         ) {
             rings.sort_by_key(|r| r.order);
             return Ok(Estate {
@@ -770,10 +919,12 @@ impl Store for SqliteStore {
                 ..estate
             });
         }
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT kind, name, record FROM estate_objects ORDER BY kind, name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT kind, name, record FROM estate_objects WHERE tenant_id = ? ORDER BY kind, name",
+        )
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
         for (kind, name, rec) in rows {
             let what = || format!("{kind} {name}");
             match kind.as_str() {
@@ -961,7 +1112,15 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn counts(&self) -> Result<Counts> {
+    async fn catalog_revision(&self) -> Result<String> {
+        let (n, latest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MAX(imported_at) FROM feed_imports")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(format!("{n}:{}", latest.unwrap_or(0)))
+    }
+
+    async fn counts(&self, tenant: TenantId) -> Result<Counts> {
         let one = |sql: &'static str| async move {
             let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
             Ok::<i64, StoreError>(n)
@@ -973,15 +1132,28 @@ impl Store for SqliteStore {
             kev: one("SELECT COUNT(*) FROM kev").await?,
             epss: one("SELECT COUNT(*) FROM epss").await?,
             nvd: one("SELECT COUNT(*) FROM nvd").await?,
-            servers: one("SELECT COUNT(*) FROM servers").await?,
+            servers: sqlx::query_as::<_, (i64,)>(
+                "SELECT COUNT(*) FROM servers WHERE tenant_id = ?",
+            )
+            .bind(tenant.0)
+            .fetch_one(&self.pool)
+            .await?
+            .0,
         })
     }
 
-    async fn save_plan(&self, cycle: &str, plan_json: &str, now: Timestamp) -> Result<()> {
+    async fn save_plan(
+        &self,
+        tenant: TenantId,
+        cycle: &str,
+        plan_json: &str,
+        now: Timestamp,
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO plans (cycle, created_at, record) VALUES (?, ?, ?)
-             ON CONFLICT (cycle) DO UPDATE SET created_at = excluded.created_at, record = excluded.record",
+            "INSERT INTO plans (tenant_id, cycle, created_at, record) VALUES (?, ?, ?, ?)
+             ON CONFLICT (tenant_id, cycle) DO UPDATE SET created_at = excluded.created_at, record = excluded.record",
         )
+        .bind(tenant.0)
         .bind(cycle)
         .bind(ms(now))
         .bind(plan_json)
@@ -990,19 +1162,23 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn plan(&self, cycle: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT record FROM plans WHERE cycle = ?")
-            .bind(cycle)
-            .fetch_optional(&self.pool)
-            .await?;
+    async fn plan(&self, tenant: TenantId, cycle: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT record FROM plans WHERE tenant_id = ? AND cycle = ?")
+                .bind(tenant.0)
+                .bind(cycle)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| r.0))
     }
 
-    async fn plans(&self) -> Result<Vec<(String, Timestamp)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT cycle, created_at FROM plans ORDER BY created_at DESC, cycle")
-                .fetch_all(&self.pool)
-                .await?;
+    async fn plans(&self, tenant: TenantId) -> Result<Vec<(String, Timestamp)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT cycle, created_at FROM plans WHERE tenant_id = ? ORDER BY created_at DESC, cycle",
+        )
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(c, t)| (c, from_ms(Some(t)).unwrap_or(Timestamp::UNIX_EPOCH)))

@@ -1,0 +1,456 @@
+//! Assessing fleets: exposure and priorities of every server, cached per tenant and keyed by
+//! the store's revisions (so a cache is only ever a cache), and the read use cases over it:
+//! the server list with filters, a server's findings, the fleet summary, a CVE's exposure.
+
+use crate::wire::{self, decision_word};
+use crate::{Actor, App, AppError, Result};
+use jiff::civil::Date;
+use patchward_core::access::{Permission, Role};
+use patchward_core::exposure::{ExposureIndex, ServerExposure};
+use patchward_core::intel::SupportPhase;
+use patchward_core::inventory::Server;
+use patchward_core::priority::{
+    Decision, Policy, PriorityCache, ServerSummary, assess_fleet, assess_server, summarise_fleet,
+    worst,
+};
+use patchward_proto::{
+    CveExposure, ExposedServer, ExposureSummary, ServerDetail, ServerPage, ServerQuery,
+};
+use patchward_store::{ControlStore, TenantId};
+use std::sync::Arc;
+
+/// Assess servers against a catalog, most urgent first (the CLI's `assess`, the demo, benches).
+pub fn assess_all(
+    index: &ExposureIndex,
+    servers: &[Server],
+    policy: &Policy,
+    as_of: Date,
+) -> Vec<ServerExposure> {
+    let mut out = on_all_cores(servers, |part, cache| {
+        assess_fleet(index, part, policy, as_of, cache)
+    });
+    // Most urgent first: worst decision, then earliest due, then most open, then name.
+    out.sort_by_cached_key(|s| {
+        let w = worst(s);
+        (
+            std::cmp::Reverse(w.map(|k| k.0)),
+            w.map(|k| k.1),
+            std::cmp::Reverse(s.open_cves.len()),
+            s.name.to_lowercase(),
+        )
+    });
+    out
+}
+
+/// Counts per server (decisions, KEV, overdue) without keeping findings, in input order.
+pub fn summarise_in_order(
+    index: &ExposureIndex,
+    servers: &[Server],
+    policy: &Policy,
+    as_of: Date,
+) -> Vec<ServerSummary> {
+    on_all_cores(servers, |part, cache| {
+        summarise_fleet(index, part, policy, as_of, cache)
+    })
+}
+
+/// [`summarise_in_order`], most urgent first (same order as [`assess_all`]).
+pub fn summarise_all(
+    index: &ExposureIndex,
+    servers: &[Server],
+    policy: &Policy,
+    as_of: Date,
+) -> Vec<ServerSummary> {
+    let mut out = summarise_in_order(index, servers, policy, as_of);
+    out.sort_by_cached_key(urgency);
+    out
+}
+
+fn urgency(
+    s: &ServerSummary,
+) -> (
+    std::cmp::Reverse<Option<Decision>>,
+    Option<Date>,
+    std::cmp::Reverse<usize>,
+    String,
+) {
+    (
+        std::cmp::Reverse(s.worst.map(|k| k.0)),
+        s.worst.map(|k| k.1),
+        std::cmp::Reverse(s.open),
+        s.exposure.name.to_lowercase(),
+    )
+}
+
+/// Servers are independent: split them over the cores, one priority cache per thread.
+fn on_all_cores<T: Send>(
+    servers: &[Server],
+    f: impl Fn(&[Server], &mut PriorityCache) -> Vec<T> + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = servers.len().div_ceil(threads).max(64);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = servers
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut cache = PriorityCache::default();
+                    f(part, &mut cache)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// A tenant's assessed fleet: servers with their ids and summaries, in name order.
+pub struct FleetView {
+    key: (i64, String, Date),
+    pub as_of: Date,
+    pub ids: Vec<i64>,
+    pub servers: Vec<Server>,
+    pub summaries: Vec<ServerSummary>,
+}
+
+/// Whether an owner-role actor owns the server (by owner name or e-mail, case-insensitive).
+fn owns(actor: &Actor, s: &Server) -> bool {
+    s.owner.as_ref().is_some_and(|o| {
+        o.name.eq_ignore_ascii_case(&actor.name)
+            || o.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(&actor.name))
+    })
+}
+
+fn visible(actor: &Actor, s: &Server) -> bool {
+    actor.role != Role::Owner || owns(actor, s)
+}
+
+fn parse_decision(s: &str) -> Option<Decision> {
+    match s.to_ascii_lowercase().as_str() {
+        "act" => Some(Decision::Act),
+        "attend" => Some(Decision::Attend),
+        "track*" | "track-star" | "track_star" => Some(Decision::TrackStar),
+        "track" => Some(Decision::Track),
+        _ => None,
+    }
+}
+
+fn check_cve(cve: &str) -> Result<String> {
+    let up = cve.trim().to_ascii_uppercase();
+    let ok = up.strip_prefix("CVE-").is_some_and(|rest| {
+        let mut parts = rest.split('-');
+        matches!((parts.next(), parts.next(), parts.next()),
+            (Some(y), Some(n), None) if y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit())
+                && (4..=9).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if ok {
+        Ok(up)
+    } else {
+        Err(AppError::field(
+            "cve",
+            format!("{cve:?} is not a CVE id like CVE-2024-38063"),
+        ))
+    }
+}
+
+impl<S: ControlStore> App<S> {
+    /// The exposure index of the stored catalog, built once per catalog revision (off the
+    /// async runtime) and shared by every request.
+    pub async fn index(&self) -> Result<Arc<ExposureIndex>> {
+        let rev = self.store.catalog_revision().await?;
+        let mut slot = self.intel.lock().await;
+        if let Some((r, ix)) = slot.as_ref()
+            && *r == rev
+        {
+            return Ok(ix.clone());
+        }
+        let catalog = self.store.catalog().await?;
+        let ix = tokio::task::spawn_blocking(move || Arc::new(ExposureIndex::new(catalog)))
+            .await
+            .map_err(|e| AppError::internal(e.to_string()))?;
+        *slot = Some((rev, ix.clone()));
+        Ok(ix)
+    }
+
+    /// The tenant's fleet, assessed as of today; recomputed when the estate, the catalog or
+    /// the date changed.
+    pub async fn fleet(&self, tenant: TenantId) -> Result<Arc<FleetView>> {
+        let rev = self.store.estate_revision(tenant).await?;
+        let cat = self.store.catalog_revision().await?;
+        let today = self.today();
+        let key = (rev, cat, today);
+        if let Ok(cache) = self.fleets.lock()
+            && let Some(v) = cache.get(&tenant)
+            && v.key == key
+        {
+            return Ok(v.clone());
+        }
+        let index = self.index().await?;
+        let stored = self.store.stored_servers(tenant).await?;
+        let policy = self.policy.clone();
+        let view = tokio::task::spawn_blocking(move || {
+            let (ids, servers): (Vec<i64>, Vec<Server>) =
+                stored.into_iter().map(|s| (s.id, s.server)).unzip();
+            let summaries = summarise_in_order(&index, &servers, &policy, today);
+            Arc::new(FleetView {
+                key,
+                as_of: today,
+                ids,
+                servers,
+                summaries,
+            })
+        })
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?;
+        if let Ok(mut cache) = self.fleets.lock() {
+            cache.insert(tenant, view.clone());
+        }
+        Ok(view)
+    }
+
+    /// `GET /api/v1/servers`: filters, search, sort and paging over the assessed fleet.
+    pub async fn servers_page(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        q: &ServerQuery,
+    ) -> Result<ServerPage> {
+        actor.require(Permission::Read)?;
+        let per_page = q.per_page.unwrap_or(50);
+        if !(1..=500).contains(&per_page) {
+            return Err(AppError::field("per_page", "per_page is 1 to 500"));
+        }
+        let page = q.page.unwrap_or(1);
+        if page == 0 {
+            return Err(AppError::field("page", "pages are numbered from 1"));
+        }
+        let min_decision = match q.decision.as_deref() {
+            None => None,
+            Some(d) => Some(parse_decision(d).ok_or_else(|| {
+                AppError::field(
+                    "decision",
+                    format!("{d:?} is not a decision (act, attend, track-star, track)"),
+                )
+            })?),
+        };
+        let by_name = match q.sort.as_deref() {
+            None | Some("urgency") => false,
+            Some("name") => true,
+            Some(other) => {
+                return Err(AppError::field(
+                    "sort",
+                    format!("{other:?}: sort by `urgency` or `name`"),
+                ));
+            }
+        };
+        let fleet = self.fleet(tenant).await?;
+        let needle = q.q.as_deref().map(str::to_ascii_lowercase);
+        let mut hits: Vec<usize> = (0..fleet.servers.len())
+            .filter(|&i| {
+                let s = &fleet.servers[i];
+                let sum = &fleet.summaries[i];
+                visible(actor, s)
+                    && needle.as_deref().is_none_or(|n| {
+                        s.name.to_ascii_lowercase().contains(n)
+                            || s.fqdn
+                                .as_deref()
+                                .is_some_and(|f| f.to_ascii_lowercase().contains(n))
+                    })
+                    && q.release.as_deref().is_none_or(|r| {
+                        s.release
+                            .or(sum.exposure.release)
+                            .is_some_and(|x| x.to_string().eq_ignore_ascii_case(r))
+                    })
+                    && q.kev.is_none_or(|k| (sum.kev > 0) == k)
+                    && min_decision.is_none_or(|m| sum.worst.is_some_and(|w| w.0 >= m))
+                    && q.tag
+                        .as_deref()
+                        .is_none_or(|t| s.tags.iter().any(|x| x.eq_ignore_ascii_case(t)))
+                    && q.ring.as_deref().is_none_or(|r| {
+                        s.ring.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(r))
+                    })
+                    && q.owner.as_deref().is_none_or(|o| {
+                        s.owner
+                            .as_ref()
+                            .is_some_and(|x| x.name.eq_ignore_ascii_case(o))
+                    })
+                    && q.unsupported.is_none_or(|u| {
+                        let out = sum
+                            .exposure
+                            .support
+                            .as_ref()
+                            .is_some_and(|p| p.phase == SupportPhase::Unsupported);
+                        out == u
+                    })
+            })
+            .collect();
+        if by_name {
+            hits.sort_by_cached_key(|&i| fleet.servers[i].name.to_ascii_lowercase());
+        } else {
+            hits.sort_by_cached_key(|&i| urgency(&fleet.summaries[i]));
+        }
+        let total = hits.len() as u64;
+        let start = (page as usize - 1).saturating_mul(per_page as usize);
+        let items = hits
+            .iter()
+            .skip(start)
+            .take(per_page as usize)
+            .map(|&i| wire::item(fleet.ids[i], &fleet.servers[i], &fleet.summaries[i]))
+            .collect();
+        Ok(ServerPage {
+            items,
+            total,
+            page,
+            per_page,
+            as_of: fleet.as_of.to_string(),
+        })
+    }
+
+    /// `GET /api/v1/servers/{id}`: one server's findings with their reasons and what to install.
+    /// Another tenant's id, or (owners) a server they do not own, is "not found".
+    pub async fn server_detail(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        id: i64,
+    ) -> Result<ServerDetail> {
+        actor.require(Permission::Read)?;
+        let stored = self
+            .store
+            .server_by_id(tenant, id)
+            .await?
+            .filter(|s| visible(actor, &s.server))
+            .ok_or_else(|| AppError::not_found(format!("server {id}")))?;
+        let index = self.index().await?;
+        let policy = self.policy.clone();
+        let today = self.today();
+        let server = stored.server;
+        let detail = tokio::task::spawn_blocking(move || {
+            let e = assess_server(&index, &server, &policy, today);
+            wire::detail(id, &server, &e, today)
+        })
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?;
+        Ok(detail)
+    }
+
+    /// `GET /api/v1/exposure`: the fleet's open findings, counted.
+    pub async fn exposure_summary(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+    ) -> Result<ExposureSummary> {
+        actor.require(Permission::Read)?;
+        let fleet = self.fleet(tenant).await?;
+        let mut out = ExposureSummary {
+            as_of: fleet.as_of.to_string(),
+            servers: 0,
+            servers_with_kev: 0,
+            servers_with_overdue: 0,
+            unsupported: 0,
+            open: 0,
+            act: 0,
+            attend: 0,
+            track_star: 0,
+            track: 0,
+            kev: 0,
+            overdue: 0,
+        };
+        for (s, sum) in fleet.servers.iter().zip(&fleet.summaries) {
+            if !visible(actor, s) {
+                continue;
+            }
+            out.servers += 1;
+            out.servers_with_kev += u32::from(sum.kev > 0);
+            out.servers_with_overdue += u32::from(sum.overdue > 0);
+            out.unsupported += u32::from(
+                sum.exposure
+                    .support
+                    .as_ref()
+                    .is_some_and(|p| p.phase == SupportPhase::Unsupported),
+            );
+            out.open += sum.open as u64;
+            out.track += sum.by_decision[0] as u64;
+            out.track_star += sum.by_decision[1] as u64;
+            out.attend += sum.by_decision[2] as u64;
+            out.act += sum.by_decision[3] as u64;
+            out.kev += sum.kev as u64;
+            out.overdue += sum.overdue as u64;
+        }
+        Ok(out)
+    }
+
+    /// `GET /api/v1/cves/{cve}`: who in the tenant is exposed to the CVE and what fixes it.
+    pub async fn cve_exposure(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        cve: &str,
+    ) -> Result<CveExposure> {
+        actor.require(Permission::Read)?;
+        let cve = check_cve(cve)?;
+        let index = self.index().await?;
+        let Some(v) = index.catalog.vulnerabilities.iter().find(|v| v.cve == cve) else {
+            return Err(AppError::not_found(format!(
+                "{cve} (not in the imported catalog)"
+            )));
+        };
+        let title = v.title.clone();
+        let id = cve.clone();
+        let exploited = v.exploited;
+        let fleet = self.fleet(tenant).await?;
+        let policy = self.policy.clone();
+        let actor = actor.clone();
+        let as_of = fleet.as_of;
+        let (kev, epss) = (
+            index.kev(&cve).is_some(),
+            index.epss(&cve).map(|e| e.epss as f32),
+        );
+        let exposed = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for (i, s) in fleet.servers.iter().enumerate() {
+                if !visible(&actor, s) {
+                    continue;
+                }
+                let mut hit = false;
+                index.scan(s, as_of, |facts, _| hit |= *facts.cve == *cve);
+                if !hit {
+                    continue;
+                }
+                let e = assess_server(&index, s, &policy, as_of);
+                for c in e.open_cves.iter().filter(|c| *c.facts.cve == *cve) {
+                    out.push(ExposedServer {
+                        id: fleet.ids[i],
+                        name: s.name.clone(),
+                        product: c.facts.product_id.to_string(),
+                        decision: c
+                            .priority
+                            .as_ref()
+                            .map(|p| decision_word(p.decision).to_string()),
+                        due: c.priority.as_ref().map(|p| p.due.to_string()),
+                        fixed_by: c.facts.fixed_by.iter().map(|k| k.to_string()).collect(),
+                    });
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?;
+        Ok(CveExposure {
+            cve: id,
+            title,
+            kev,
+            epss,
+            exploited,
+            exposed,
+        })
+    }
+}

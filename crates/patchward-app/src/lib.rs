@@ -1,0 +1,121 @@
+//! The use cases of Patchward over a [`ControlStore`] and a [`Clock`]: importing hosts,
+//! assessing fleets, reading servers and CVEs, accounts, tokens, sessions and the audit log.
+//! The CLI, the server and (later) the agent endpoints call these; none re-implements them.
+//!
+//! Every use case takes the [`Actor`] doing it: its role is checked here (not only in the
+//! server), its tenant scopes what it sees, and writes are recorded in the audit log.
+
+pub mod access;
+pub mod audit;
+pub mod clock;
+pub mod error;
+pub mod fleet;
+pub mod hosts;
+mod wire;
+
+pub use clock::{Clock, FixedClock};
+pub use error::{AppError, Result};
+
+use jiff::civil::Date;
+use patchward_core::access::{Permission, Role};
+use patchward_core::exposure::ExposureIndex;
+use patchward_core::priority::Policy;
+use patchward_store::{ControlStore, TenantId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Who is doing something: a user (by session or token), or the local command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actor {
+    pub user_id: Option<i64>,
+    /// Shown in the audit log: the user name, or `cli` for the local command line.
+    pub name: String,
+    pub role: Role,
+    /// `None`: provider-wide (acts on any tenant it names, the default tenant otherwise).
+    pub tenant: Option<TenantId>,
+}
+
+impl Actor {
+    /// Whoever runs the command line on the server's own database: a provider-wide admin.
+    pub fn cli() -> Actor {
+        Actor {
+            user_id: None,
+            name: "cli".into(),
+            role: Role::Admin,
+            tenant: None,
+        }
+    }
+
+    pub fn require(&self, p: Permission) -> Result<()> {
+        if self.role.allows(p) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(format!(
+                "the {} role does not allow this",
+                self.role
+            )))
+        }
+    }
+
+    pub fn provider_wide(&self) -> bool {
+        self.tenant.is_none()
+    }
+}
+
+/// The application: a store, a clock, and caches that are only caches (every request checks
+/// the store's revision, so several replicas stay consistent).
+pub struct App<S: ControlStore> {
+    pub store: S,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    /// The exposure index of the current catalog, keyed by the catalog's revision.
+    intel: tokio::sync::Mutex<Option<(String, Arc<ExposureIndex>)>>,
+    /// Per tenant: the assessed fleet, keyed by (estate revision, catalog revision, date).
+    fleets: Mutex<HashMap<TenantId, Arc<fleet::FleetView>>>,
+}
+
+impl<S: ControlStore> App<S> {
+    pub fn new(store: S, clock: Arc<dyn Clock>, policy: Policy) -> App<S> {
+        App {
+            store,
+            clock,
+            policy,
+            intel: tokio::sync::Mutex::new(None),
+            fleets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    pub fn today(&self) -> Date {
+        self.now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date()
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The tenant a request acts on. Tenant users always act on their own (naming another is
+    /// answered like an unknown tenant); provider-wide actors name one, or get the default.
+    pub async fn tenant_for(&self, actor: &Actor, name: Option<&str>) -> Result<TenantId> {
+        match (actor.tenant, name) {
+            (Some(own), None) => Ok(own),
+            (Some(own), Some(n)) => {
+                let t = self.store.tenant_by_name(n).await?;
+                match t {
+                    Some(t) if t.id == own => Ok(own),
+                    _ => Err(AppError::not_found(format!("tenant {n}"))),
+                }
+            }
+            (None, None) => Ok(TenantId::DEFAULT),
+            (None, Some(n)) => self
+                .store
+                .tenant_by_name(n)
+                .await?
+                .map(|t| t.id)
+                .ok_or_else(|| AppError::not_found(format!("tenant {n}"))),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Core results → wire types (`patchward-proto`). The only place that knows both shapes.
+
+use jiff::civil::Date;
+use patchward_core::exposure::{Determination, ServerExposure};
+use patchward_core::intel::SupportPhase;
+use patchward_core::inventory::Server;
+use patchward_core::priority::{Decision, ServerSummary};
+use patchward_proto::{Finding, MissingUpdate, ServerDetail, ServerItem};
+
+pub fn decision_word(d: Decision) -> &'static str {
+    match d {
+        Decision::Act => "act",
+        Decision::Attend => "attend",
+        Decision::TrackStar => "track-star",
+        Decision::Track => "track",
+    }
+}
+
+fn phase_word(p: SupportPhase) -> &'static str {
+    match p {
+        SupportPhase::Mainstream => "mainstream",
+        SupportPhase::Extended => "extended",
+        SupportPhase::Esu => "esu",
+        SupportPhase::Unsupported => "unsupported",
+        SupportPhase::Unknown => "unknown",
+    }
+}
+
+/// A serde enum's name (`"domain_controller"` → `domain_controller`).
+fn word<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+pub fn item(id: i64, s: &Server, sum: &ServerSummary) -> ServerItem {
+    let e = &sum.exposure;
+    ServerItem {
+        id,
+        name: s.name.clone(),
+        fqdn: s.fqdn.clone(),
+        os: s.os.clone(),
+        release: s.release.or(e.release).map(|r| r.to_string()),
+        build: s.build.or(e.build).map(|b| b.to_string()),
+        owner: s.owner.as_ref().map(|o| o.name.clone()),
+        tier: s.tier.0.to_string(),
+        environment: s.environment.clone(),
+        site: s.site.clone(),
+        ring: s.ring.clone(),
+        tags: s.tags.clone(),
+        support: e.support.as_ref().map(|p| phase_word(p.phase).to_string()),
+        open: count(sum.open),
+        act: count(sum.by_decision[3]),
+        attend: count(sum.by_decision[2]),
+        track_star: count(sum.by_decision[1]),
+        track: count(sum.by_decision[0]),
+        kev: count(sum.kev),
+        overdue: count(sum.overdue),
+        missing_updates: count(e.missing_updates.len()),
+        worst_decision: sum.worst.map(|w| decision_word(w.0).to_string()),
+        next_due: sum.worst.map(|w| w.1.to_string()),
+    }
+}
+
+pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date) -> ServerDetail {
+    // The list's counts, from the full assessment.
+    let mut by_decision = [0usize; 4];
+    let (mut kev, mut overdue) = (0, 0);
+    for c in &e.open_cves {
+        if let Some(p) = &c.priority {
+            by_decision[p.decision as usize] += 1;
+            overdue += usize::from(p.overdue);
+        }
+        kev += usize::from(c.facts.kev);
+    }
+    let w = patchward_core::priority::worst(e);
+    let summary = ServerItem {
+        id,
+        name: s.name.clone(),
+        fqdn: s.fqdn.clone(),
+        os: s.os.clone(),
+        release: s.release.or(e.release).map(|r| r.to_string()),
+        build: s.build.or(e.build).map(|b| b.to_string()),
+        owner: s.owner.as_ref().map(|o| o.name.clone()),
+        tier: s.tier.0.to_string(),
+        environment: s.environment.clone(),
+        site: s.site.clone(),
+        ring: s.ring.clone(),
+        tags: s.tags.clone(),
+        support: e.support.as_ref().map(|p| phase_word(p.phase).to_string()),
+        open: count(e.open_cves.len()),
+        act: count(by_decision[3]),
+        attend: count(by_decision[2]),
+        track_star: count(by_decision[1]),
+        track: count(by_decision[0]),
+        kev: count(kev),
+        overdue: count(overdue),
+        missing_updates: count(e.missing_updates.len()),
+        worst_decision: w.map(|w| decision_word(w.0).to_string()),
+        next_due: w.map(|w| w.1.to_string()),
+    };
+    let mut findings: Vec<Finding> = e
+        .open_cves
+        .iter()
+        .map(|c| {
+            let f = &c.facts;
+            Finding {
+                cve: f.cve.to_string(),
+                title: f.title.to_string(),
+                product: f.product_id.to_string(),
+                severity: f.severity.map(str::to_string),
+                cvss: f.cvss,
+                kev: f.kev,
+                epss: f.epss.map(|x| x as f32),
+                exploited: f.exploited,
+                decision: c
+                    .priority
+                    .as_ref()
+                    .map(|p| decision_word(p.decision).to_string()),
+                due: c.priority.as_ref().map(|p| p.due.to_string()),
+                overdue: c
+                    .priority
+                    .as_ref()
+                    .is_some_and(|p| p.overdue || p.due < as_of),
+                reasons: c.reasons(),
+                fixed_by: f.fixed_by.iter().map(|k| k.to_string()).collect(),
+                determined_by: match c.determined_by {
+                    Determination::Build => "build",
+                    Determination::Kb => "kb",
+                    Determination::KbUnlisted => "kb_unlisted",
+                }
+                .to_string(),
+            }
+        })
+        .collect();
+    // Most urgent first.
+    findings.sort_by(|a, b| {
+        let rank = |f: &Finding| match f.decision.as_deref() {
+            Some("act") => 0,
+            Some("attend") => 1,
+            Some("track-star") => 2,
+            _ => 3,
+        };
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a.due.cmp(&b.due))
+            .then_with(|| a.cve.cmp(&b.cve))
+    });
+    ServerDetail {
+        summary,
+        installation: Some(e.installation.to_string()),
+        roles: s.roles.iter().map(word).collect(),
+        installed_kbs: s.installed_kbs.iter().map(|k| k.to_string()).collect(),
+        windows: s.windows.clone(),
+        backup_policy: s.backup_policy.clone(),
+        last_scan: s.last_scan.map(|t| t.to_string()),
+        findings,
+        missing: e
+            .missing_updates
+            .iter()
+            .map(|m| MissingUpdate {
+                kb: m.kb.to_string(),
+                title: m.title.clone(),
+                classification: m.classification_label.to_string(),
+                closes: count(m.closes.len()),
+                closes_kev: count(m.closes.iter().filter(|c| c.kev).count()),
+            })
+            .collect(),
+        notes: e.notes.clone(),
+    }
+}

@@ -1,0 +1,14 @@
+//! Wire types of Patchward's REST API (`/api/v1`) and its error-code table.
+//!
+//! These are what clients see; core structs are neither the API nor the stored JSON, so either
+//! side can change without breaking the other. Instants are RFC 3339 strings (UTC), dates
+//! `YYYY-MM-DD`.
+
+mod error;
+mod types;
+
+pub use error::{ApiError, ErrorCode};
+pub use types::*;
+
+/// The API version in every path (`/api/v1/...`).
+pub const API_VERSION: &str = "v1";
