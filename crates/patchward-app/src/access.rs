@@ -507,3 +507,63 @@ impl Actor {
         }
     }
 }
+
+impl<S: ControlStore> App<S> {
+    /// A new tenant (provider-wide administrators only).
+    pub async fn create_tenant(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<patchward_store::Tenant> {
+        actor.require(Permission::Administer)?;
+        if !actor.provider_wide() {
+            return Err(AppError::forbidden(
+                "only a provider-wide administrator creates tenants",
+            ));
+        }
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(AppError::field(
+                "name",
+                "a tenant name is 1 to 100 printable characters",
+            ));
+        }
+        if self.store.tenant_by_name(name).await?.is_some() {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                format!("tenant {name} already exists"),
+            ));
+        }
+        let t = self.store.ensure_tenant(name, self.now()).await?;
+        self.record(
+            actor,
+            Some(t.id),
+            "tenant.create",
+            &format!("tenant:{name}"),
+            serde_json::json!({}),
+        )
+        .await?;
+        Ok(t)
+    }
+}
+
+impl<S: ControlStore> App<S> {
+    /// First run: when no user exists, create the provider-wide administrator `admin` with a
+    /// random password, returned once for the operator to note (and replace).
+    pub async fn bootstrap_admin(&self) -> Result<Option<(String, String)>> {
+        if !self.store.users(None).await?.is_empty() {
+            return Ok(None);
+        }
+        let password = secret()?[..24].to_string();
+        let user = self
+            .add_user(
+                &Actor::system("bootstrap"),
+                "admin",
+                "admin",
+                None,
+                Some(password.clone()),
+            )
+            .await?;
+        Ok(Some((user.name, password)))
+    }
+}

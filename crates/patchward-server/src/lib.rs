@@ -1,1 +1,116 @@
-pub fn _x() {}
+//! `patchward serve`: the REST API (`/api/v1`, described by an OpenAPI 3.1 document and
+//! browsable with Swagger UI from the binary), authentication (bearer tokens, cookie sessions
+//! with CSRF protection), TLS, health checks and graceful shutdown.
+//!
+//! Handlers are thin: they authenticate, call the application layer (`patchward-app`) and map
+//! its results to wire types. The server keeps no state between requests beyond caches the
+//! store's revisions validate, so replicas behind a load balancer are safe.
+
+mod api;
+mod auth;
+mod error;
+mod tls;
+
+pub use api::{Need, ROUTES, openapi};
+pub use tls::{TlsFiles, fingerprint as tls_fingerprint, self_signed};
+
+use patchward_app::App;
+use patchward_store::SqliteStore;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The store the server runs on (the PostgreSQL backend will make this a choice).
+pub type ServerStore = SqliteStore;
+pub type Shared = Arc<App<ServerStore>>;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// `None`: plain HTTP (behind a reverse proxy that terminates TLS).
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Bind, report the URL through `bound` (port 0 becomes the real port), then serve until
+/// Ctrl-C or SIGTERM, finishing requests in flight.
+pub async fn serve(
+    app: Shared,
+    opts: ServeOptions,
+    bound: impl FnOnce(&str),
+) -> Result<(), ServeError> {
+    let router = api::router(app);
+    let listener = std::net::TcpListener::bind(opts.listen).map_err(|source| ServeError::Bind {
+        addr: opts.listen,
+        source,
+    })?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    bound(&format!("{scheme}://{addr}"));
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    match opts.tls {
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(service)
+                .await?
+        }
+        Some(files) => {
+            let config = tls::rustls_config(&files).await?;
+            axum_server::from_tcp_rustls(listener, config)?
+                .handle(handle)
+                .serve(service)
+                .await?
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Where a self-signed certificate is kept for a database (beside it).
+pub fn default_tls_dir(db: &std::path::Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".tls");
+    db.with_file_name(name)
+}

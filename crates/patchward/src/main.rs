@@ -56,6 +56,22 @@ enum Command {
     /// Plan a cycle into waves (windows, blackouts, dependencies, budgets, rings), store it, explain it.
     #[command(long_about = commands::plan::LONG_ABOUT)]
     Plan(commands::plan::PlanArgs),
+    /// Run the server: REST API /api/v1 with OpenAPI and Swagger UI, TLS by default.
+    Serve(commands::serve::ServeArgs),
+    /// Server settings: print an example config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Users: add, list, disable, enable.
+    #[command(subcommand)]
+    Users(commands::access::UsersCommand),
+    /// API tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Tokens(commands::access::TokensCommand),
+    /// The audit log: verify its hash chain.
+    #[command(subcommand)]
+    Audit(commands::access::AuditCommand),
+    /// Print the API's OpenAPI document (JSON).
+    Openapi,
     /// Measure import and exposure speed on real or generated data.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -84,6 +100,12 @@ pub struct ImportHostsArgs {
     /// Files or folders (walked recursively).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// An example config file for `serve --config`, with every setting explained.
+    Example,
 }
 
 #[derive(Subcommand)]
@@ -165,5 +187,17 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Plan(a) => commands::plan::run(&db, a).await,
         Command::Bench(b) => commands::bench::run(b).await,
+        Command::Serve(a) => commands::serve::run(&db, a).await,
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", commands::serve::CONFIG_EXAMPLE);
+            Ok(())
+        }
+        Command::Users(c) => commands::access::users(&db, c).await,
+        Command::Tokens(c) => commands::access::tokens(&db, c).await,
+        Command::Audit(c) => commands::access::audit(&db, c).await,
+        Command::Openapi => {
+            println!("{}", patchward_server::openapi().to_pretty_json()?);
+            Ok(())
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command family. Each opens the store, calls the domain, renders.
 
+pub mod access;
 pub mod assess;
 pub mod bench;
 pub mod bench_plan;
@@ -7,6 +8,7 @@ pub mod demo;
 pub mod import;
 pub mod list;
 pub mod plan;
+pub mod serve;
 pub mod sync;
 
 use anyhow::{Context, Result, bail};

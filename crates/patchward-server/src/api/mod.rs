@@ -1,0 +1,139 @@
+//! `/api/v1`: the routes, the permission each needs ([`ROUTES`], the one table both the guard
+//! and the tests read), and the OpenAPI document.
+
+mod handlers;
+
+use crate::Shared;
+use axum::Router;
+use axum::http::Method;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// What a route needs of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Anyone (logging in).
+    Public,
+    /// Any signed-in user (their own session and tokens).
+    Authenticated,
+    /// Read the tenant's data (owners: their servers only).
+    Read,
+    /// Import and change the estate.
+    Operate,
+    /// Administer the tenant: users, tokens, audit log.
+    Administer,
+    /// A provider-wide administrator: tenants, the whole audit chain.
+    ProviderAdmin,
+}
+
+/// Every API route and what it needs. A route missing here answers 500, and a test fails
+/// when the OpenAPI document and this table disagree.
+pub const ROUTES: &[(&str, &str, Need)] = &[
+    ("POST", "/api/v1/session", Need::Public),
+    ("DELETE", "/api/v1/session", Need::Authenticated),
+    ("GET", "/api/v1/me", Need::Authenticated),
+    ("GET", "/api/v1/servers", Need::Read),
+    ("GET", "/api/v1/servers/{id}", Need::Read),
+    ("GET", "/api/v1/exposure", Need::Read),
+    ("GET", "/api/v1/cves/{cve}", Need::Read),
+    ("GET", "/api/v1/feeds", Need::Read),
+    ("GET", "/api/v1/plans", Need::Read),
+    ("POST", "/api/v1/hosts", Need::Operate),
+    ("GET", "/api/v1/users", Need::Administer),
+    ("POST", "/api/v1/users", Need::Administer),
+    ("POST", "/api/v1/users/{id}/disable", Need::Administer),
+    ("POST", "/api/v1/users/{id}/enable", Need::Administer),
+    ("GET", "/api/v1/tokens", Need::Authenticated),
+    ("POST", "/api/v1/tokens", Need::Authenticated),
+    ("DELETE", "/api/v1/tokens/{id}", Need::Authenticated),
+    ("GET", "/api/v1/tenants", Need::ProviderAdmin),
+    ("POST", "/api/v1/tenants", Need::ProviderAdmin),
+    ("GET", "/api/v1/audit", Need::Administer),
+    ("GET", "/api/v1/audit/verify", Need::ProviderAdmin),
+];
+
+pub fn need_of(method: &Method, path: &str) -> Option<Need> {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *p == path && method.as_str() == *m)
+        .map(|r| r.2)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Patchward API",
+        description = "Self-hosted Windows Server patch management. Authenticate with \
+            `Authorization: Bearer TOKEN` (`patchward tokens create --user NAME`) or a session \
+            from `POST /api/v1/session` (then send `X-CSRF-Token` on writes). Errors are \
+            `{code, message, field?}`.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    modifiers(&Security),
+    security(("bearer" = []), ("session" = []))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::SESSION_COOKIE,
+            ))),
+        );
+    }
+}
+
+fn api_router() -> OpenApiRouter<Shared> {
+    use handlers::*;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(login, logout))
+        .routes(routes!(me))
+        .routes(routes!(list_servers))
+        .routes(routes!(get_server))
+        .routes(routes!(exposure))
+        .routes(routes!(cve))
+        .routes(routes!(feeds))
+        .routes(routes!(plans))
+        .routes(routes!(import_hosts))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(audit))
+        .routes(routes!(verify_audit))
+}
+
+/// The OpenAPI document (also served at `/api/v1/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+pub fn router(app: Shared) -> Router {
+    let (api, doc) = api_router().split_for_parts();
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        crate::auth::guard,
+    ));
+    Router::new()
+        .merge(api)
+        .route("/healthz", axum::routing::get(handlers::healthz))
+        .route("/readyz", axum::routing::get(handlers::readyz))
+        .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}

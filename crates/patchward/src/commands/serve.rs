@@ -1,0 +1,153 @@
+//! `serve`, `config example`: settings from flags, then environment, then a config file.
+
+use super::{app, open};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use patchward_server::{ServeOptions, TlsFiles, default_tls_dir, self_signed};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the URL is printed)
+    /// [default: 127.0.0.1:8443].
+    #[arg(long, env = "PATCHWARD_LISTEN")]
+    pub listen: Option<String>,
+    /// Plain HTTP, for running behind a reverse proxy that terminates TLS.
+    #[arg(long, env = "PATCHWARD_HTTP")]
+    pub http: bool,
+    /// TLS certificate (PEM); without it a self-signed one is generated beside the database.
+    #[arg(long, env = "PATCHWARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "PATCHWARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Config file (TOML; see `patchward config example`).
+    #[arg(long, env = "PATCHWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The config file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<String>,
+    http: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+pub const CONFIG_EXAMPLE: &str = r#"# Patchward server settings. Flags override environment variables, which override this file.
+# Use: patchward --db /var/lib/patchward/patchward.db serve --config /etc/patchward/patchward.toml
+
+# Address and port (env PATCHWARD_LISTEN). Port 0 picks a free port and prints it.
+listen = "0.0.0.0:8443"
+
+# Plain HTTP, only behind a reverse proxy that terminates TLS (env PATCHWARD_HTTP=true).
+http = false
+
+# Your certificate and key, PEM (env PATCHWARD_TLS_CERT, PATCHWARD_TLS_KEY). Without them a
+# self-signed certificate is generated on first start, kept beside the database in DB.tls/,
+# and its SHA-256 fingerprint printed.
+# tls_cert = "/etc/patchward/tls/cert.pem"
+# tls_key = "/etc/patchward/tls/key.pem"
+"#;
+
+/// What the flags, environment and file say, merged.
+pub fn options(db: &Path, a: &ServeArgs) -> Result<(ServeOptions, Option<String>)> {
+    let file: ConfigFile = match &a.config {
+        None => ConfigFile::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config {}", p.display()))?;
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+    };
+    let listen_text = a
+        .listen
+        .clone()
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen: SocketAddr = listen_text.parse().with_context(|| {
+        format!("listen {listen_text:?}: expected an address and port like 127.0.0.1:8443")
+    })?;
+    let http = a.http || file.http.unwrap_or(false);
+    let cert = a.tls_cert.clone().or(file.tls_cert);
+    let key = a.tls_key.clone().or(file.tls_key);
+    if http {
+        return Ok((ServeOptions { listen, tls: None }, None));
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let fp = patchward_server::tls_fingerprint(&cert)?;
+            Ok((
+                ServeOptions {
+                    listen,
+                    tls: Some(TlsFiles { cert, key }),
+                },
+                Some(fp),
+            ))
+        }
+        (None, None) => {
+            let (files, fp) = self_signed(&default_tls_dir(db), &[listen.ip().to_string()])?;
+            Ok((
+                ServeOptions {
+                    listen,
+                    tls: Some(files),
+                },
+                Some(fp),
+            ))
+        }
+        _ => bail!("tls_cert and tls_key go together: give both or neither"),
+    }
+}
+
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PATCHWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `serve`: open the store, bootstrap the first administrator, listen.
+pub async fn run(db: &Path, a: ServeArgs) -> Result<()> {
+    init_logs();
+    let (opts, fingerprint) = options(db, &a)?;
+    let store = open(db).await?;
+    let app = Arc::new(app(store));
+    if let Some((name, password)) = app.bootstrap_admin().await? {
+        eprintln!("first start: created the administrator {name:?} with the password {password}");
+        eprintln!("  (shown once; create your own accounts with `patchward users add`)");
+    }
+    serve(app, opts, fingerprint).await
+}
+
+pub async fn serve(
+    app: patchward_server::Shared,
+    opts: ServeOptions,
+    fingerprint: Option<String>,
+) -> Result<()> {
+    if opts.tls.is_none() {
+        eprintln!(
+            "warning: plain HTTP: passwords and tokens cross the network in clear unless a \
+             reverse proxy in front terminates TLS"
+        );
+    }
+    patchward_server::serve(app, opts, |url| {
+        println!("patchward: listening on {url}");
+        println!("  API browser: {url}/api/v1/docs   OpenAPI: {url}/api/v1/openapi.json");
+        if let Some(fp) = &fingerprint {
+            println!("  TLS certificate SHA-256: {fp}");
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    })
+    .await?;
+    Ok(())
+}
