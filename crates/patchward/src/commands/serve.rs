@@ -142,8 +142,9 @@ pub async fn serve(
     patchward_server::serve(app, opts, |url| {
         println!("patchward: listening on {url}");
         println!("  API browser: {url}/api/v1/docs   OpenAPI: {url}/api/v1/openapi.json");
-        if let Some(fp) = &fingerprint {
-            println!("  TLS certificate SHA-256: {fp}");
+        match &fingerprint {
+            Some(fp) => println!("  TLS certificate SHA-256: {fp}"),
+            None => println!("  TLS: off (plain HTTP)"),
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();

@@ -1,0 +1,1026 @@
+//! The REST API against a real server on 127.0.0.1:0 (the real binary, a temporary database),
+//! driven by the real HTTP client: authentication on every route of the OpenAPI document,
+//! the route × role matrix, tenant isolation, CSRF, token revocation, lockout, field errors,
+//! concurrent writers, the audit chain, TLS and the OpenAPI snapshot.
+
+use crate::{fixtures, ok, pw, tmpdir};
+use patchward_server::{Need, ROUTES};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A running `patchward serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    /// Lines the server printed on stdout after the URL (the TLS fingerprint).
+    pub banner: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start(db: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchward"))
+        .arg("--db")
+        .arg(db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("PATCHWARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("patchward: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    let mut banner = Vec::new();
+    for _ in 0..2 {
+        if let Some(Ok(l)) = lines.next() {
+            banner.push(l);
+        }
+    }
+    // Keep reading, so the server never writes into a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, url, banner }
+}
+
+fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder().build().unwrap()
+}
+
+/// A user with a role (and tenant), and a token for them, made with the CLI.
+fn user_token(db: &Path, name: &str, role: &str, tenant: Option<&str>) -> String {
+    let mut args = vec!["users", "add", name, "--role", role, "--password-stdin"];
+    if let Some(t) = tenant {
+        args.extend(["--tenant", t]);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchward"))
+        .arg("--db")
+        .arg(db)
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery staple\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    ok(&out);
+    let token = ok(&pw(db, &["tokens", "create", "--user", name]));
+    let token = token.trim().to_string();
+    assert!(
+        token.starts_with("pwt_") && !token.contains('\n'),
+        "{token:?}"
+    );
+    token
+}
+
+async fn call(
+    c: &Client,
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut r = c.request(method, url);
+    if let Some(t) = token {
+        r = r.header("Authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = body {
+        r = r
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Two tenants: the default one with the fixture inventory (DC-01 owned by
+/// identity@example.com) and `contoso` with the Contoso estate; one MSRC month and KEV.
+fn estate_db(name: &str) -> PathBuf {
+    let dir = tmpdir(name);
+    let db = dir.join("api.db");
+    ok(&pw(
+        &db,
+        &[
+            "import",
+            "feeds",
+            fixtures()
+                .join("msrc-cvrf/2024-Jul.xml.zst")
+                .to_str()
+                .unwrap(),
+            fixtures()
+                .join("kev/known_exploited_vulnerabilities_2026-08-07.json.zst")
+                .to_str()
+                .unwrap(),
+        ],
+    ));
+    ok(&pw(
+        &db,
+        &[
+            "import",
+            "hosts",
+            fixtures().join("inventory/servers.csv").to_str().unwrap(),
+        ],
+    ));
+    let contoso =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/estates/contoso.toml");
+    ok(&pw(
+        &db,
+        &[
+            "import",
+            "hosts",
+            "--tenant",
+            "contoso",
+            contoso.to_str().unwrap(),
+        ],
+    ));
+    db
+}
+
+/// Every operation of the served OpenAPI document as (METHOD, path template).
+async fn operations(c: &Client, url: &str) -> Vec<(String, String)> {
+    let (s, doc) = call(
+        c,
+        Method::GET,
+        &format!("{url}/api/v1/openapi.json"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (m, _) in item.as_object().unwrap() {
+            if ["get", "post", "put", "patch", "delete"].contains(&m.as_str()) {
+                ops.push((m.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops.sort();
+    ops
+}
+
+fn concrete(path: &str, id: i64) -> String {
+    path.replace("{id}", &id.to_string())
+        .replace("{cve}", "CVE-2024-38063")
+}
+
+/// A body that passes deserialisation where one is needed but changes nothing lasting.
+fn probe_body(method: &str, path: &str) -> Option<Value> {
+    match (method, path) {
+        ("POST", "/api/v1/session") => Some(json!({"name": "nobody", "password": "x"})),
+        ("POST", "/api/v1/users") => Some(json!({"name": "probe", "role": "no-such-role"})),
+        ("POST", "/api/v1/tokens") => Some(json!({"expires_days": 0})),
+        ("POST", "/api/v1/tenants") => Some(json!({"name": ""})),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_needs_credentials_and_the_role_matrix_holds() {
+    let db = estate_db("api-matrix");
+    let mut tokens = Vec::new();
+    for role in ["viewer", "owner", "operator", "approver", "admin"] {
+        let name = if role == "owner" {
+            "identity@example.com".to_string()
+        } else {
+            format!("t-{role}")
+        };
+        tokens.push((role, user_token(&db, &name, role, Some("default"))));
+    }
+    tokens.push(("provider-admin", user_token(&db, "root", "admin", None)));
+    let server = start(&db, &["--http"]);
+    let c = client();
+    let ops = operations(&c, &server.url).await;
+
+    // The table the guard enforces and the document agree, both ways.
+    let mut table: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    table.sort();
+    assert_eq!(
+        ops, table,
+        "OpenAPI operations and the permission table differ"
+    );
+
+    for (m, p) in &ops {
+        let need = ROUTES.iter().find(|r| r.0 == m && r.1 == p).unwrap().2;
+        let url = format!("{}{}", server.url, concrete(p, 999_999));
+        let method = Method::from_bytes(m.as_bytes()).unwrap();
+        let (s, body) = call(&c, method.clone(), &url, None, probe_body(m, p)).await;
+        if need == Need::Public {
+            assert_ne!(s, StatusCode::FORBIDDEN, "{m} {p}");
+        } else {
+            assert_eq!(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "{m} {p} without credentials: {body}"
+            );
+            assert_eq!(body["code"], "unauthenticated");
+        }
+        // A wrong token is no better than none.
+        if need != Need::Public {
+            let (s, _) = call(&c, method.clone(), &url, Some("pwt_0000"), probe_body(m, p)).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {p} with a wrong token");
+        }
+        if need == Need::Public {
+            continue;
+        }
+        for (role, token) in &tokens {
+            // Sessions and own tokens are per user: skip logging a token user out.
+            let (s, body) = call(&c, method.clone(), &url, Some(token), probe_body(m, p)).await;
+            let allowed = match need {
+                Need::Authenticated | Need::Read => true,
+                Need::Operate => matches!(*role, "operator" | "admin" | "provider-admin"),
+                Need::Administer => matches!(*role, "admin" | "provider-admin"),
+                Need::ProviderAdmin => *role == "provider-admin",
+                Need::Public => unreachable!(),
+            };
+            if allowed {
+                assert!(
+                    s != StatusCode::FORBIDDEN && s != StatusCode::UNAUTHORIZED,
+                    "{role} must be allowed {m} {p}: {s} {body}"
+                );
+            } else {
+                assert_eq!(
+                    s,
+                    StatusCode::FORBIDDEN,
+                    "{role} must be refused {m} {p}: {body}"
+                );
+                assert_eq!(body["code"], "forbidden");
+            }
+        }
+    }
+
+    // Owners see only the servers they own.
+    let owner = &tokens.iter().find(|t| t.0 == "owner").unwrap().1;
+    let (s, page) = call(
+        &c,
+        Method::GET,
+        &format!("{}/api/v1/servers?per_page=500", server.url),
+        Some(owner),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.starts_with("DC-")),
+        "{names:?}"
+    );
+    let viewer = &tokens[0].1;
+    let (_, all) = call(
+        &c,
+        Method::GET,
+        &format!("{}/api/v1/servers?per_page=500", server.url),
+        Some(viewer),
+        None,
+    )
+    .await;
+    assert!(all["total"].as_u64().unwrap() > page["total"].as_u64().unwrap());
+    let other = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| !i["name"].as_str().unwrap().starts_with("DC-"))
+        .unwrap();
+    let (s, _) = call(
+        &c,
+        Method::GET,
+        &format!("{}/api/v1/servers/{}", server.url, other["id"]),
+        Some(owner),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "an owner reads a server they do not own"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_never_see_each_other() {
+    let db = estate_db("api-tenants");
+    let a = user_token(&db, "a-admin", "admin", Some("default"));
+    let b = user_token(&db, "b-admin", "admin", Some("contoso"));
+    let root = user_token(&db, "root", "admin", None);
+    let server = start(&db, &["--http"]);
+    let c = client();
+    let u = |p: &str| format!("{}{p}", server.url);
+
+    let (_, pa) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/servers?per_page=500"),
+        Some(&a),
+        None,
+    )
+    .await;
+    let (_, pb) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/servers?per_page=500"),
+        Some(&b),
+        None,
+    )
+    .await;
+    let ids = |p: &Value| -> Vec<i64> {
+        p["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (ia, ib) = (ids(&pa), ids(&pb));
+    assert!(!ia.is_empty() && !ib.is_empty());
+    assert!(ia.iter().all(|i| !ib.contains(i)));
+    assert_eq!(pa["total"].as_u64().unwrap() as usize, ia.len());
+    assert_eq!(pb["total"].as_u64().unwrap() as usize, ib.len());
+
+    // Another tenant's server id answers like an id that does not exist.
+    for id in &ia {
+        let (s, body) = call(
+            &c,
+            Method::GET,
+            &u(&format!("/api/v1/servers/{id}")),
+            Some(&b),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    }
+    let (s, _) = call(
+        &c,
+        Method::GET,
+        &u(&format!("/api/v1/servers/{}", ib[0])),
+        Some(&b),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/servers?tenant=default"),
+        Some(&b),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "naming another tenant");
+
+    // Counts and lists stay inside the tenant.
+    let (_, ea) = call(&c, Method::GET, &u("/api/v1/exposure"), Some(&a), None).await;
+    let (_, eb) = call(&c, Method::GET, &u("/api/v1/exposure"), Some(&b), None).await;
+    assert_eq!(ea["servers"].as_u64().unwrap() as usize, ia.len());
+    assert_eq!(eb["servers"].as_u64().unwrap() as usize, ib.len());
+    let (_, users_b) = call(&c, Method::GET, &u("/api/v1/users"), Some(&b), None).await;
+    let names: Vec<&str> = users_b
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b-admin"]);
+    let (_, audit_b) = call(&c, Method::GET, &u("/api/v1/audit"), Some(&b), None).await;
+    assert!(
+        audit_b
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant"] == "contoso"),
+        "{audit_b}"
+    );
+    let (_, tokens_b) = call(&c, Method::GET, &u("/api/v1/tokens"), Some(&b), None).await;
+    assert!(
+        tokens_b
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["user"] == "b-admin")
+    );
+    // Tenant B's admin cannot disable A's users or revoke A's tokens: not found.
+    let (_, users_a) = call(&c, Method::GET, &u("/api/v1/users"), Some(&a), None).await;
+    let a_id = users_a[0]["id"].as_i64().unwrap();
+    let (s, _) = call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/users/{a_id}/disable")),
+        Some(&b),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, tokens_a) = call(&c, Method::GET, &u("/api/v1/tokens"), Some(&a), None).await;
+    let (s, _) = call(
+        &c,
+        Method::DELETE,
+        &u(&format!("/api/v1/tokens/{}", tokens_a[0]["id"])),
+        Some(&b),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A CVE's exposure is per tenant too: take one open on a server of A.
+    let mut cve = None;
+    for id in &ia {
+        let (_, d) = call(
+            &c,
+            Method::GET,
+            &u(&format!("/api/v1/servers/{id}")),
+            Some(&a),
+            None,
+        )
+        .await;
+        if let Some(f) = d["findings"].as_array().and_then(|f| f.first()) {
+            cve = Some(f["cve"].as_str().unwrap().to_string());
+            break;
+        }
+    }
+    let cve = cve.expect("some server of the fixture inventory has an open CVE");
+    let (s, ca) = call(
+        &c,
+        Method::GET,
+        &u(&format!("/api/v1/cves/{cve}")),
+        Some(&a),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{ca}");
+    let exposed = ca["exposed"].as_array().unwrap();
+    assert!(!exposed.is_empty());
+    for e in exposed {
+        assert!(ia.contains(&e["id"].as_i64().unwrap()));
+        assert!(!e["fixed_by"].as_array().unwrap().is_empty(), "{e}");
+    }
+    let (_, cb) = call(
+        &c,
+        Method::GET,
+        &u(&format!("/api/v1/cves/{cve}")),
+        Some(&b),
+        None,
+    )
+    .await;
+    for e in cb["exposed"].as_array().unwrap() {
+        assert!(ib.contains(&e["id"].as_i64().unwrap()));
+    }
+    // The provider-wide administrator reads either, by name.
+    let (_, pr) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/servers?per_page=500&tenant=contoso"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&pr), ib);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_need_csrf_tokens_revoke_at_once_and_logins_lock_out() {
+    let db = estate_db("api-session");
+    let admin = user_token(&db, "alice", "admin", Some("default"));
+    let server = start(&db, &["--http"]);
+    let c = client();
+    let u = |p: &str| format!("{}{p}", server.url);
+
+    // Log in: a cookie and a CSRF token.
+    let resp = c
+        .post(u("/api/v1/session"))
+        .header("Content-Type", "application/json")
+        .body(json!({"name": "alice", "password": "correct horse battery staple"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let login: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let csrf = login["csrf_token"].as_str().unwrap().to_string();
+    let me = c
+        .get(u("/api/v1/me"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    // A cookie write without the CSRF token is refused; with it, it passes.
+    let r = c
+        .post(u("/api/v1/tokens"))
+        .header("Cookie", &cookie)
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap()["code"],
+        "csrf_rejected"
+    );
+    let r = c
+        .post(u("/api/v1/tokens"))
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", "f00")
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .post(u("/api/v1/tokens"))
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .header("Content-Type", "application/json")
+        .body(json!({"label": "ci"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let secret = created["secret"].as_str().unwrap().to_string();
+
+    // The new token works, is revoked, and fails at the very next request.
+    let (s, _) = call(&c, Method::GET, &u("/api/v1/servers"), Some(&secret), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &c,
+        Method::DELETE,
+        &u(&format!("/api/v1/tokens/{}", created["token"]["id"])),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = call(&c, Method::GET, &u("/api/v1/servers"), Some(&secret), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Logout ends the session.
+    let r = c
+        .delete(u("/api/v1/session"))
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let me = c
+        .get(u("/api/v1/me"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+
+    // Five wrong passwords lock the account: then even the right one is refused.
+    for _ in 0..5 {
+        let (s, _) = call(
+            &c,
+            Method::POST,
+            &u("/api/v1/session"),
+            None,
+            Some(json!({"name": "alice", "password": "wrong password!"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, body) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/session"),
+        None,
+        Some(json!({"name": "alice", "password": "correct horse battery staple"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::LOCKED, "{body}");
+    assert_eq!(body["code"], "locked_out");
+    // A disabled user's token stops at once.
+    let bob = user_token(&db, "bob", "viewer", Some("default"));
+    let (s, _) = call(&c, Method::GET, &u("/api/v1/servers"), Some(&bob), None).await;
+    assert_eq!(s, StatusCode::OK);
+    ok(&pw(&db, &["users", "disable", "bob"]));
+    let (s, _) = call(&c, Method::GET, &u("/api/v1/servers"), Some(&bob), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_name_the_field_and_store_nothing() {
+    let db = estate_db("api-fields");
+    let admin = user_token(&db, "alice", "admin", Some("default"));
+    let server = start(&db, &["--http"]);
+    let c = client();
+    let u = |p: &str| format!("{}{p}", server.url);
+    let cases = [
+        (json!({"name": "x", "role": "wizard"}), "role"),
+        (json!({"name": 5, "role": "viewer"}), "name"),
+        (json!({"role": "viewer"}), "name"),
+        (
+            json!({"name": "x", "role": "viewer", "password": "short"}),
+            "password",
+        ),
+        (json!({"name": "bad name!", "role": "viewer"}), "name"),
+    ];
+    for (body, field) in cases {
+        let (s, e) = call(
+            &c,
+            Method::POST,
+            &u("/api/v1/users"),
+            Some(&admin),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {e}");
+        assert_eq!(e["code"], "invalid_field");
+        assert_eq!(e["field"], field, "{body} → {e}");
+    }
+    let (s, e) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/servers?per_page=abc"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("per_page")),
+        "{e}"
+    );
+    let (s, e) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/servers?decision=urgent"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("decision"))
+    );
+    let (s, e) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/cves/not-a-cve"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("cve"))
+    );
+    let (s, e) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/servers/abc"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("id"))
+    );
+    // No user was stored by the refused requests.
+    let (_, users) = call(&c, Method::GET, &u("/api/v1/users"), Some(&admin), None).await;
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    // A bad inventory upload stores nothing and names the line.
+    let (_, before) = call(&c, Method::GET, &u("/api/v1/servers"), Some(&admin), None).await;
+    let bad = "name,os\nNEW-01,Windows Server 2022\n,Windows Server 2019\n";
+    let r = c
+        .post(u("/api/v1/hosts?name=bad.csv"))
+        .header("Authorization", format!("Bearer {admin}"))
+        .body(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let e: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert!(e["message"].as_str().unwrap().contains("bad.csv"), "{e}");
+    let (_, after) = call(&c, Method::GET, &u("/api/v1/servers"), Some(&admin), None).await;
+    assert_eq!(before["total"], after["total"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_writers_lose_nothing_and_the_audit_chain_holds() {
+    let db = estate_db("api-writers");
+    let op = user_token(&db, "op", "operator", Some("default"));
+    let server = start(&db, &["--http"]);
+    let c = client();
+    let names: Vec<String> = (0..20).map(|i| format!("W-{i:02}")).collect();
+    let base: String = std::iter::once("name,os\n".to_string())
+        .chain(
+            names
+                .iter()
+                .map(|n| format!("{n},Windows Server 2022 Datacenter\n")),
+        )
+        .collect();
+    let r = c
+        .post(format!("{}/api/v1/hosts?name=base.csv", server.url))
+        .header("Authorization", format!("Bearer {op}"))
+        .body(base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Each writer sets one fact of the same 20 servers; a lost update would lose a fact.
+    let facets: [(&str, &str); 7] = [
+        ("owner", "App team"),
+        ("environment", "production"),
+        ("site", "Berlin"),
+        ("ring", "pilot"),
+        ("tags", "pci"),
+        ("roles", "file"),
+        ("backup_policy", "nightly"),
+    ];
+    let mut writers = Vec::new();
+    for (col, value) in facets {
+        let csv: String = std::iter::once(format!("name,os,{col}\n"))
+            .chain(
+                names
+                    .iter()
+                    .map(|n| format!("{n},Windows Server 2022 Datacenter,{value}\n")),
+            )
+            .collect();
+        let (c, url, op) = (c.clone(), server.url.clone(), op.clone());
+        writers.push(tokio::spawn(async move {
+            let r = c
+                .post(format!("{url}/api/v1/hosts?name={col}.csv"))
+                .header("Authorization", format!("Bearer {op}"))
+                .body(csv)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::OK,
+                "{col}: {}",
+                r.text().await.unwrap()
+            );
+        }));
+    }
+    // The eighth writer: the command line importing a capture-like CSV with KBs, and a feed.
+    let dbc = db.clone();
+    let names_c = names.clone();
+    let cli = tokio::task::spawn_blocking(move || {
+        let dir = dbc.parent().unwrap().to_path_buf();
+        let csv: String = std::iter::once("name,os,kbs\n".to_string())
+            .chain(
+                names_c
+                    .iter()
+                    .map(|n| format!("{n},Windows Server 2022 Datacenter,KB5040437\n")),
+            )
+            .collect();
+        let f = dir.join("kbs.csv");
+        std::fs::write(&f, csv).unwrap();
+        ok(&pw(&dbc, &["import", "hosts", f.to_str().unwrap()]));
+        ok(&pw(
+            &dbc,
+            &[
+                "import",
+                "feeds",
+                fixtures()
+                    .join("msrc-cvrf/2024-Aug.xml.zst")
+                    .to_str()
+                    .unwrap(),
+            ],
+        ));
+    });
+    for w in writers {
+        w.await.unwrap();
+    }
+    cli.await.unwrap();
+    let (_, page) = call(
+        &c,
+        Method::GET,
+        &format!("{}/api/v1/servers?q=W-&per_page=500", server.url),
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(page["total"], 20);
+    for item in page["items"].as_array().unwrap() {
+        let (_, d) = call(
+            &c,
+            Method::GET,
+            &format!("{}/api/v1/servers/{}", server.url, item["id"]),
+            Some(&op),
+            None,
+        )
+        .await;
+        let n = d["name"].as_str().unwrap();
+        assert_eq!(d["owner"], "App team", "{n}");
+        assert_eq!(d["environment"], "production", "{n}");
+        assert_eq!(d["site"], "Berlin", "{n}");
+        assert_eq!(d["ring"], "pilot", "{n}");
+        assert_eq!(d["tags"], json!(["pci"]), "{n}");
+        assert_eq!(d["roles"], json!(["file"]), "{n}");
+        assert_eq!(d["backup_policy"], "nightly", "{n}");
+        assert_eq!(d["installed_kbs"], json!(["KB5040437"]), "{n}");
+    }
+    // Every write is in the chain, and the chain is intact.
+    let out = ok(&pw(&db, &["audit", "verify"]));
+    assert!(out.contains("chain intact"), "{out}");
+}
+
+#[test]
+fn changing_or_deleting_an_audit_entry_is_detected_and_named() {
+    let db = estate_db("api-audit");
+    user_token(&db, "alice", "admin", None);
+    user_token(&db, "bob", "viewer", Some("default"));
+    let out = ok(&pw(&db, &["audit", "verify"]));
+    let n: usize = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(n >= 6, "{out}");
+    let sql = |q: &str| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(q.to_string()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        })
+    };
+    // Everything in the main file before it is copied (the WAL is not copied).
+    sql("PRAGMA wal_checkpoint(TRUNCATE)");
+    let copy = db.with_file_name("pristine.db");
+    std::fs::copy(&db, &copy).unwrap();
+    let restore = || {
+        std::fs::copy(&copy, &db).unwrap();
+        for s in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{s}", db.display()));
+        }
+    };
+    // A changed field.
+    sql("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3");
+    let o = pw(&db, &["audit", "verify"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("entry 3"), "{err}");
+    restore();
+    // A deleted entry in the middle.
+    sql("DELETE FROM audit_log WHERE seq = 2");
+    let o = pw(&db, &["audit", "verify"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("entry 2"));
+    restore();
+    // The last entry deleted.
+    sql(&format!("DELETE FROM audit_log WHERE seq = {n}"));
+    let o = pw(&db, &["audit", "verify"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("entry {n}")),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    restore();
+    // A rewritten entry with a recomputed hash still breaks the next link.
+    sql("UPDATE audit_log SET hash = 'abc' WHERE seq = 1");
+    let o = pw(&db, &["audit", "verify"]);
+    assert!(!o.status.success());
+    restore();
+    assert!(ok(&pw(&db, &["audit", "verify"])).contains("chain intact"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_by_default_with_a_kept_self_signed_certificate() {
+    let dir = tmpdir("api-tls");
+    let db = dir.join("tls.db");
+    let server = start(&db, &[]);
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let fp = server
+        .banner
+        .iter()
+        .find(|l| l.contains("SHA-256"))
+        .cloned()
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = c
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Plain HTTP to a TLS port fails.
+    let plain = server.url.replace("https://", "http://");
+    let answered = client()
+        .get(format!("{plain}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false);
+    assert!(!answered, "plain HTTP must not be served on the TLS port");
+    drop(server);
+    // The certificate is kept: the same fingerprint on the next start.
+    let again = start(&db, &[]);
+    let fp2 = again
+        .banner
+        .iter()
+        .find(|l| l.contains("SHA-256"))
+        .cloned()
+        .unwrap();
+    assert_eq!(fp, fp2);
+}
+
+#[test]
+fn the_openapi_document_matches_its_snapshot() {
+    let doc = ok(&std::process::Command::new(env!("CARGO_BIN_EXE_patchward"))
+        .arg("openapi")
+        .output()
+        .unwrap());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        want == doc,
+        "docs/openapi.json is out of date: run `UPDATE_SNAPSHOTS=1 cargo test -p patchward openapi` and review the diff"
+    );
+    // Valid: every $ref resolves, every operation answers something and has a summary.
+    let v: Value = serde_json::from_str(&doc).unwrap();
+    let mut refs = Vec::new();
+    fn walk(v: &Value, refs: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if k == "$ref" {
+                        refs.push(x.as_str().unwrap().to_string());
+                    }
+                    walk(x, refs);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, refs)),
+            _ => {}
+        }
+    }
+    walk(&v, &mut refs);
+    for r in refs {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            v["components"]["schemas"][name].is_object(),
+            "{r} does not resolve"
+        );
+    }
+    for (_, item) in v["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{m}"
+            );
+            assert!(
+                op["summary"].is_string() || op["description"].is_string(),
+                "{m} {op}"
+            );
+        }
+    }
+}
