@@ -37,6 +37,12 @@ pub struct DemoArgs {
     pub as_of: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Only import and assess; do not start the server afterwards.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Where the demo server listens (loopback, plain HTTP; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
 }
 
 fn remove_db(path: &Path) -> Result<()> {
@@ -131,5 +137,41 @@ pub async fn run(db: Option<&Path>, a: DemoArgs) -> Result<()> {
              (data as of the bundled feeds; run `patchward feeds sync` where the network allows)"
         );
     }
-    Ok(())
+    if a.no_serve {
+        return Ok(());
+    }
+    serve_demo(store, &a.listen).await
+}
+
+/// Start the server on the demo database: a first administrator with a one-time password and
+/// an API token for the API browser, on loopback over plain HTTP (nothing leaves the machine).
+async fn serve_demo(store: SqliteStore, listen: &str) -> Result<()> {
+    let listen: std::net::SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--listen {listen:?}: expected an address like 127.0.0.1:0"))?;
+    if !listen.ip().is_loopback() {
+        bail!("--listen {listen}: the demo serves plain HTTP, so only on a loopback address");
+    }
+    super::serve::init_logs_quiet();
+    let app = std::sync::Arc::new(super::app(store));
+    let Some((admin, password)) = app.bootstrap_admin().await? else {
+        bail!("the demo database already has users; start it with `patchward serve`");
+    };
+    let (_, _, token) = app
+        .create_token(
+            &patchward_app::Actor::cli(),
+            Some(&admin),
+            Some("demo"),
+            Some(1),
+        )
+        .await?;
+    println!("\nThe server is running (Ctrl-C stops it):");
+    println!("  log in as {admin:?} with the one-time password {password}");
+    println!("  API token (Swagger UI: Authorize → bearer): {token}");
+    super::serve::serve(
+        app,
+        patchward_server::ServeOptions { listen, tls: None },
+        None,
+    )
+    .await
 }

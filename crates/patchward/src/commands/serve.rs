@@ -115,6 +115,16 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// Logs for the demo: warnings only, so its output stays readable.
+pub fn init_logs_quiet() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PATCHWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// `serve`: open the store, bootstrap the first administrator, listen.
 pub async fn run(db: &Path, a: ServeArgs) -> Result<()> {
     init_logs();
@@ -133,7 +143,7 @@ pub async fn serve(
     opts: ServeOptions,
     fingerprint: Option<String>,
 ) -> Result<()> {
-    if opts.tls.is_none() {
+    if opts.tls.is_none() && !opts.listen.ip().is_loopback() {
         eprintln!(
             "warning: plain HTTP: passwords and tokens cross the network in clear unless a \
              reverse proxy in front terminates TLS"

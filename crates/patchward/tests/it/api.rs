@@ -1024,3 +1024,78 @@ fn the_openapi_document_matches_its_snapshot() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_its_estate_with_a_one_time_admin_password() {
+    let dir = tmpdir("api-demo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchward"))
+        .current_dir(&dir)
+        .env_remove("PATCHWARD_DB")
+        .args(["demo", "--as-of", "2026-11-25"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut password, mut token, mut url) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("log in as \"admin\" with the one-time password ")
+        {
+            password = Some(rest.to_string());
+        } else if let Some(rest) = line
+            .trim()
+            .strip_prefix("API token (Swagger UI: Authorize → bearer): ")
+        {
+            token = Some(rest.to_string());
+        } else if let Some(rest) = line.strip_prefix("patchward: listening on ") {
+            url = Some(rest.to_string());
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let (password, token, url) = (password.unwrap(), token.unwrap(), url.unwrap());
+    let c = client();
+    let (s, login) = call(
+        &c,
+        Method::POST,
+        &format!("{url}/api/v1/session"),
+        None,
+        Some(json!({"name": "admin", "password": password})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{login}");
+    assert_eq!(login["user"]["role"], "admin");
+    let (s, page) = call(
+        &c,
+        Method::GET,
+        &format!("{url}/api/v1/servers?per_page=100"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"DC-01") && names.contains(&"SQL-02"),
+        "{names:?}"
+    );
+    let (_, summary) = call(
+        &c,
+        Method::GET,
+        &format!("{url}/api/v1/exposure"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(summary["servers"].as_u64().unwrap() as usize, names.len());
+    let _ = child.kill();
+    let _ = child.wait();
+}

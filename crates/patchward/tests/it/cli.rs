@@ -241,7 +241,7 @@ fn demo_runs_on_a_fresh_file() {
     let out = Command::new(env!("CARGO_BIN_EXE_patchward"))
         .current_dir(&d)
         .env_remove("PATCHWARD_DB")
-        .args(["demo", "--as-of", "2026-11-25"])
+        .args(["demo", "--no-serve", "--as-of", "2026-11-25"])
         .output()
         .unwrap();
     let text = ok(&out);
@@ -269,7 +269,14 @@ fn demo_honours_db_and_env_and_never_wipes_a_named_file_unasked() {
     };
     let db_arg = db.to_str().unwrap();
     ok(&demo(
-        &["--db", db_arg, "demo", "--as-of", "2026-11-25"],
+        &[
+            "--db",
+            db_arg,
+            "demo",
+            "--no-serve",
+            "--as-of",
+            "2026-11-25",
+        ],
         None,
     ));
     assert!(db.exists());
@@ -289,7 +296,7 @@ fn demo_honours_db_and_env_and_never_wipes_a_named_file_unasked() {
 
     // PATCHWARD_DB names the file too.
     ok(&demo(
-        &["demo", "--replace", "--as-of", "2026-11-25"],
+        &["demo", "--no-serve", "--replace", "--as-of", "2026-11-25"],
         Some(&db),
     ));
     assert!(
