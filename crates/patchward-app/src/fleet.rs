@@ -114,9 +114,58 @@ fn on_all_cores<T: Send>(
 pub struct FleetView {
     key: (i64, String, Date),
     pub as_of: Date,
+    /// The index the fleet was assessed with.
+    pub index: Arc<ExposureIndex>,
     pub ids: Vec<i64>,
     pub servers: Vec<Server>,
     pub summaries: Vec<ServerSummary>,
+    /// Positions most urgent first, and by name: sorted once, not per request.
+    by_urgency: Vec<u32>,
+    by_name: Vec<u32>,
+    by_id: std::collections::HashMap<i64, u32>,
+    /// Lower-case "name fqdn" per server, for search.
+    search: Vec<Box<str>>,
+}
+
+impl FleetView {
+    fn new(
+        key: (i64, String, Date),
+        index: Arc<ExposureIndex>,
+        ids: Vec<i64>,
+        servers: Vec<Server>,
+        summaries: Vec<ServerSummary>,
+    ) -> FleetView {
+        let n = servers.len() as u32;
+        let mut by_urgency: Vec<u32> = (0..n).collect();
+        by_urgency.sort_by_cached_key(|&i| urgency(&summaries[i as usize]));
+        let mut by_name: Vec<u32> = (0..n).collect();
+        by_name.sort_by_cached_key(|&i| servers[i as usize].name.to_ascii_lowercase());
+        let search = servers
+            .iter()
+            .map(|s| {
+                format!("{} {}", s.name, s.fqdn.as_deref().unwrap_or(""))
+                    .to_ascii_lowercase()
+                    .into_boxed_str()
+            })
+            .collect();
+        let by_id = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
+        FleetView {
+            index,
+            by_id,
+            as_of: key.2,
+            key,
+            ids,
+            servers,
+            summaries,
+            by_urgency,
+            by_name,
+            search,
+        }
+    }
 }
 
 /// Whether an owner-role actor owns the server (by owner name or e-mail, case-insensitive).
@@ -183,8 +232,7 @@ impl<S: ControlStore> App<S> {
     /// The tenant's fleet, assessed as of today; recomputed when the estate, the catalog or
     /// the date changed.
     pub async fn fleet(&self, tenant: TenantId) -> Result<Arc<FleetView>> {
-        let rev = self.store.estate_revision(tenant).await?;
-        let cat = self.store.catalog_revision().await?;
+        let (rev, cat) = self.store.revisions(tenant).await?;
         let today = self.today();
         let key = (rev, cat, today);
         if let Ok(cache) = self.fleets.lock()
@@ -200,13 +248,7 @@ impl<S: ControlStore> App<S> {
             let (ids, servers): (Vec<i64>, Vec<Server>) =
                 stored.into_iter().map(|s| (s.id, s.server)).unzip();
             let summaries = summarise_in_order(&index, &servers, &policy, today);
-            Arc::new(FleetView {
-                key,
-                as_of: today,
-                ids,
-                servers,
-                summaries,
-            })
+            Arc::new(FleetView::new(key, index, ids, servers, summaries))
         })
         .await
         .map_err(|e| AppError::internal(e.to_string()))?;
@@ -253,17 +295,21 @@ impl<S: ControlStore> App<S> {
         };
         let fleet = self.fleet(tenant).await?;
         let needle = q.q.as_deref().map(str::to_ascii_lowercase);
-        let mut hits: Vec<usize> = (0..fleet.servers.len())
+        let order = if by_name {
+            &fleet.by_name
+        } else {
+            &fleet.by_urgency
+        };
+        let hits: Vec<usize> = order
+            .iter()
+            .map(|&i| i as usize)
             .filter(|&i| {
                 let s = &fleet.servers[i];
                 let sum = &fleet.summaries[i];
                 visible(actor, s)
-                    && needle.as_deref().is_none_or(|n| {
-                        s.name.to_ascii_lowercase().contains(n)
-                            || s.fqdn
-                                .as_deref()
-                                .is_some_and(|f| f.to_ascii_lowercase().contains(n))
-                    })
+                    && needle
+                        .as_deref()
+                        .is_none_or(|n| fleet.search[i].contains(n))
                     && q.release.as_deref().is_none_or(|r| {
                         s.release
                             .or(sum.exposure.release)
@@ -292,11 +338,6 @@ impl<S: ControlStore> App<S> {
                     })
             })
             .collect();
-        if by_name {
-            hits.sort_by_cached_key(|&i| fleet.servers[i].name.to_ascii_lowercase());
-        } else {
-            hits.sort_by_cached_key(|&i| urgency(&fleet.summaries[i]));
-        }
         let total = hits.len() as u64;
         let start = (page as usize - 1).saturating_mul(per_page as usize);
         let items = hits
@@ -321,21 +362,28 @@ impl<S: ControlStore> App<S> {
         actor: &Actor,
         tenant: TenantId,
         id: i64,
+        findings: Option<u32>,
     ) -> Result<ServerDetail> {
         actor.require(Permission::Read)?;
-        let stored = self
-            .store
-            .server_by_id(tenant, id)
-            .await?
-            .filter(|s| visible(actor, &s.server))
+        let limit = findings.unwrap_or(100);
+        if limit > 5000 {
+            return Err(AppError::field("findings", "findings is 0 to 5000"));
+        }
+        // The fleet view is current (its revisions were checked) and holds every server.
+        let fleet = self.fleet(tenant).await?;
+        let at = fleet
+            .by_id
+            .get(&id)
+            .map(|&i| i as usize)
+            .filter(|&i| visible(actor, &fleet.servers[i]))
             .ok_or_else(|| AppError::not_found(format!("server {id}")))?;
-        let index = self.index().await?;
+        let index = fleet.index.clone();
         let policy = self.policy.clone();
-        let today = self.today();
-        let server = stored.server;
+        let today = fleet.as_of;
         let detail = tokio::task::spawn_blocking(move || {
-            let e = assess_server(&index, &server, &policy, today);
-            wire::detail(id, &server, &e, today)
+            let server = &fleet.servers[at];
+            let e = assess_server(&index, server, &policy, today);
+            wire::detail(id, server, &e, today, limit as usize)
         })
         .await
         .map_err(|e| AppError::internal(e.to_string()))?;

@@ -72,6 +72,8 @@ pub struct App<S: ControlStore> {
     intel: tokio::sync::Mutex<Option<(String, Arc<ExposureIndex>)>>,
     /// Per tenant: the assessed fleet, keyed by (estate revision, catalog revision, date).
     fleets: Mutex<HashMap<TenantId, Arc<fleet::FleetView>>>,
+    /// Set once [`App::warm`] has built the index and every tenant's fleet.
+    warm: std::sync::atomic::AtomicBool,
 }
 
 impl<S: ControlStore> App<S> {
@@ -82,7 +84,24 @@ impl<S: ControlStore> App<S> {
             policy,
             intel: tokio::sync::Mutex::new(None),
             fleets: Mutex::new(HashMap::new()),
+            warm: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Build the exposure index and assess every tenant's fleet, so the first requests find
+    /// them ready (a server calls this right after it starts listening).
+    pub async fn warm(&self) -> Result<()> {
+        self.index().await?;
+        for t in self.store.tenants().await? {
+            self.fleet(t.id).await?;
+        }
+        self.warm.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether [`App::warm`] has finished.
+    pub fn is_warm(&self) -> bool {
+        self.warm.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn now(&self) -> jiff::Timestamp {

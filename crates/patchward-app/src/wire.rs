@@ -68,7 +68,7 @@ pub fn item(id: i64, s: &Server, sum: &ServerSummary) -> ServerItem {
     }
 }
 
-pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date) -> ServerDetail {
+pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize) -> ServerDetail {
     // The list's counts, from the full assessment.
     let mut by_decision = [0usize; 4];
     let (mut kev, mut overdue) = (0, 0);
@@ -105,9 +105,25 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date) -> ServerDet
         worst_decision: w.map(|w| decision_word(w.0).to_string()),
         next_due: w.map(|w| w.1.to_string()),
     };
-    let mut findings: Vec<Finding> = e
-        .open_cves
-        .iter()
+    // Most urgent first (decision, then due date, then CVE id); reasons only for those shown.
+    let mut order: Vec<&patchward_core::exposure::OpenCve> = e.open_cves.iter().collect();
+    order.sort_by(|a, b| {
+        let key = |c: &patchward_core::exposure::OpenCve| {
+            c.priority
+                .as_ref()
+                .map(|p| (std::cmp::Reverse(p.decision), p.due))
+        };
+        match (key(a), key(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then_with(|| a.facts.cve.cmp(&b.facts.cve))
+    });
+    let findings: Vec<Finding> = order
+        .into_iter()
+        .take(limit)
         .map(|c| {
             let f = &c.facts;
             Finding {
@@ -139,19 +155,6 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date) -> ServerDet
             }
         })
         .collect();
-    // Most urgent first.
-    findings.sort_by(|a, b| {
-        let rank = |f: &Finding| match f.decision.as_deref() {
-            Some("act") => 0,
-            Some("attend") => 1,
-            Some("track-star") => 2,
-            _ => 3,
-        };
-        rank(a)
-            .cmp(&rank(b))
-            .then_with(|| a.due.cmp(&b.due))
-            .then_with(|| a.cve.cmp(&b.cve))
-    });
     ServerDetail {
         summary,
         installation: Some(e.installation.to_string()),
@@ -161,6 +164,7 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date) -> ServerDet
         backup_policy: s.backup_policy.clone(),
         last_scan: s.last_scan.map(|t| t.to_string()),
         findings,
+        findings_total: count(e.open_cves.len()),
         missing: e
             .missing_updates
             .iter()

@@ -85,6 +85,15 @@ pub struct ServerQuery {
     pub tenant: Option<String>,
 }
 
+/// `GET /api/v1/servers/{id}` options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DetailQuery {
+    /// How many findings to include, most urgent first: 0 to 5000 (default 100).
+    pub findings: Option<u32>,
+    pub tenant: Option<String>,
+}
+
 /// The tenant selector of routes without other query parameters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -138,7 +147,10 @@ pub struct ServerDetail {
     pub windows: Vec<String>,
     pub backup_policy: Option<String>,
     pub last_scan: Option<String>,
+    /// The most urgent open CVEs (at most `findings` of the query, default 100), most urgent
+    /// first; `findings_total` counts them all.
     pub findings: Vec<Finding>,
+    pub findings_total: u32,
     pub missing: Vec<MissingUpdate>,
     pub notes: Vec<String>,
 }

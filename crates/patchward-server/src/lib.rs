@@ -52,7 +52,7 @@ pub async fn serve(
     opts: ServeOptions,
     bound: impl FnOnce(&str),
 ) -> Result<(), ServeError> {
-    let router = api::router(app);
+    let router = api::router(app.clone());
     let listener = std::net::TcpListener::bind(opts.listen).map_err(|source| ServeError::Bind {
         addr: opts.listen,
         source,
@@ -61,6 +61,15 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
     bound(&format!("{scheme}://{addr}"));
+    // Build the index and assess the fleets while already answering (/readyz says when).
+    let warm = app.clone();
+    tokio::spawn(async move {
+        let t = std::time::Instant::now();
+        match warm.warm().await {
+            Ok(()) => tracing::info!(seconds = t.elapsed().as_secs_f64(), "ready"),
+            Err(e) => tracing::error!(error = %e, "warming up failed; requests will retry"),
+        }
+    });
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {

@@ -187,6 +187,9 @@ pub trait Store {
     fn estate(&self, tenant: TenantId) -> impl Future<Output = Result<Estate>> + Send;
     /// Changes with every write to the tenant's estate (a cache key).
     fn estate_revision(&self, tenant: TenantId) -> impl Future<Output = Result<i64>> + Send;
+    /// [`Store::estate_revision`] and [`Store::catalog_revision`] in one round trip (checked
+    /// by every request that reads the cached fleet).
+    fn revisions(&self, tenant: TenantId) -> impl Future<Output = Result<(i64, String)>> + Send;
 
     // ---- Catalog and feeds (shared by all tenants) ----
 

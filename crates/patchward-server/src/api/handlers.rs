@@ -46,9 +46,17 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers and the exposure index and fleets are built.
 pub async fn readyz(State(app): State<Shared>) -> Response {
     match app.store.catalog_revision().await {
+        Ok(_) if !app.is_warm() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "warming up: building the exposure index and assessing fleets".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            }),
+        )
+            .into_response(),
         Ok(_) => healthz().await.into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
@@ -140,18 +148,18 @@ pub async fn list_servers(
 
 /// A server: inventory, open CVEs with why each has its priority, missing updates.
 #[utoipa::path(get, path = "/api/v1/servers/{id}", tag = "servers",
-    params(("id" = i64, Path, description = "Server id"), TenantQuery),
+    params(("id" = i64, Path, description = "Server id"), DetailQuery),
     responses((status = 200, body = ServerDetail), (status = 404, body = ApiError)))]
 pub async fn get_server(
     State(app): State<Shared>,
     Extension(actor): Extension<Actor>,
     p: Result<Path<i64>, PathRejection>,
-    q: Result<Query<TenantQuery>, QueryRejection>,
+    q: Result<Query<DetailQuery>, QueryRejection>,
 ) -> Res<Json<ServerDetail>> {
     let id = id(p)?;
     let q = query(q)?;
     let t = tenant(&app, &actor, q.tenant.as_deref()).await?;
-    Ok(Json(app.server_detail(&actor, t, id).await?))
+    Ok(Json(app.server_detail(&actor, t, id, q.findings).await?))
 }
 
 /// The fleet's open findings, counted by decision, KEV, overdue and support.

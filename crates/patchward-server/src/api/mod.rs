@@ -122,6 +122,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
+/// `Server-Timing: app;dur=MS`: the time the server spent on the request, from routing to
+/// the response head (what `bench api` reports as server-side).
+async fn server_timing(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let t = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        resp.headers_mut().insert("server-timing", v);
+    }
+    resp
+}
+
 pub fn router(app: Shared) -> Router {
     let (api, doc) = api_router().split_for_parts();
     let api = api.layer(axum::middleware::from_fn_with_state(
@@ -134,6 +149,10 @@ pub fn router(app: Shared) -> Router {
         .route("/readyz", axum::routing::get(handlers::readyz))
         .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(server_timing))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .with_state(app)
 }

@@ -231,6 +231,15 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// A consistent copy of the whole database into a new file (benchmarks, backups).
+    pub async fn vacuum_into(&self, path: &Path) -> Result<()> {
+        sqlx::query("VACUUM INTO ?")
+            .bind(path.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// An in-memory database (tests).
     pub async fn memory() -> Result<SqliteStore> {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
@@ -1110,6 +1119,16 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn revisions(&self, tenant: TenantId) -> Result<(i64, String)> {
+        let (rev, n, latest): (Option<i64>, i64, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT revision FROM tenants WHERE id = ?), COUNT(*), MAX(imported_at) FROM feed_imports",
+        )
+        .bind(tenant.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((rev.unwrap_or(-1), format!("{n}:{}", latest.unwrap_or(0))))
     }
 
     async fn catalog_revision(&self) -> Result<String> {

@@ -27,6 +27,9 @@ pub enum BenchCommand {
     Hosts(BenchHostsArgs),
     /// Store a generated estate and time `plan` over it end to end (child process).
     Plan(super::bench_plan::BenchPlanArgs),
+    /// Serve a stored catalog and generated fleet (child process) and measure the API under
+    /// concurrent clients: start, list and detail latencies, the exposure summary, memory.
+    Api(super::bench_api::BenchApiArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
@@ -110,6 +113,7 @@ fn proc_status_mib(key: &str) -> Option<f64> {
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Plan(a) => super::bench_plan::run(a).await,
+        BenchCommand::Api(a) => super::bench_api::run(a).await,
         BenchCommand::Import(a) => {
             let dir = std::env::temp_dir().join(format!("patchward-bench-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod assess;
 pub mod bench;
+pub mod bench_api;
 pub mod bench_plan;
 pub mod demo;
 pub mod import;
