@@ -163,31 +163,3 @@ async fn a_corrupt_estate_record_is_named_when_the_estate_is_loaded() {
     })
     .await;
 }
-
-#[tokio::test]
-async fn names_fold_ascii_only_like_sqlite_nocase() {
-    pg(|store| async move {
-        let now = contract::t("2026-11-25T12:00:00Z");
-        let s = |name: &str| patchward_core::inventory::Server {
-            name: name.into(),
-            ..Default::default()
-        };
-        store
-            .upsert_servers(T, &[s("ÄPFEL-01"), s("b-01"), s("A-02")], now)
-            .await
-            .unwrap();
-        // ASCII letters fold, others do not (SQLite's NOCASE does the same).
-        assert!(store.server(T, "Äpfel-01").await.unwrap().is_some());
-        assert!(store.server(T, "äpfel-01").await.unwrap().is_none());
-        // Ordered by the folded name, by code point.
-        let names: Vec<String> = store
-            .servers(T)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(names, ["A-02", "b-01", "ÄPFEL-01"]);
-    })
-    .await;
-}

@@ -1005,6 +1005,29 @@ pub async fn merge_concurrent<S: Store + AccessStore + Clone + Send + Sync + 'st
     );
 }
 
+/// Names fold ASCII letters only (SQLite's NOCASE) and sort by the folded name, by code point.
+pub async fn names_fold_ascii_only(store: &impl Store) {
+    let now = t("2026-11-25T12:00:00Z");
+    store
+        .upsert_servers(
+            T,
+            &[
+                server("ÄPFEL-01", &[]),
+                server("b-01", &[]),
+                server("A-02", &[]),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(store.server(T, "Äpfel-01").await.unwrap().is_some());
+    assert!(store.server(T, "äpfel-01").await.unwrap().is_none());
+    assert_eq!(
+        names(&store.servers(T).await.unwrap()),
+        ["A-02", "b-01", "ÄPFEL-01"]
+    );
+}
+
 /// Every contract above as one test each, run by `$run` (an async fn taking a closure that
 /// gets a fresh store).
 macro_rules! contract_tests {
@@ -1020,6 +1043,10 @@ macro_rules! contract_tests {
         #[tokio::test]
         async fn contract_tenant_isolation() {
             $run(|s| async move { $crate::contract::tenant_isolation(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_names_fold_ascii_only() {
+            $run(|s| async move { $crate::contract::names_fold_ascii_only(&s).await }).await
         }
         #[tokio::test]
         async fn contract_users() {
