@@ -11,10 +11,12 @@ pub mod clock;
 pub mod error;
 pub mod fleet;
 pub mod hosts;
+pub mod store;
 mod wire;
 
 pub use clock::{Clock, FixedClock};
 pub use error::{AppError, Result};
+pub use store::AnyStore;
 
 use jiff::civil::Date;
 use patchward_core::access::{Permission, Role};

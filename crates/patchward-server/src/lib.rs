@@ -14,14 +14,13 @@ mod tls;
 pub use api::{Need, ROUTES, openapi};
 pub use tls::{TlsFiles, fingerprint as tls_fingerprint, self_signed};
 
-use patchward_app::App;
-use patchward_store::SqliteStore;
+use patchward_app::{AnyStore, App};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The store the server runs on (the PostgreSQL backend will make this a choice).
-pub type ServerStore = SqliteStore;
+/// The store the server runs on: SQLite or PostgreSQL, as `--db` says.
+pub type ServerStore = AnyStore;
 pub type Shared = Arc<App<ServerStore>>;
 
 /// How to serve.
@@ -117,8 +116,12 @@ async fn shutdown_signal() {
     }
 }
 
-/// Where a self-signed certificate is kept for a database (beside it).
+/// Where a self-signed certificate is kept for a database: beside a SQLite file; for a
+/// PostgreSQL URL (no file to sit beside), `patchward.tls` in the working directory.
 pub fn default_tls_dir(db: &std::path::Path) -> PathBuf {
+    if AnyStore::is_url(&db.to_string_lossy()) {
+        return PathBuf::from("patchward.tls");
+    }
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push(".tls");
     db.with_file_name(name)

@@ -3,6 +3,8 @@
 //!
 //! Every import is one transaction: a bad batch leaves what was stored before untouched.
 
+#[doc(hidden)]
+pub mod codec;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -19,8 +19,9 @@ use std::path::PathBuf;
                   (CSV, estate TOML, systeminfo, wmic qfe, Get-HotFix), `assess` and `plan`."
 )]
 struct Cli {
-    /// SQLite database file (created if missing) [default: patchward.db; for `demo`:
-    /// patchward-demo.db].
+    /// SQLite database file (created if missing), or a PostgreSQL server as a URL
+    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE) [default: patchward.db; for `demo`, which
+    /// runs on SQLite only: patchward-demo.db].
     // No clap default: `demo` must tell "given" from "defaulted" to pick its own default.
     #[arg(long, global = true, env = "PATCHWARD_DB")]
     db: Option<PathBuf>,

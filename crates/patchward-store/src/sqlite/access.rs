@@ -1,6 +1,7 @@
 //! Tenants, users, API tokens and sessions on SQLite.
 
-use super::{SqliteStore, from_ms, ms};
+use super::SqliteStore;
+use crate::codec::{from_ms, ms};
 use crate::{
     AccessStore, NewToken, NewUser, Result, SessionRecord, StoreError, Tenant, TenantId,
     TokenRecord, UserRecord,

@@ -1,6 +1,7 @@
 //! The audit log on SQLite: appended under the write lock, so the chain never forks.
 
-use super::{SqliteStore, from_ms, ms};
+use super::SqliteStore;
+use crate::codec::{from_ms, ms};
 use crate::{AuditEntry, AuditQuery, AuditStore, NewAuditEntry, Result, TenantId};
 use jiff::Timestamp;
 use sqlx::{QueryBuilder, Row, Sqlite};

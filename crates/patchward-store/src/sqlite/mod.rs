@@ -4,6 +4,10 @@
 mod access;
 mod audit;
 
+use crate::codec::{
+    class_text, corrupt, estate_object_rows, from_ms, kbs_parse, kbs_text, ms, push_estate_object,
+    reclassify, stored_server, to_json, unpack,
+};
 use crate::{
     Counts, DocumentImport, FeedStatus, ImportOutcome, Result, Store, StoreError, StoredServer,
     TenantId,
@@ -12,9 +16,7 @@ use futures_util::TryStreamExt;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use patchward_core::build::OsBuild;
-use patchward_core::catalog::{
-    Affected, Classification, Fix, Kb, Product, Severity, Update, Vulnerability,
-};
+use patchward_core::catalog::{Affected, Fix, Kb, Product, Severity, Update, Vulnerability};
 use patchward_core::exposure::Catalog;
 use patchward_core::intel::{EpssScore, KevEntry, LifecycleEntry, NvdRecord};
 use patchward_core::inventory::{Estate, Server};
@@ -42,41 +44,6 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-fn ms(t: Timestamp) -> i64 {
-    t.as_millisecond()
-}
-
-fn from_ms(v: Option<i64>) -> Option<Timestamp> {
-    v.and_then(|m| Timestamp::from_millisecond(m).ok())
-}
-
-fn corrupt(what: impl Into<String>, why: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        what: what.into(),
-        why: why.to_string(),
-    }
-}
-
-fn kbs_text(k: &[Kb]) -> String {
-    k.iter()
-        .map(|k| k.0.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn kbs_parse(s: &str) -> Vec<Kb> {
-    s.split_whitespace()
-        .filter_map(|t| t.parse::<u32>().ok().map(Kb))
-        .collect()
-}
-
-fn class_text(c: Classification) -> String {
-    serde_json::to_value(c)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "other".into())
-}
-
 /// The update columns `fixes` and `kb_builds` share, decoded.
 fn update_row(
     row: &sqlx::sqlite::SqliteRow,
@@ -99,72 +66,6 @@ fn update_row(
         restart_required: row.try_get("restart_required")?,
         document: row.try_get("document")?,
         released: None,
-    })
-}
-
-/// The classification from MSRC's SubType and the product (as the parser would give it now);
-/// the stored value only where the SubType says nothing.
-fn reclassify(
-    stored: &str,
-    subtype: &str,
-    kind: Option<&patchward_core::product::ProductKind>,
-) -> Classification {
-    match Classification::from_subtype(subtype, kind) {
-        Classification::Other => class_parse(stored),
-        c => c,
-    }
-}
-
-fn class_parse(s: &str) -> Classification {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .unwrap_or(Classification::Other)
-}
-
-fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("cannot encode {what}: {e}")))
-}
-
-/// The estate's non-server objects as (kind, name, JSON record) rows.
-fn estate_object_rows(estate: &Estate) -> Result<Vec<(&'static str, String, String)>> {
-    let mut rows: Vec<(&'static str, String, String)> = Vec::new();
-    for s in &estate.services {
-        rows.push(("service", s.name.clone(), to_json("service", s)?));
-    }
-    for (i, d) in estate.dependencies.iter().enumerate() {
-        rows.push(("dependency", format!("{i:08}"), to_json("dependency", d)?));
-    }
-    for w in &estate.windows {
-        rows.push(("window", w.name.clone(), to_json("window", w)?));
-    }
-    for b in &estate.blackouts {
-        rows.push(("blackout", b.name.clone(), to_json("blackout", b)?));
-    }
-    for p in &estate.backup_policies {
-        rows.push((
-            "backup_policy",
-            p.name.clone(),
-            to_json("backup policy", p)?,
-        ));
-    }
-    for r in &estate.rings {
-        rows.push(("ring", r.name.clone(), to_json("ring", r)?));
-    }
-    if let Some(c) = &estate.coverage {
-        rows.push(("coverage", String::new(), to_json("coverage", c)?));
-    }
-    rows.push((
-        "capacity",
-        String::new(),
-        to_json("capacity", &estate.capacity)?,
-    ));
-    Ok(rows)
-}
-
-fn stored_server(id: i64, name: &str, rec: &str, updated_at: i64) -> Result<StoredServer> {
-    Ok(StoredServer {
-        id,
-        server: serde_json::from_str(rec).map_err(|e| corrupt(format!("server {name}"), e))?,
-        updated_at: from_ms(Some(updated_at)).unwrap_or(Timestamp::UNIX_EPOCH),
     })
 }
 
@@ -206,12 +107,7 @@ impl SqliteStore {
             .fetch_one(&self.pool)
             .await
             .ok()?;
-        let Some(text) = text else {
-            return Some(Vec::new());
-        };
-        text.split('\u{1e}')
-            .map(|r| serde_json::from_str(r).ok())
-            .collect()
+        unpack(text)
     }
 
     /// Open (creating if missing) the database file and apply migrations.
@@ -935,35 +831,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         for (kind, name, rec) in rows {
-            let what = || format!("{kind} {name}");
-            match kind.as_str() {
-                "service" => estate
-                    .services
-                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "dependency" => estate
-                    .dependencies
-                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "window" => estate
-                    .windows
-                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "blackout" => estate
-                    .blackouts
-                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "backup_policy" => estate
-                    .backup_policies
-                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "ring" => estate
-                    .rings
-                    .push(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?),
-                "coverage" => {
-                    estate.coverage =
-                        Some(serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?)
-                }
-                "capacity" => {
-                    estate.capacity = serde_json::from_str(&rec).map_err(|e| corrupt(what(), e))?
-                }
-                _ => {}
-            }
+            push_estate_object(&mut estate, &kind, &name, &rec)?;
         }
         estate.rings.sort_by_key(|r| r.order);
         Ok(estate)

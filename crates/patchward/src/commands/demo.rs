@@ -68,6 +68,11 @@ pub fn demo_db(db: Option<&Path>, a: &DemoArgs) -> (PathBuf, bool) {
 
 pub async fn run(db: Option<&Path>, a: DemoArgs) -> Result<()> {
     let (db, may_replace) = demo_db(db, &a);
+    if patchward_app::AnyStore::is_url(&db.to_string_lossy()) {
+        bail!(
+            "the demo runs on a SQLite file only, and --db/PATCHWARD_DB names a PostgreSQL server: pass --demo-db FILE"
+        );
+    }
     let data = a
         .data
         .clone()

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use patchward_app::Actor;
 use patchward_feeds::input::{FeedKind, detect, read_input, walk};
 use patchward_feeds::{ParseError, cvrf, epss, kbbuilds, kev, lifecycle, nvd};
-use patchward_store::{AccessStore, DocumentImport, ImportOutcome, SqliteStore, Store, TenantId};
+use patchward_store::{AccessStore, DocumentImport, ImportOutcome, Store, TenantId};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -312,7 +312,11 @@ pub async fn hosts(db: &Path, tenant: Option<&str>, paths: &[PathBuf]) -> Result
 }
 
 /// Merge with what is stored and store, as the command line (see [`App::import_hosts`]).
-pub async fn store_hosts(store: &SqliteStore, tenant: TenantId, batch: HostBatch) -> Result<usize> {
+pub async fn store_hosts(
+    store: &impl patchward_store::ControlStore,
+    tenant: TenantId,
+    batch: HostBatch,
+) -> Result<usize> {
     Ok(super::app(store.clone())
         .import_hosts(&Actor::cli(), tenant, batch)
         .await?)

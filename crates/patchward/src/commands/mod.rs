@@ -15,8 +15,8 @@ pub mod sync;
 use anyhow::{Context, Result, bail};
 use jiff::Timestamp;
 use jiff::civil::Date;
+use patchward_app::AnyStore;
 use patchward_core::priority::Policy;
-use patchward_store::SqliteStore;
 use std::path::Path;
 
 /// The binary is where the clock is read; everything below takes time as a parameter.
@@ -38,14 +38,35 @@ impl patchward_app::Clock for SystemClock {
 }
 
 /// The application over a store, with the system clock and the default policy.
-pub fn app(store: SqliteStore) -> patchward_app::App<SqliteStore> {
+/// (`AnyStore` from [`open`]; the demo and benchmarks pass their SQLite store.)
+pub fn app<S: patchward_store::ControlStore>(store: S) -> patchward_app::App<S> {
     patchward_app::App::new(store, std::sync::Arc::new(SystemClock), Policy::default())
 }
 
-pub async fn open(db: &Path) -> Result<SqliteStore> {
-    SqliteStore::open(db)
+/// The store `--db` names: a SQLite file (created if missing), or a PostgreSQL server
+/// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`).
+pub async fn open(db: &Path) -> Result<AnyStore> {
+    let db = db.to_string_lossy();
+    AnyStore::open(&db)
         .await
-        .with_context(|| format!("cannot open database {}", db.display()))
+        .with_context(|| format!("cannot open database {}", redact(&db)))
+}
+
+/// A database name fit for messages: a URL's password is replaced by `***`.
+pub fn redact(db: &str) -> String {
+    if !AnyStore::is_url(db) {
+        return db.to_string();
+    }
+    let Some((scheme, rest)) = db.split_once("://") else {
+        return db.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((user_pass, host)) => match user_pass.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => db.to_string(),
+        },
+        None => db.to_string(),
+    }
 }
 
 /// `--as-of YYYY-MM-DD`, defaulting to today.

@@ -26,11 +26,12 @@ use clap::Args;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
+use patchward_app::AnyStore;
 use patchward_core::calendar::{format_instant, time_zone};
 use patchward_core::exposure::ExposureIndex;
 use patchward_core::inventory::Estate;
 use patchward_core::plan::{Plan, PlanInput, Violation, plan, replan, verify};
-use patchward_store::{SqliteStore, Store, TenantId};
+use patchward_store::{Store, TenantId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -235,7 +236,7 @@ impl<'e> Names<'e> {
 }
 
 async fn make_plan(
-    store: &SqliteStore,
+    store: &AnyStore,
     db: &Path,
     cycle: &str,
     start: Timestamp,
@@ -473,7 +474,7 @@ fn check(input: &PlanInput<'_>, p: &Plan) -> Result<()> {
     )
 }
 
-async fn save(store: &SqliteStore, p: &Plan) -> Result<()> {
+async fn save(store: &AnyStore, p: &Plan) -> Result<()> {
     let json = serde_json::to_string(p)?;
     store
         .save_plan(TenantId::DEFAULT, &p.cycle, &json, now())
@@ -483,7 +484,7 @@ async fn save(store: &SqliteStore, p: &Plan) -> Result<()> {
 }
 
 /// The stored plan of a cycle, or the newest one.
-async fn load(store: &SqliteStore, cycle: Option<&str>) -> Result<Plan> {
+async fn load(store: &AnyStore, cycle: Option<&str>) -> Result<Plan> {
     let (name, json) = match cycle {
         Some(c) => match store.plan(TenantId::DEFAULT, c).await? {
             Some(j) => (c.to_string(), j),
@@ -543,7 +544,7 @@ fn input_from_plan<'e>(estate: &'e Estate, p: &Plan) -> PlanInput<'e> {
 }
 
 async fn replan_cycle(
-    store: &SqliteStore,
+    store: &AnyStore,
     cycle: &str,
     from: Option<&str>,
     path: &Path,

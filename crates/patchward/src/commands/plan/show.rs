@@ -5,14 +5,15 @@ use crate::Format;
 use crate::render::{Table, csv};
 use anyhow::{Result, anyhow};
 use jiff::tz::TimeZone;
+use patchward_app::AnyStore;
 use patchward_core::calendar::{format_duration, format_instant, format_slot, time_zone};
 use patchward_core::inventory::Estate;
 use patchward_core::plan::Plan;
-use patchward_store::{SqliteStore, Store, TenantId};
+use patchward_store::{Store, TenantId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub(super) async fn explain(
-    store: &SqliteStore,
+    store: &AnyStore,
     cycle: Option<&str>,
     server: &str,
     format: Format,
@@ -108,7 +109,7 @@ pub(super) async fn explain(
     Ok(())
 }
 
-pub(super) async fn list(store: &SqliteStore, format: Format, tz: &TimeZone) -> Result<()> {
+pub(super) async fn list(store: &AnyStore, format: Format, tz: &TimeZone) -> Result<()> {
     let plans = store.plans(TenantId::DEFAULT).await?;
     let out = match format {
         Format::Json => {

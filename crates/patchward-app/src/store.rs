@@ -1,0 +1,263 @@
+//! [`AnyStore`]: the backend chosen at run time by `--db` (a SQLite file, or a PostgreSQL URL).
+
+use jiff::Timestamp;
+use patchward_core::catalog::{Product, Update};
+use patchward_core::exposure::Catalog;
+use patchward_core::intel::{EpssScore, KevEntry, LifecycleEntry, NvdRecord};
+use patchward_core::inventory::{Estate, Server};
+use patchward_store::{
+    AccessStore, AuditEntry, AuditQuery, AuditStore, Counts, DocumentImport, FeedStatus,
+    ImportOutcome, NewAuditEntry, NewToken, NewUser, Result, SessionRecord, SqliteStore, Store,
+    StoredServer, Tenant, TenantId, TokenRecord, UserRecord,
+};
+use patchward_store_postgres::PgStore;
+use std::path::Path;
+
+/// One of the stores, chosen when opened; every call goes to it.
+#[derive(Clone)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// `postgres://…` or `postgresql://…` connects to PostgreSQL; anything else is the path of
+    /// a SQLite file (created if missing). Migrations are applied either way.
+    pub async fn open(db: &str) -> Result<AnyStore> {
+        if Self::is_url(db) {
+            Ok(AnyStore::Postgres(PgStore::connect(db).await?))
+        } else {
+            Ok(AnyStore::Sqlite(SqliteStore::open(Path::new(db)).await?))
+        }
+    }
+
+    /// Whether `db` names a PostgreSQL server rather than a SQLite file.
+    pub fn is_url(db: &str) -> bool {
+        db.starts_with("postgres://") || db.starts_with("postgresql://")
+    }
+
+    /// `postgres` or `sqlite`, for messages.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
+        }
+    }
+}
+
+impl From<SqliteStore> for AnyStore {
+    fn from(s: SqliteStore) -> AnyStore {
+        AnyStore::Sqlite(s)
+    }
+}
+
+impl From<PgStore> for AnyStore {
+    fn from(s: PgStore) -> AnyStore {
+        AnyStore::Postgres(s)
+    }
+}
+
+/// `$s.$call` on whichever store this is.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $call.await,
+            AnyStore::Postgres($s) => $call.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn import_document(
+        &self,
+        doc: &DocumentImport<'_>,
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
+        dispatch!(self, s => s.import_document(doc, now))
+    }
+    async fn import_kb_builds(
+        &self,
+        source: &str,
+        products: &[Product],
+        updates: &[Update],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
+        dispatch!(self, s => s.import_kb_builds(source, products, updates, now))
+    }
+    async fn import_kev(
+        &self,
+        source: &str,
+        version: &str,
+        released: Option<Timestamp>,
+        entries: &[KevEntry],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
+        dispatch!(self, s => s.import_kev(source, version, released, entries, now))
+    }
+    async fn import_epss(
+        &self,
+        source: &str,
+        scores: &[EpssScore],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
+        dispatch!(self, s => s.import_epss(source, scores, now))
+    }
+    async fn import_nvd(
+        &self,
+        source: &str,
+        records: &[NvdRecord],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
+        dispatch!(self, s => s.import_nvd(source, records, now))
+    }
+    async fn import_lifecycle(
+        &self,
+        source: &str,
+        entries: &[LifecycleEntry],
+        now: Timestamp,
+    ) -> Result<ImportOutcome> {
+        dispatch!(self, s => s.import_lifecycle(source, entries, now))
+    }
+    async fn upsert_servers(
+        &self,
+        tenant: TenantId,
+        servers: &[Server],
+        now: Timestamp,
+    ) -> Result<()> {
+        dispatch!(self, s => s.upsert_servers(tenant, servers, now))
+    }
+    async fn merge_servers(
+        &self,
+        tenant: TenantId,
+        servers: Vec<Server>,
+        rest: Option<Estate>,
+        merge: fn(Server, Server) -> Server,
+        now: Timestamp,
+    ) -> Result<usize> {
+        dispatch!(self, s => s.merge_servers(tenant, servers, rest, merge, now))
+    }
+    async fn import_estate(&self, tenant: TenantId, estate: &Estate, now: Timestamp) -> Result<()> {
+        dispatch!(self, s => s.import_estate(tenant, estate, now))
+    }
+    async fn servers(&self, tenant: TenantId) -> Result<Vec<Server>> {
+        dispatch!(self, s => s.servers(tenant))
+    }
+    async fn stored_servers(&self, tenant: TenantId) -> Result<Vec<StoredServer>> {
+        dispatch!(self, s => s.stored_servers(tenant))
+    }
+    async fn server(&self, tenant: TenantId, name: &str) -> Result<Option<Server>> {
+        dispatch!(self, s => s.server(tenant, name))
+    }
+    async fn server_by_id(&self, tenant: TenantId, id: i64) -> Result<Option<StoredServer>> {
+        dispatch!(self, s => s.server_by_id(tenant, id))
+    }
+    async fn servers_named(&self, tenant: TenantId, names: &[String]) -> Result<Vec<Server>> {
+        dispatch!(self, s => s.servers_named(tenant, names))
+    }
+    async fn estate(&self, tenant: TenantId) -> Result<Estate> {
+        dispatch!(self, s => s.estate(tenant))
+    }
+    async fn estate_revision(&self, tenant: TenantId) -> Result<i64> {
+        dispatch!(self, s => s.estate_revision(tenant))
+    }
+    async fn catalog(&self) -> Result<Catalog> {
+        dispatch!(self, s => s.catalog())
+    }
+    async fn catalog_revision(&self) -> Result<String> {
+        dispatch!(self, s => s.catalog_revision())
+    }
+    async fn feed_status(&self) -> Result<Vec<FeedStatus>> {
+        dispatch!(self, s => s.feed_status())
+    }
+    async fn counts(&self, tenant: TenantId) -> Result<Counts> {
+        dispatch!(self, s => s.counts(tenant))
+    }
+    async fn save_plan(
+        &self,
+        tenant: TenantId,
+        cycle: &str,
+        plan_json: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        dispatch!(self, s => s.save_plan(tenant, cycle, plan_json, now))
+    }
+    async fn plan(&self, tenant: TenantId, cycle: &str) -> Result<Option<String>> {
+        dispatch!(self, s => s.plan(tenant, cycle))
+    }
+    async fn plans(&self, tenant: TenantId) -> Result<Vec<(String, Timestamp)>> {
+        dispatch!(self, s => s.plans(tenant))
+    }
+}
+
+impl AccessStore for AnyStore {
+    async fn tenants(&self) -> Result<Vec<Tenant>> {
+        dispatch!(self, s => s.tenants())
+    }
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        dispatch!(self, s => s.tenant_by_name(name))
+    }
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        dispatch!(self, s => s.tenant(id))
+    }
+    async fn ensure_tenant(&self, name: &str, now: Timestamp) -> Result<Tenant> {
+        dispatch!(self, s => s.ensure_tenant(name, now))
+    }
+    async fn create_user(&self, user: &NewUser<'_>, now: Timestamp) -> Result<UserRecord> {
+        dispatch!(self, s => s.create_user(user, now))
+    }
+    async fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>> {
+        dispatch!(self, s => s.user_by_name(name))
+    }
+    async fn user(&self, id: i64) -> Result<Option<UserRecord>> {
+        dispatch!(self, s => s.user(id))
+    }
+    async fn users(&self, tenant: Option<TenantId>) -> Result<Vec<UserRecord>> {
+        dispatch!(self, s => s.users(tenant))
+    }
+    async fn set_user_disabled(&self, id: i64, disabled: bool) -> Result<bool> {
+        dispatch!(self, s => s.set_user_disabled(id, disabled))
+    }
+    async fn record_login(&self, id: i64, ok: bool, lock_until: Option<Timestamp>) -> Result<()> {
+        dispatch!(self, s => s.record_login(id, ok, lock_until))
+    }
+    async fn create_token(&self, token: &NewToken<'_>, now: Timestamp) -> Result<TokenRecord> {
+        dispatch!(self, s => s.create_token(token, now))
+    }
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenRecord, UserRecord)>> {
+        dispatch!(self, s => s.token_by_hash(hash))
+    }
+    async fn token(&self, id: i64) -> Result<Option<TokenRecord>> {
+        dispatch!(self, s => s.token(id))
+    }
+    async fn tokens(&self, user: Option<i64>) -> Result<Vec<TokenRecord>> {
+        dispatch!(self, s => s.tokens(user))
+    }
+    async fn revoke_token(&self, id: i64, now: Timestamp) -> Result<bool> {
+        dispatch!(self, s => s.revoke_token(id, now))
+    }
+    async fn create_session(&self, session: &SessionRecord) -> Result<()> {
+        dispatch!(self, s => s.create_session(session))
+    }
+    async fn session(&self, hash: &str) -> Result<Option<(SessionRecord, UserRecord)>> {
+        dispatch!(self, s => s.session(hash))
+    }
+    async fn delete_session(&self, hash: &str) -> Result<()> {
+        dispatch!(self, s => s.delete_session(hash))
+    }
+}
+
+impl AuditStore for AnyStore {
+    async fn append_audit(
+        &self,
+        entry: NewAuditEntry,
+        chain: fn(&AuditEntry) -> String,
+    ) -> Result<AuditEntry> {
+        dispatch!(self, s => s.append_audit(entry, chain))
+    }
+    async fn audit_head(&self) -> Result<Option<(i64, String)>> {
+        dispatch!(self, s => s.audit_head())
+    }
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        dispatch!(self, s => s.audit(q))
+    }
+}

@@ -1,0 +1,1077 @@
+//! The Store contract: stories every implementation must pass, shared by the SQLite tests
+//! (`patchward-store`) and the PostgreSQL tests (`patchward-store-postgres`, which includes this
+//! file by path). Each backend's test main defines a runner — an async function that makes a
+//! fresh, empty store, hands it to the story and cleans up — and expands [`contract_tests!`]
+//! with it, so every story runs on every backend.
+
+use jiff::Timestamp;
+use patchward_core::catalog::{
+    Affected, Classification, Fix, Kb, Product, Severity, Vulnerability,
+};
+use patchward_core::intel::{EpssScore, KevEntry};
+use patchward_core::inventory::{
+    Capacity, Dependency, DependencyTarget, DisruptionBudget, Estate, Ring, Server, Service,
+};
+use patchward_core::product::{Installation, ProductKind, ServerRelease};
+use patchward_store::{
+    AccessStore, AuditEntry, AuditQuery, AuditStore, DocumentImport, ImportOutcome, NewAuditEntry,
+    NewToken, NewUser, SessionRecord, Store, StoreError, TenantId,
+};
+
+pub const T: TenantId = TenantId::DEFAULT;
+
+pub fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn product() -> Product {
+    Product {
+        id: "11923".into(),
+        name: "Windows Server 2022".into(),
+        kind: ProductKind::Os {
+            release: ServerRelease::Server2022,
+            installation: Installation::Desktop,
+        },
+    }
+}
+
+fn vuln(cve: &str, doc: &str) -> Vulnerability {
+    Vulnerability {
+        cve: cve.into(),
+        title: format!("{cve} title"),
+        tag: Some("Windows Kernel".into()),
+        cwe: None,
+        exploited: cve.ends_with('1'),
+        publicly_disclosed: false,
+        exploit_status: None,
+        document: doc.into(),
+        released: Some(t("2024-07-09T07:00:00Z")),
+    }
+}
+
+fn fix(cve: &str, kb: u32, doc: &str) -> Fix {
+    Fix {
+        cve: cve.into(),
+        product_id: "11923".into(),
+        kb: Kb(kb),
+        subtype: "Security Update".into(),
+        classification: Classification::SecurityCumulativeUpdate,
+        fixed_build: Some("10.0.20348.2582".parse().unwrap()),
+        supersedes: vec![Kb(5039227)],
+        restart_required: Some("Yes".into()),
+        document: doc.into(),
+    }
+}
+
+fn affected(cve: &str) -> Affected {
+    Affected {
+        cve: cve.into(),
+        product_id: "11923".into(),
+        severity: Some(Severity::Critical),
+        impact: Some("Remote Code Execution".into()),
+        cvss_base: Some(9.8),
+        cvss_vector: Some("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".into()),
+    }
+}
+
+/// The catalog, feeds, estate and plans story (the first contract, on the default tenant).
+pub async fn story(store: &impl Store) {
+    let now = t("2026-11-25T12:00:00Z");
+    let products = [product()];
+    let v = [
+        vuln("CVE-2024-0001", "2024-Jul"),
+        vuln("CVE-2024-0002", "2024-Jul"),
+    ];
+    let a = [affected("CVE-2024-0001"), affected("CVE-2024-0002")];
+    let f = [
+        fix("CVE-2024-0001", 5040437, "2024-Jul"),
+        fix("CVE-2024-0002", 5040437, "2024-Jul"),
+    ];
+    let doc = DocumentImport {
+        id: "2024-Jul",
+        title: "July 2024 Security Updates",
+        revision: Some("641"),
+        initial_release: Some(t("2024-07-09T07:00:00Z")),
+        current_release: Some(t("2026-06-01T00:00:00Z")),
+        source: "2024-Jul.xml",
+        products: &products,
+        vulnerabilities: &v,
+        affected: &a,
+        fixes: &f,
+    };
+    assert_eq!(
+        store.import_document(&doc, now).await.unwrap(),
+        ImportOutcome::Stored
+    );
+    assert_eq!(
+        store.import_document(&doc, now).await.unwrap(),
+        ImportOutcome::Unchanged
+    );
+    let c = store.catalog().await.unwrap();
+    assert_eq!(
+        (
+            c.vulnerabilities.len(),
+            c.fixes.len(),
+            c.affected.len(),
+            c.products.len()
+        ),
+        (2, 2, 2, 1)
+    );
+    let f0 = c.fixes.iter().find(|x| x.cve == "CVE-2024-0001").unwrap();
+    assert_eq!(f0, &f[0], "fix round-trips exactly");
+    assert_eq!(
+        c.affected
+            .iter()
+            .find(|x| x.cve == "CVE-2024-0002")
+            .unwrap(),
+        &a[1]
+    );
+    assert_eq!(
+        c.vulnerabilities
+            .iter()
+            .find(|x| x.cve == "CVE-2024-0001")
+            .unwrap(),
+        &v[0]
+    );
+
+    // A newer revision replaces the document's facts: a CVE it no longer lists disappears.
+    let v2 = [vuln("CVE-2024-0001", "2024-Jul")];
+    let doc2 = DocumentImport {
+        revision: Some("642"),
+        current_release: Some(t("2026-06-28T02:02:05Z")),
+        vulnerabilities: &v2,
+        affected: &a[..1],
+        fixes: &f[..1],
+        ..doc.clone()
+    };
+    assert_eq!(
+        store.import_document(&doc2, now).await.unwrap(),
+        ImportOutcome::Stored
+    );
+    assert_eq!(store.catalog().await.unwrap().vulnerabilities.len(), 1);
+    // An older revision never replaces a newer one.
+    assert_eq!(
+        store.import_document(&doc, now).await.unwrap(),
+        ImportOutcome::Older
+    );
+    assert_eq!(store.catalog().await.unwrap().vulnerabilities.len(), 1);
+
+    // A CVE MSRC lists in two months survives a re-import of one of them without it.
+    let v_aug = [vuln("CVE-2024-0001", "2024-Aug")];
+    let f_aug = [fix("CVE-2024-0001", 5041578, "2024-Aug")];
+    let aug = DocumentImport {
+        id: "2024-Aug",
+        revision: Some("1"),
+        vulnerabilities: &v_aug,
+        affected: &a[..1],
+        fixes: &f_aug,
+        ..doc2.clone()
+    };
+    assert_eq!(
+        store.import_document(&aug, now).await.unwrap(),
+        ImportOutcome::Stored
+    );
+    let v_jul_empty = [vuln("CVE-2024-0003", "2024-Jul")];
+    let jul3 = DocumentImport {
+        revision: Some("643"),
+        current_release: Some(t("2026-06-29T00:00:00Z")),
+        vulnerabilities: &v_jul_empty,
+        affected: &[],
+        fixes: &[],
+        ..doc2.clone()
+    };
+    assert_eq!(
+        store.import_document(&jul3, now).await.unwrap(),
+        ImportOutcome::Stored
+    );
+    let c = store.catalog().await.unwrap();
+    assert!(
+        c.vulnerabilities.iter().any(|v| v.cve == "CVE-2024-0001"),
+        "August still lists it"
+    );
+    assert_eq!(
+        c.fixes.iter().filter(|f| f.cve == "CVE-2024-0001").count(),
+        1
+    );
+    assert_eq!(
+        c.vulnerabilities
+            .iter()
+            .filter(|v| v.cve == "CVE-2024-0001")
+            .count(),
+        1,
+        "merged"
+    );
+
+    // KEV: replaced by a newer catalog, an older one is ignored.
+    let kev = |cve: &str| KevEntry {
+        cve: cve.into(),
+        vendor: "Microsoft".into(),
+        product: "Windows".into(),
+        name: "x".into(),
+        date_added: "2024-07-09".parse().unwrap(),
+        due: "2024-07-30".parse().unwrap(),
+        known_ransomware: false,
+        required_action: "Apply updates".into(),
+    };
+    let new = [kev("CVE-2024-0001"), kev("CVE-2024-0002")];
+    assert_eq!(
+        store
+            .import_kev(
+                "kev.json",
+                "2026.08.07",
+                Some(t("2026-08-07T00:00:00Z")),
+                &new,
+                now
+            )
+            .await
+            .unwrap(),
+        ImportOutcome::Stored
+    );
+    assert_eq!(
+        store
+            .import_kev(
+                "old.json",
+                "2025.08.25",
+                Some(t("2025-08-25T00:00:00Z")),
+                &new[..1],
+                now
+            )
+            .await
+            .unwrap(),
+        ImportOutcome::Older
+    );
+    assert_eq!(store.catalog().await.unwrap().kev.len(), 2);
+
+    // EPSS: a newer score replaces, an older one does not; the same data is unchanged.
+    let score = |e: f64, d: &str| EpssScore {
+        cve: "CVE-2024-0001".into(),
+        epss: e,
+        percentile: 0.5,
+        model_version: "v2026.06.15".into(),
+        score_date: d.parse().unwrap(),
+    };
+    assert_eq!(
+        store
+            .import_epss("e1", &[score(0.2, "2026-09-29")], now)
+            .await
+            .unwrap(),
+        ImportOutcome::Stored
+    );
+    assert_eq!(
+        store
+            .import_epss("e1", &[score(0.2, "2026-09-29")], now)
+            .await
+            .unwrap(),
+        ImportOutcome::Unchanged
+    );
+    assert_eq!(
+        store
+            .import_epss("e0", &[score(0.9, "2025-01-01")], now)
+            .await
+            .unwrap(),
+        ImportOutcome::Unchanged
+    );
+    assert_eq!(store.catalog().await.unwrap().epss[0].epss, 0.2);
+
+    // Servers and the estate round-trip; a capture update keeps inventory facts.
+    let dc = Server {
+        name: "DC-01".into(),
+        os: "Windows Server 2022 Datacenter".into(),
+        build: Some("10.0.20348.2582".parse().unwrap()),
+        installed_kbs: [Kb(5040437)].into_iter().collect(),
+        ring: Some("pilot".into()),
+        ..Server::default()
+    };
+    let estate = Estate {
+        servers: vec![
+            dc.clone(),
+            Server {
+                name: "DC-02".into(),
+                ..dc.clone()
+            },
+        ],
+        services: vec![Service {
+            name: "domain controllers".into(),
+            members: vec!["DC-01".into(), "DC-02".into()],
+            budget: DisruptionBudget::MaxUnavailable(1),
+            owner: None,
+        }],
+        dependencies: vec![Dependency {
+            dependent: DependencyTarget::Server("DC-02".into()),
+            depends_on: DependencyTarget::Server("DC-01".into()),
+        }],
+        rings: vec![Ring {
+            name: "pilot".into(),
+            order: 1,
+            soak: jiff::SignedDuration::from_hours(24),
+            emergency_soak: None,
+        }],
+        capacity: Capacity {
+            max_in_flight: Some(3),
+            max_in_flight_per_site: None,
+            // Per-site overrides are stored too.
+            sites: [("Seattle".to_string(), 2)].into_iter().collect(),
+        },
+        ..Estate::default()
+    };
+    let rev = store.estate_revision(T).await.unwrap();
+    store.import_estate(T, &estate, now).await.unwrap();
+    assert!(
+        store.estate_revision(T).await.unwrap() > rev,
+        "a write bumps the revision"
+    );
+    let back = store.estate(T).await.unwrap();
+    assert_eq!(back.servers.len(), 2);
+    assert_eq!(back.services, estate.services);
+    assert_eq!(back.dependencies, estate.dependencies);
+    assert_eq!(back.rings, estate.rings);
+    assert_eq!(back.capacity, estate.capacity);
+    assert_eq!(
+        store.server(T, "dc-01").await.unwrap().unwrap(),
+        dc,
+        "names are case-insensitive"
+    );
+    // Only the named servers are read: case-insensitive, unknown names left out, more names
+    // than one SQL statement takes.
+    let mut names: Vec<String> = (0..1000).map(|i| format!("nope-{i}")).collect();
+    names.push("dc-02".into());
+    let found = store.servers_named(T, &names).await.unwrap();
+    assert_eq!(
+        found.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["DC-02"]
+    );
+    assert!(store.servers_named(T, &[]).await.unwrap().is_empty());
+
+    // Plans are stored by cycle and listed newest first.
+    store
+        .save_plan(T, "2026-11 Patch Tuesday", "{\"waves\":[]}", now)
+        .await
+        .unwrap();
+    store
+        .save_plan(
+            T,
+            "CVE emergency",
+            "{\"waves\":[1]}",
+            t("2026-11-26T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.plan(T, "CVE emergency").await.unwrap().as_deref(),
+        Some("{\"waves\":[1]}")
+    );
+    assert_eq!(store.plans(T).await.unwrap()[0].0, "CVE emergency");
+    assert!(store.plan(T, "nope").await.unwrap().is_none());
+
+    let status = store.feed_status().await.unwrap();
+    let msrc = status
+        .iter()
+        .find(|s| s.feed == "msrc-cvrf" && s.key == "2024-Jul")
+        .unwrap();
+    assert_eq!(msrc.revision.as_deref(), Some("643"));
+    let counts = store.counts(T).await.unwrap();
+    assert_eq!((counts.documents, counts.servers, counts.kev), (2, 2, 2));
+}
+
+fn server(name: &str, kbs: &[u32]) -> Server {
+    Server {
+        name: name.into(),
+        os: "Windows Server 2022 Datacenter".into(),
+        installed_kbs: kbs.iter().map(|k| Kb(*k)).collect(),
+        ..Server::default()
+    }
+}
+
+fn names(servers: &[Server]) -> Vec<String> {
+    servers.iter().map(|s| s.name.clone()).collect()
+}
+
+/// Tenants: the default one exists; `ensure_tenant` is idempotent and case-insensitive.
+pub async fn tenants(store: &impl AccessStore) {
+    let now = t("2026-11-25T12:00:00Z");
+    let default = store.tenant(TenantId::DEFAULT).await.unwrap().unwrap();
+    assert_eq!(default.name, "default");
+    let acme = store.ensure_tenant("Acme", now).await.unwrap();
+    assert_ne!(acme.id, TenantId::DEFAULT);
+    assert_eq!(acme.name, "Acme");
+    assert_eq!(acme.created_at, now);
+    let again = store
+        .ensure_tenant("ACME", t("2026-11-26T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(again, acme, "same tenant, name and creation time kept");
+    assert_eq!(
+        store.tenant_by_name("acme").await.unwrap(),
+        Some(acme.clone())
+    );
+    assert_eq!(store.tenant(acme.id).await.unwrap(), Some(acme.clone()));
+    assert!(store.tenant_by_name("globex").await.unwrap().is_none());
+    assert!(store.tenant(TenantId(987_654)).await.unwrap().is_none());
+    let globex = store.ensure_tenant("Globex", now).await.unwrap();
+    let all = store.tenants().await.unwrap();
+    assert_eq!(
+        all.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [TenantId::DEFAULT, acme.id, globex.id],
+        "by id"
+    );
+}
+
+/// A tenant's reads never show another tenant's servers, estate objects or plans; writes to
+/// one tenant leave the other's revision alone.
+pub async fn tenant_isolation(store: &(impl Store + AccessStore)) {
+    let now = t("2026-11-25T12:00:00Z");
+    let a = store.ensure_tenant("a", now).await.unwrap().id;
+    let b = store.ensure_tenant("b", now).await.unwrap().id;
+    store
+        .upsert_servers(a, &[server("WEB-01", &[1])], now)
+        .await
+        .unwrap();
+    let rev_a = store.estate_revision(a).await.unwrap();
+    let rev_b = store.estate_revision(b).await.unwrap();
+    store
+        .upsert_servers(b, &[server("web-01", &[2]), server("DB-01", &[3])], now)
+        .await
+        .unwrap();
+    assert_eq!(store.estate_revision(a).await.unwrap(), rev_a);
+    assert!(store.estate_revision(b).await.unwrap() > rev_b);
+
+    assert_eq!(names(&store.servers(a).await.unwrap()), ["WEB-01"]);
+    assert_eq!(names(&store.servers(b).await.unwrap()), ["DB-01", "web-01"]);
+    assert!(store.servers(T).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .server(a, "web-01")
+            .await
+            .unwrap()
+            .unwrap()
+            .installed_kbs,
+        [Kb(1)].into_iter().collect()
+    );
+    assert!(store.server(a, "DB-01").await.unwrap().is_none());
+    assert!(
+        store
+            .servers_named(a, &["db-01".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let a_ids = store.stored_servers(a).await.unwrap();
+    let b_ids = store.stored_servers(b).await.unwrap();
+    assert_eq!(a_ids.len(), 1);
+    assert_eq!(b_ids.len(), 2);
+    let web_a = a_ids[0].id;
+    assert_eq!(
+        store
+            .server_by_id(a, web_a)
+            .await
+            .unwrap()
+            .unwrap()
+            .server
+            .name,
+        "WEB-01"
+    );
+    assert!(store.server_by_id(b, web_a).await.unwrap().is_none());
+    for s in &b_ids {
+        assert!(store.server_by_id(a, s.id).await.unwrap().is_none());
+    }
+    assert_eq!(store.counts(a).await.unwrap().servers, 1);
+    assert_eq!(store.counts(b).await.unwrap().servers, 2);
+
+    // Estate objects and plans belong to their tenant too.
+    let estate = Estate {
+        servers: vec![server("WEB-01", &[4])],
+        services: vec![Service {
+            name: "web".into(),
+            members: vec!["WEB-01".into()],
+            budget: DisruptionBudget::MaxUnavailable(1),
+            owner: None,
+        }],
+        ..Estate::default()
+    };
+    store.import_estate(a, &estate, now).await.unwrap();
+    assert_eq!(store.estate(a).await.unwrap().services, estate.services);
+    assert!(store.estate(b).await.unwrap().services.is_empty());
+    store.save_plan(a, "cycle", "{}", now).await.unwrap();
+    assert!(store.plan(b, "cycle").await.unwrap().is_none());
+    assert!(store.plans(b).await.unwrap().is_empty());
+    assert_eq!(store.plans(a).await.unwrap().len(), 1);
+
+    // No tenant, no write.
+    let err = store
+        .upsert_servers(TenantId(987_654), &[server("X", &[])], now)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+}
+
+/// Users: unique names (case-insensitive), tenant listing, login bookkeeping, disabling ends
+/// sessions.
+pub async fn users(store: &impl AccessStore) {
+    let now = t("2026-11-25T12:00:00Z");
+    let acme = store.ensure_tenant("Acme", now).await.unwrap().id;
+    let alice = store
+        .create_user(
+            &NewUser {
+                tenant: None,
+                name: "Alice",
+                role: "admin",
+                password_hash: Some("$argon2id$x"),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (alice.name.as_str(), alice.role.as_str(), alice.tenant),
+        ("Alice", "admin", None)
+    );
+    assert_eq!(alice.password_hash.as_deref(), Some("$argon2id$x"));
+    assert!(!alice.disabled);
+    assert_eq!((alice.failed_logins, alice.locked_until), (0, None));
+    assert_eq!(alice.created_at, now);
+    let dup = store
+        .create_user(
+            &NewUser {
+                tenant: Some(acme),
+                name: "ALICE",
+                role: "viewer",
+                password_hash: None,
+            },
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
+    let bob = store
+        .create_user(
+            &NewUser {
+                tenant: Some(acme),
+                name: "bob",
+                role: "operator",
+                password_hash: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_by_name("alice").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(store.user(bob.id).await.unwrap(), Some(bob.clone()));
+    assert!(store.user(987_654).await.unwrap().is_none());
+    assert!(store.user_by_name("carol").await.unwrap().is_none());
+    assert_eq!(
+        store.users(Some(acme)).await.unwrap(),
+        std::slice::from_ref(&bob)
+    );
+    assert_eq!(
+        store
+            .users(None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>(),
+        ["Alice", "bob"],
+        "by name, case-insensitively"
+    );
+
+    // Failed logins count and lock; a success resets both.
+    let until = t("2026-11-25T12:15:00Z");
+    store.record_login(bob.id, false, None).await.unwrap();
+    store
+        .record_login(bob.id, false, Some(until))
+        .await
+        .unwrap();
+    let b = store.user(bob.id).await.unwrap().unwrap();
+    assert_eq!((b.failed_logins, b.locked_until), (2, Some(until)));
+    store.record_login(bob.id, true, None).await.unwrap();
+    let b = store.user(bob.id).await.unwrap().unwrap();
+    assert_eq!((b.failed_logins, b.locked_until), (0, None));
+
+    // Disabling ends the user's sessions at once; enabling does not bring them back.
+    let session = SessionRecord {
+        hash: "s-bob".into(),
+        user_id: bob.id,
+        csrf: "csrf".into(),
+        created_at: now,
+        expires_at: until,
+    };
+    store.create_session(&session).await.unwrap();
+    assert!(store.session("s-bob").await.unwrap().is_some());
+    assert!(store.set_user_disabled(bob.id, true).await.unwrap());
+    assert!(store.session("s-bob").await.unwrap().is_none());
+    assert!(store.user(bob.id).await.unwrap().unwrap().disabled);
+    assert!(store.set_user_disabled(bob.id, false).await.unwrap());
+    assert!(!store.user(bob.id).await.unwrap().unwrap().disabled);
+    assert!(store.session("s-bob").await.unwrap().is_none());
+    assert!(!store.set_user_disabled(987_654, true).await.unwrap());
+}
+
+/// API tokens: stored by hash, listed newest first, revoked once.
+pub async fn tokens(store: &impl AccessStore) {
+    let now = t("2026-11-25T12:00:00Z");
+    let u = store
+        .create_user(
+            &NewUser {
+                tenant: None,
+                name: "robot",
+                role: "operator",
+                password_hash: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let expires = t("2027-01-01T00:00:00Z");
+    let first = store
+        .create_token(
+            &NewToken {
+                user_id: u.id,
+                hash: "h1",
+                label: "ci",
+                expires_at: Some(expires),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.user_id, first.label.as_str(), first.created_at),
+        (u.id, "ci", now)
+    );
+    assert_eq!((first.expires_at, first.revoked_at), (Some(expires), None));
+    let second = store
+        .create_token(
+            &NewToken {
+                user_id: u.id,
+                hash: "h2",
+                label: "backup",
+                expires_at: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let dup = store
+        .create_token(
+            &NewToken {
+                user_id: u.id,
+                hash: "h1",
+                label: "again",
+                expires_at: None,
+            },
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
+    let (tok, user) = store.token_by_hash("h1").await.unwrap().unwrap();
+    assert_eq!((tok, user), (first.clone(), u.clone()));
+    assert!(store.token_by_hash("nope").await.unwrap().is_none());
+    assert_eq!(store.token(second.id).await.unwrap(), Some(second.clone()));
+    assert_eq!(
+        store.tokens(Some(u.id)).await.unwrap(),
+        [second.clone(), first.clone()],
+        "newest first"
+    );
+    assert_eq!(store.tokens(None).await.unwrap().len(), 2);
+    assert!(store.tokens(Some(987_654)).await.unwrap().is_empty());
+
+    let later = t("2026-11-26T00:00:00Z");
+    assert!(store.revoke_token(first.id, later).await.unwrap());
+    assert!(!store.revoke_token(first.id, now).await.unwrap(), "twice");
+    assert!(!store.revoke_token(987_654, now).await.unwrap());
+    assert_eq!(
+        store.token(first.id).await.unwrap().unwrap().revoked_at,
+        Some(later),
+        "the first revocation's time is kept"
+    );
+    // A revoked token is still found by hash: the caller decides.
+    let (tok, _) = store.token_by_hash("h1").await.unwrap().unwrap();
+    assert_eq!(tok.revoked_at, Some(later));
+}
+
+/// Sessions: stored by hash with their user, deleted by hash.
+pub async fn sessions(store: &impl AccessStore) {
+    let now = t("2026-11-25T12:00:00Z");
+    let u = store
+        .create_user(
+            &NewUser {
+                tenant: None,
+                name: "carol",
+                role: "viewer",
+                password_hash: Some("p"),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let s = SessionRecord {
+        hash: "cookie-hash".into(),
+        user_id: u.id,
+        csrf: "token".into(),
+        created_at: now,
+        expires_at: t("2026-11-25T20:00:00Z"),
+    };
+    store.create_session(&s).await.unwrap();
+    let (back, user) = store.session("cookie-hash").await.unwrap().unwrap();
+    assert_eq!((back, user), (s.clone(), u));
+    assert!(store.session("other").await.unwrap().is_none());
+    store.delete_session("cookie-hash").await.unwrap();
+    assert!(store.session("cookie-hash").await.unwrap().is_none());
+    store.delete_session("cookie-hash").await.unwrap();
+}
+
+/// A deterministic stand-in for the application's SHA-256 chain.
+fn chain(e: &AuditEntry) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (
+        e.seq,
+        e.at,
+        e.tenant,
+        &e.actor,
+        &e.action,
+        &e.target,
+        &e.detail,
+        &e.prev_hash,
+    )
+        .hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+fn entry(tenant: Option<TenantId>, actor: &str, action: &str, at: Timestamp) -> NewAuditEntry {
+    NewAuditEntry {
+        at,
+        tenant,
+        actor: actor.into(),
+        action: action.into(),
+        target: "server WEB-01".into(),
+        detail: "{\"before\":null}".into(),
+    }
+}
+
+/// Each entry links to the one before it; no entry is missing.
+fn assert_chain(log: &[AuditEntry]) {
+    let mut prev = String::new();
+    for (i, e) in log.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1, "seq without gaps");
+        assert_eq!(e.prev_hash, prev, "entry {} links to {}", e.seq, i);
+        assert_eq!(e.hash, chain(e), "entry {} hashed as stored", e.seq);
+        prev = e.hash.clone();
+    }
+}
+
+/// The audit log numbers entries 1..n, chains them and keeps a head; queries filter.
+pub async fn audit(store: &(impl AuditStore + AccessStore)) {
+    assert!(store.audit_head().await.unwrap().is_none());
+    assert!(
+        store
+            .audit(&AuditQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let acme = store
+        .ensure_tenant("Acme", t("2026-11-25T00:00:00Z"))
+        .await
+        .unwrap()
+        .id;
+    let first = store
+        .append_audit(
+            entry(None, "cli", "user.create", t("2026-11-25T12:00:00Z")),
+            chain,
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.seq, first.prev_hash.as_str()), (1, ""));
+    assert_eq!(first.hash, chain(&first));
+    let second = store
+        .append_audit(
+            entry(
+                Some(acme),
+                "alice",
+                "hosts.import",
+                t("2026-11-25T13:00:00Z"),
+            ),
+            chain,
+        )
+        .await
+        .unwrap();
+    assert_eq!((second.seq, &second.prev_hash), (2, &first.hash));
+    let third = store
+        .append_audit(
+            entry(Some(acme), "bob", "plan.save", t("2026-11-25T14:00:00Z")),
+            chain,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.audit_head().await.unwrap(),
+        Some((3, third.hash.clone()))
+    );
+    let all = store.audit(&AuditQuery::default()).await.unwrap();
+    assert_eq!(all, [first.clone(), second.clone(), third.clone()]);
+    assert_chain(&all);
+
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery::default();
+        f(&mut q);
+        q
+    };
+    let seqs = |v: Vec<AuditEntry>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(
+            store
+                .audit(&AuditQuery {
+                    tenant: Some(acme),
+                    ..AuditQuery::default()
+                })
+                .await
+                .unwrap()
+        ),
+        [2, 3],
+        "a tenant's entries leave out provider-wide ones"
+    );
+    assert_eq!(
+        seqs(
+            store
+                .audit(&q(|q| q.actor = Some("bob".into())))
+                .await
+                .unwrap()
+        ),
+        [3]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .audit(&q(|q| q.action = Some("user.create".into())))
+                .await
+                .unwrap()
+        ),
+        [1]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .audit(&q(|q| q.since = Some(t("2026-11-25T13:00:00Z"))))
+                .await
+                .unwrap()
+        ),
+        [2, 3]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .audit(&q(|q| {
+                    q.after_seq = Some(1);
+                    q.limit = Some(1);
+                }))
+                .await
+                .unwrap()
+        ),
+        [2]
+    );
+}
+
+/// Appends from many tasks at once are serialised: one chain, numbered 1..n without gaps.
+pub async fn audit_concurrent<S: AuditStore + Clone + Send + Sync + 'static>(store: S) {
+    const TASKS: usize = 8;
+    const EACH: usize = 10;
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                let at = t("2026-11-25T12:00:00Z");
+                store
+                    .append_audit(
+                        entry(None, &format!("task-{task}"), &format!("a{i}"), at),
+                        chain,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let log = store.audit(&AuditQuery::default()).await.unwrap();
+    assert_eq!(log.len(), TASKS * EACH);
+    assert_chain(&log);
+    let last = log.last().unwrap();
+    assert_eq!(
+        store.audit_head().await.unwrap(),
+        Some((last.seq, last.hash.clone()))
+    );
+    for task in 0..TASKS {
+        let mine = log
+            .iter()
+            .filter(|e| e.actor == format!("task-{task}"))
+            .count();
+        assert_eq!(mine, EACH, "every append of task {task} is in the log");
+    }
+}
+
+/// The merge the contract uses: the union of installed KBs (what a capture adds).
+fn union(mut old: Server, new: Server) -> Server {
+    old.installed_kbs.extend(new.installed_kbs);
+    old.name = new.name;
+    old
+}
+
+/// Concurrent `merge_servers` calls on disjoint and overlapping servers lose nothing: the
+/// final state is the sum of every change.
+pub async fn merge_concurrent<S: Store + AccessStore + Clone + Send + Sync + 'static>(store: S) {
+    const TASKS: u32 = 8;
+    const ROUNDS: u32 = 3;
+    const SHARED: u32 = 4;
+    let now = t("2026-11-25T12:00:00Z");
+    let tenant = store.ensure_tenant("merge", now).await.unwrap().id;
+    // A server stored before, which every writer extends.
+    store
+        .upsert_servers(tenant, &[server("SHARED-0", &[1])], now)
+        .await
+        .unwrap();
+    let rev = store.estate_revision(tenant).await.unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..ROUNDS {
+                let kb = 1000 * (task + 1) + round;
+                let mut batch = vec![server(&format!("only-{task}-{round}"), &[kb])];
+                for k in 0..SHARED {
+                    // Writers name the shared servers in different cases.
+                    let name = if task % 2 == 0 {
+                        format!("SHARED-{k}")
+                    } else {
+                        format!("shared-{k}")
+                    };
+                    batch.push(server(&name, &[kb]));
+                }
+                let n = store
+                    .merge_servers(tenant, batch, None, union, now)
+                    .await
+                    .unwrap();
+                assert_eq!(n, 1 + SHARED as usize);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all = store.servers(tenant).await.unwrap();
+    assert_eq!(
+        all.len(),
+        (TASKS * ROUNDS + SHARED) as usize,
+        "{:?}",
+        names(&all)
+    );
+    let every_kb: std::collections::BTreeSet<Kb> = (0..TASKS)
+        .flat_map(|task| (0..ROUNDS).map(move |round| Kb(1000 * (task + 1) + round)))
+        .collect();
+    for k in 0..SHARED {
+        let s = store
+            .server(tenant, &format!("Shared-{k}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut want = every_kb.clone();
+        if k == 0 {
+            want.insert(Kb(1));
+        }
+        assert_eq!(s.installed_kbs, want, "shared-{k} has every writer's KBs");
+    }
+    for task in 0..TASKS {
+        for round in 0..ROUNDS {
+            let s = store
+                .server(tenant, &format!("ONLY-{task}-{round}"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                s.installed_kbs,
+                [Kb(1000 * (task + 1) + round)].into_iter().collect()
+            );
+        }
+    }
+    assert!(
+        store.estate_revision(tenant).await.unwrap() >= rev + i64::from(TASKS * ROUNDS),
+        "every merge bumps the revision"
+    );
+}
+
+/// Names fold ASCII letters only (SQLite's NOCASE) and sort by the folded name, by code point.
+pub async fn names_fold_ascii_only(store: &impl Store) {
+    let now = t("2026-11-25T12:00:00Z");
+    store
+        .upsert_servers(
+            T,
+            &[
+                server("ÄPFEL-01", &[]),
+                server("b-01", &[]),
+                server("A-02", &[]),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(store.server(T, "Äpfel-01").await.unwrap().is_some());
+    assert!(store.server(T, "äpfel-01").await.unwrap().is_none());
+    assert_eq!(
+        names(&store.servers(T).await.unwrap()),
+        ["A-02", "b-01", "ÄPFEL-01"]
+    );
+}
+
+/// Every contract above as one test each, run by `$run` (an async fn taking a closure that
+/// gets a fresh store).
+macro_rules! contract_tests {
+    ($run:path) => {
+        #[tokio::test]
+        async fn contract_story() {
+            $run(|s| async move { $crate::contract::story(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_tenants() {
+            $run(|s| async move { $crate::contract::tenants(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_tenant_isolation() {
+            $run(|s| async move { $crate::contract::tenant_isolation(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_names_fold_ascii_only() {
+            $run(|s| async move { $crate::contract::names_fold_ascii_only(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_users() {
+            $run(|s| async move { $crate::contract::users(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_tokens() {
+            $run(|s| async move { $crate::contract::tokens(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_sessions() {
+            $run(|s| async move { $crate::contract::sessions(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_audit() {
+            $run(|s| async move { $crate::contract::audit(&s).await }).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn contract_audit_concurrent_appends_never_fork() {
+            $run(|s| async move { $crate::contract::audit_concurrent(s).await }).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn contract_concurrent_merges_lose_nothing() {
+            $run(|s| async move { $crate::contract::merge_concurrent(s).await }).await
+        }
+    };
+}
+pub(crate) use contract_tests;
