@@ -160,6 +160,9 @@ impl Store for AnyStore {
     async fn estate_revision(&self, tenant: TenantId) -> Result<i64> {
         dispatch!(self, s => s.estate_revision(tenant))
     }
+    async fn revisions(&self, tenant: TenantId) -> Result<(i64, String)> {
+        dispatch!(self, s => s.revisions(tenant))
+    }
     async fn catalog(&self) -> Result<Catalog> {
         dispatch!(self, s => s.catalog())
     }

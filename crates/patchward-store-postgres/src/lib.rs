@@ -227,6 +227,16 @@ impl Store for PgStore {
         self.read_catalog().await
     }
 
+    async fn revisions(&self, tenant: TenantId) -> Result<(i64, String)> {
+        let (rev, n, latest): (Option<i64>, i64, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT revision FROM tenants WHERE id = $1), COUNT(*), MAX(imported_at) FROM feed_imports",
+        )
+        .bind(tenant.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((rev.unwrap_or(-1), format!("{n}:{}", latest.unwrap_or(0))))
+    }
+
     async fn catalog_revision(&self) -> Result<String> {
         let (n, latest): (i64, Option<i64>) =
             sqlx::query_as("SELECT COUNT(*), MAX(imported_at) FROM feed_imports")

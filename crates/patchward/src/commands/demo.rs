@@ -158,7 +158,7 @@ async fn serve_demo(store: SqliteStore, listen: &str) -> Result<()> {
         bail!("--listen {listen}: the demo serves plain HTTP, so only on a loopback address");
     }
     super::serve::init_logs_quiet();
-    let app = std::sync::Arc::new(super::app(store));
+    let app = std::sync::Arc::new(super::app(patchward_app::AnyStore::from(store)));
     let Some((admin, password)) = app.bootstrap_admin().await? else {
         bail!("the demo database already has users; start it with `patchward serve`");
     };

@@ -118,9 +118,9 @@ async fn call(
 
 /// Two tenants: the default one with the fixture inventory (DC-01 owned by
 /// identity@example.com) and `contoso` with the Contoso estate; one MSRC month and KEV.
-fn estate_db(name: &str) -> PathBuf {
-    let dir = tmpdir(name);
-    let db = dir.join("api.db");
+fn estate_db(name: &str, backend: Backend) -> Option<TestDb> {
+    let test_db = TestDb::new(name, backend)?;
+    let db = test_db.spec.clone();
     ok(&pw(
         &db,
         &[
@@ -156,8 +156,142 @@ fn estate_db(name: &str) -> PathBuf {
             contoso.to_str().unwrap(),
         ],
     ));
-    db
+    Some(test_db)
 }
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test: a SQLite file in a fresh folder, or a fresh database on the
+/// PostgreSQL server `PATCHWARD_TEST_PG` names (dropped afterwards). `spec` is what `--db`
+/// takes: the file's path or the database's URL.
+pub struct TestDb {
+    pub spec: PathBuf,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// `None` (after saying why) for PostgreSQL without a server outside CI; under `CI=true`
+    /// a missing server fails the test.
+    pub fn new(name: &str, backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb {
+                spec: tmpdir(name).join("api.db"),
+                pg: None,
+            }),
+            Backend::Postgres => {
+                let url = match std::env::var("PATCHWARD_TEST_PG") {
+                    Ok(u) if !u.trim().is_empty() => u,
+                    _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+                        "PATCHWARD_TEST_PG is not set but CI=true: the API tests must run on \
+                         PostgreSQL in CI (.ci/run starts a server and sets it)"
+                    ),
+                    _ => {
+                        eprintln!("skipped on PostgreSQL: PATCHWARD_TEST_PG is not set");
+                        return None;
+                    }
+                };
+                let db = format!("pw_api_{}_{}", name.replace('-', "_"), std::process::id());
+                pg_exec(&url, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+                pg_exec(&url, &format!("CREATE DATABASE {db}"));
+                let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+                Some(TestDb {
+                    spec: PathBuf::from(format!("{base}/{db}")),
+                    pg: Some((url.clone(), db)),
+                })
+            }
+        }
+    }
+
+    /// Run one SQL statement on this database.
+    pub fn exec(&self, sql: &str) {
+        match &self.pg {
+            Some(_) => pg_exec(self.spec.to_str().unwrap(), sql),
+            None => {
+                let (path, sql) = (self.spec.clone(), sql.to_string());
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        use sqlx::Connection;
+                        let mut conn = sqlx::SqliteConnection::connect(&format!(
+                            "sqlite://{}",
+                            path.display()
+                        ))
+                        .await
+                        .unwrap();
+                        sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await
+                            .unwrap();
+                    })
+                })
+                .join()
+                .unwrap()
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((url, db)) = &self.pg {
+            pg_exec(url, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+    }
+}
+
+/// One statement on a PostgreSQL URL, on a thread of its own (callers may be inside a runtime).
+fn pg_exec(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        })
+    })
+    .join()
+    .unwrap();
+}
+
+/// Each scenario on SQLite and on PostgreSQL.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    every_route_needs_credentials_and_the_role_matrix_holds,
+    tenants_never_see_each_other,
+    sessions_need_csrf_tokens_revoke_at_once_and_logins_lock_out,
+    bad_requests_name_the_field_and_store_nothing,
+    eight_concurrent_writers_lose_nothing_and_the_audit_chain_holds,
+    changing_or_deleting_an_audit_entry_is_detected_and_named,
+);
 
 /// Every operation of the served OpenAPI document as (METHOD, path template).
 async fn operations(c: &Client, url: &str) -> Vec<(String, String)> {
@@ -203,9 +337,11 @@ fn probe_body(method: &str, path: &str) -> Option<Value> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_needs_credentials_and_the_role_matrix_holds() {
-    let db = estate_db("api-matrix");
+async fn every_route_needs_credentials_and_the_role_matrix_holds(backend: Backend) {
+    let Some(test_db) = estate_db("api-matrix", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
     let mut tokens = Vec::new();
     for role in ["viewer", "owner", "operator", "approver", "admin"] {
         let name = if role == "owner" {
@@ -332,9 +468,11 @@ async fn every_route_needs_credentials_and_the_role_matrix_holds() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tenants_never_see_each_other() {
-    let db = estate_db("api-tenants");
+async fn tenants_never_see_each_other(backend: Backend) {
+    let Some(test_db) = estate_db("api-tenants", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
     let a = user_token(&db, "a-admin", "admin", Some("default"));
     let b = user_token(&db, "b-admin", "admin", Some("contoso"));
     let root = user_token(&db, "root", "admin", None);
@@ -510,9 +648,11 @@ async fn tenants_never_see_each_other() {
     assert_eq!(ids(&pr), ib);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_need_csrf_tokens_revoke_at_once_and_logins_lock_out() {
-    let db = estate_db("api-session");
+async fn sessions_need_csrf_tokens_revoke_at_once_and_logins_lock_out(backend: Backend) {
+    let Some(test_db) = estate_db("api-session", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
     let admin = user_token(&db, "alice", "admin", Some("default"));
     let server = start(&db, &["--http"]);
     let c = client();
@@ -641,9 +781,11 @@ async fn sessions_need_csrf_tokens_revoke_at_once_and_logins_lock_out() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_requests_name_the_field_and_store_nothing() {
-    let db = estate_db("api-fields");
+async fn bad_requests_name_the_field_and_store_nothing(backend: Backend) {
+    let Some(test_db) = estate_db("api-fields", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
     let admin = user_token(&db, "alice", "admin", Some("default"));
     let server = start(&db, &["--http"]);
     let c = client();
@@ -740,9 +882,11 @@ async fn bad_requests_name_the_field_and_store_nothing() {
     assert_eq!(before["total"], after["total"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eight_concurrent_writers_lose_nothing_and_the_audit_chain_holds() {
-    let db = estate_db("api-writers");
+async fn eight_concurrent_writers_lose_nothing_and_the_audit_chain_holds(backend: Backend) {
+    let Some(test_db) = estate_db("api-writers", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
     let op = user_token(&db, "op", "operator", Some("default"));
     let server = start(&db, &["--http"]);
     let c = client();
@@ -802,7 +946,7 @@ async fn eight_concurrent_writers_lose_nothing_and_the_audit_chain_holds() {
     let dbc = db.clone();
     let names_c = names.clone();
     let cli = tokio::task::spawn_blocking(move || {
-        let dir = dbc.parent().unwrap().to_path_buf();
+        let dir = tmpdir("api-writers-files");
         let csv: String = std::iter::once("name,os,kbs\n".to_string())
             .chain(
                 names_c
@@ -862,67 +1006,43 @@ async fn eight_concurrent_writers_lose_nothing_and_the_audit_chain_holds() {
     assert!(out.contains("chain intact"), "{out}");
 }
 
-#[test]
-fn changing_or_deleting_an_audit_entry_is_detected_and_named() {
-    let db = estate_db("api-audit");
+async fn changing_or_deleting_an_audit_entry_is_detected_and_named(backend: Backend) {
+    let Some(test_db) = estate_db("api-audit", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
     user_token(&db, "alice", "admin", None);
     user_token(&db, "bob", "viewer", Some("default"));
     let out = ok(&pw(&db, &["audit", "verify"]));
     let n: usize = out.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(n >= 6, "{out}");
-    let sql = |q: &str| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-                .await
-                .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(q.to_string()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        })
-    };
-    // Everything in the main file before it is copied (the WAL is not copied).
-    sql("PRAGMA wal_checkpoint(TRUNCATE)");
-    let copy = db.with_file_name("pristine.db");
-    std::fs::copy(&db, &copy).unwrap();
+    // A copy of the log, to put it back after each tampering.
+    test_db.exec("CREATE TABLE audit_copy AS SELECT * FROM audit_log");
     let restore = || {
-        std::fs::copy(&copy, &db).unwrap();
-        for s in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{s}", db.display()));
-        }
+        test_db.exec("DELETE FROM audit_log");
+        test_db.exec("INSERT INTO audit_log SELECT * FROM audit_copy");
+    };
+    let refused = |entry: usize| {
+        let o = pw(&db, &["audit", "verify"]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!o.status.success(), "tampering went unnoticed");
+        assert!(err.contains(&format!("entry {entry}")), "{err}");
     };
     // A changed field.
-    sql("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3");
-    let o = pw(&db, &["audit", "verify"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("entry 3"), "{err}");
+    test_db.exec("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3");
+    refused(3);
     restore();
     // A deleted entry in the middle.
-    sql("DELETE FROM audit_log WHERE seq = 2");
-    let o = pw(&db, &["audit", "verify"]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("entry 2"));
+    test_db.exec("DELETE FROM audit_log WHERE seq = 2");
+    refused(2);
     restore();
     // The last entry deleted.
-    sql(&format!("DELETE FROM audit_log WHERE seq = {n}"));
-    let o = pw(&db, &["audit", "verify"]);
-    assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains(&format!("entry {n}")),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    test_db.exec(&format!("DELETE FROM audit_log WHERE seq = {n}"));
+    refused(n);
     restore();
-    // A rewritten entry with a recomputed hash still breaks the next link.
-    sql("UPDATE audit_log SET hash = 'abc' WHERE seq = 1");
-    let o = pw(&db, &["audit", "verify"]);
-    assert!(!o.status.success());
+    // A rewritten hash breaks its own entry.
+    test_db.exec("UPDATE audit_log SET hash = 'abc' WHERE seq = 1");
+    refused(1);
     restore();
     assert!(ok(&pw(&db, &["audit", "verify"])).contains("chain intact"));
 }
