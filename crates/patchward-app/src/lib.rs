@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod clock;
 pub mod error;
+pub mod feeds;
 pub mod fleet;
 pub mod hosts;
 pub mod store;

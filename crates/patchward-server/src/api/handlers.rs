@@ -211,6 +211,39 @@ pub async fn feeds(State(app): State<Shared>) -> Res<Json<Vec<FeedView>>> {
     ))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedUploadQuery {
+    /// The file's name (errors name it; the kind is recognised by content; zstd/gzip allowed).
+    pub name: Option<String>,
+}
+
+/// Import one feed file sent as the body (MSRC CVRF XML/JSON, CISA KEV, FIRST EPSS, NVD 2.0,
+/// lifecycle, KB build table): same rules as `patchward import feeds`; one transaction.
+/// Feeds are shared by every tenant: provider-wide administrators only.
+#[utoipa::path(post, path = "/api/v1/feeds", tag = "feeds", params(FeedUploadQuery),
+    request_body(content = String, content_type = "application/octet-stream"),
+    responses((status = 200, body = ImportResult), (status = 403, body = ApiError), (status = 422, body = ApiError)))]
+pub async fn import_feed(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    q: Result<Query<FeedUploadQuery>, QueryRejection>,
+    bytes: Bytes,
+) -> Res<Json<ImportResult>> {
+    let q = query(q)?;
+    let name = q.name.unwrap_or_else(|| "upload".into());
+    Ok(Json(app.import_feed(&actor, &name, bytes.to_vec()).await?))
+}
+
+/// The prioritisation policy in force (SLA days per decision, EPSS threshold, mission tiers).
+#[utoipa::path(get, path = "/api/v1/policy", tag = "policy",
+    responses((status = 200, description = "The policy, as `patchward policy` prints it in TOML", body = Object)))]
+pub async fn policy(State(app): State<Shared>) -> Res<Json<serde_json::Value>> {
+    serde_json::to_value(app.policy())
+        .map(Json)
+        .map_err(|e| ApiErr(AppError::internal(e.to_string())))
+}
+
 /// Stored plans of the tenant, newest first.
 #[utoipa::path(get, path = "/api/v1/plans", tag = "plans", params(TenantQuery),
     responses((status = 200, body = Vec<PlanItem>)))]

@@ -40,6 +40,8 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/exposure", Need::Read),
     ("GET", "/api/v1/cves/{cve}", Need::Read),
     ("GET", "/api/v1/feeds", Need::Read),
+    ("POST", "/api/v1/feeds", Need::ProviderAdmin),
+    ("GET", "/api/v1/policy", Need::Read),
     ("GET", "/api/v1/plans", Need::Read),
     ("POST", "/api/v1/hosts", Need::Operate),
     ("GET", "/api/v1/users", Need::Administer),
@@ -104,7 +106,8 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(get_server))
         .routes(routes!(exposure))
         .routes(routes!(cve))
-        .routes(routes!(feeds))
+        .routes(routes!(feeds, import_feed))
+        .routes(routes!(policy))
         .routes(routes!(plans))
         .routes(routes!(import_hosts))
         .routes(routes!(list_users, create_user))

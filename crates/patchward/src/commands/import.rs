@@ -12,9 +12,10 @@ use super::{now, open};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use patchward_app::Actor;
-use patchward_feeds::input::{FeedKind, detect, read_input, walk};
-use patchward_feeds::{ParseError, cvrf, epss, kbbuilds, kev, lifecycle, nvd};
-use patchward_store::{AccessStore, DocumentImport, ImportOutcome, Store, TenantId};
+use patchward_app::feeds::{self, Parsed};
+use patchward_feeds::ParseError;
+use patchward_feeds::input::{detect, read_input, walk};
+use patchward_store::{AccessStore, ControlStore, ImportOutcome, TenantId};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -31,73 +32,10 @@ pub struct FeedSummary {
     pub refused: bool,
 }
 
-enum Parsed {
-    Cvrf(Box<cvrf::CvrfDocument>),
-    Kev(kev::KevCatalog),
-    Epss(Vec<patchward_core::intel::EpssScore>),
-    Nvd(Vec<patchward_core::intel::NvdRecord>),
-    Lifecycle(Vec<patchward_core::intel::LifecycleEntry>),
-    KbBuilds(kbbuilds::KbBuildTable),
-    Skip(String),
-}
-
 fn parse_feed(path: &Path) -> Result<Parsed, ParseError> {
     let name = path.display().to_string();
     let bytes = read_input(path)?;
-    Ok(match detect(&name, &bytes) {
-        FeedKind::CvrfXml | FeedKind::CvrfJson => {
-            let doc = cvrf::parse(&name, &bytes)?;
-            if doc.is_announcement_only() {
-                Parsed::Skip(format!(
-                    "MSRC {} lists no products and no vulnerabilities (announcement only)",
-                    doc.id
-                ))
-            } else {
-                Parsed::Cvrf(Box::new(doc))
-            }
-        }
-        FeedKind::Kev => Parsed::Kev(kev::parse(&name, &bytes)?),
-        FeedKind::Epss => Parsed::Epss(epss::parse_daily(&name, &bytes)?.scores),
-        FeedKind::EpssTimeSeries => Parsed::Epss(
-            epss::newest(epss::parse_timeseries(&name, &bytes)?)
-                .into_values()
-                .collect(),
-        ),
-        FeedKind::Nvd => Parsed::Nvd(nvd::parse(&name, &bytes)?),
-        FeedKind::Lifecycle => Parsed::Lifecycle(lifecycle::parse(&name, &bytes)?),
-        FeedKind::KbBuilds => Parsed::KbBuilds(kbbuilds::parse(&name, &bytes)?),
-        FeedKind::MsrcUpdatesIndex => {
-            Parsed::Skip("MSRC updates index: lists documents, nothing to import".into())
-        }
-        kind => Parsed::Skip(not_a_feed(kind).unwrap_or_else(|| kind.label().to_string())),
-    })
-}
-
-/// Why a file of this kind is no feed (`None`: it is one). Inside a walked folder such files are
-/// skipped; a file named on the command line is refused.
-fn not_a_feed(kind: FeedKind) -> Option<String> {
-    match kind {
-        FeedKind::Systeminfo
-        | FeedKind::SysteminfoCsv
-        | FeedKind::WmicQfe
-        | FeedKind::GetHotFix
-        | FeedKind::InventoryCsv
-        | FeedKind::Estate => Some(format!("{}: inventory, use `import hosts`", kind.label())),
-        FeedKind::Unknown => Some(
-            "not a feed Patchward recognises (MSRC CVRF XML/JSON, CISA KEV, FIRST EPSS, NVD 2.0, lifecycle, KB build table)"
-                .into(),
-        ),
-        FeedKind::Wesng => Some(format!("{}: not a feed Patchward imports", kind.label())),
-        FeedKind::CvrfXml
-        | FeedKind::CvrfJson
-        | FeedKind::MsrcUpdatesIndex
-        | FeedKind::Kev
-        | FeedKind::Nvd
-        | FeedKind::Epss
-        | FeedKind::EpssTimeSeries
-        | FeedKind::Lifecycle
-        | FeedKind::KbBuilds => None,
-    }
+    feeds::parse_feed(&name, &bytes)
 }
 
 /// Files named on the command line (not found by walking a folder) that are no feed: each is
@@ -109,7 +47,7 @@ fn refuse_named_non_feeds(paths: &[PathBuf]) -> Vec<String> {
         match std::fs::read(p) {
             Err(e) => refused.push(format!("{name}: cannot read file: {e}")),
             Ok(bytes) => {
-                if let Some(why) = not_a_feed(detect(&name, &bytes)) {
+                if let Some(why) = feeds::not_a_feed(detect(&name, &bytes)) {
                     refused.push(format!("{name}: {why}"));
                 }
             }
@@ -172,7 +110,7 @@ pub fn report_feeds(s: &FeedSummary) {
 
 /// Parse on worker threads, store on this task.
 pub async fn import_feeds(
-    store: &impl Store,
+    store: &(impl ControlStore + Clone),
     paths: &[PathBuf],
     progress: bool,
 ) -> Result<FeedSummary> {
@@ -214,11 +152,12 @@ pub async fn import_feeds(
     }
     drop(tx);
     let mut s = FeedSummary::default();
+    let mut files: Vec<(String, &str)> = Vec::new();
     let at = now();
     while let Some((path, parsed)) = rx.recv().await {
         let name = path.display().to_string();
         pb.set_message(name.clone());
-        let outcome = match parsed {
+        let parsed = match parsed {
             Err(e) => {
                 s.errors.push(e.to_string());
                 pb.inc(1);
@@ -229,36 +168,24 @@ pub async fn import_feeds(
                 pb.inc(1);
                 continue;
             }
-            Ok(Parsed::Cvrf(d)) => {
-                s.cves += d.vulnerabilities.len();
-                let imp = DocumentImport {
-                    id: &d.id,
-                    title: &d.title,
-                    revision: d.revision.as_deref(),
-                    initial_release: d.initial_release,
-                    current_release: d.current_release,
-                    source: &name,
-                    products: &d.products,
-                    vulnerabilities: &d.vulnerabilities,
-                    affected: &d.affected,
-                    fixes: &d.fixes,
-                };
-                store.import_document(&imp, at).await
-            }
-            Ok(Parsed::Kev(k)) => {
-                store
-                    .import_kev(&name, &k.version, k.released, &k.entries, at)
-                    .await
-            }
-            Ok(Parsed::Epss(scores)) => store.import_epss(&name, &scores, at).await,
-            Ok(Parsed::Nvd(r)) => store.import_nvd(&name, &r, at).await,
-            Ok(Parsed::Lifecycle(l)) => store.import_lifecycle(&name, &l, at).await,
-            Ok(Parsed::KbBuilds(t)) => {
-                store
-                    .import_kb_builds(&name, &t.products, &t.merged(), at)
-                    .await
-            }
+            Ok(p) => p,
         };
+        if let Parsed::Cvrf(d) = &parsed {
+            s.cves += d.vulnerabilities.len();
+        }
+        let outcome = feeds::store_parsed(store, &name, &parsed, at)
+            .await
+            .map(|o| o.unwrap_or(ImportOutcome::Unchanged));
+        if let Ok(o) = &outcome {
+            files.push((
+                name.clone(),
+                match o {
+                    ImportOutcome::Stored => "stored",
+                    ImportOutcome::Unchanged => "unchanged",
+                    ImportOutcome::Older => "older",
+                },
+            ));
+        }
         match outcome {
             Ok(ImportOutcome::Stored) => s.stored += 1,
             Ok(ImportOutcome::Unchanged) => s.unchanged += 1,
@@ -273,6 +200,11 @@ pub async fn import_feeds(
         }
     }
     pb.finish_and_clear();
+    if !files.is_empty() {
+        super::app(store.clone())
+            .record_feed_import(&Actor::cli(), &files)
+            .await?;
+    }
     Ok(s)
 }
 

@@ -291,7 +291,103 @@ on_both!(
     bad_requests_name_the_field_and_store_nothing,
     eight_concurrent_writers_lose_nothing_and_the_audit_chain_holds,
     changing_or_deleting_an_audit_entry_is_detected_and_named,
+    feed_uploads_follow_the_import_rules,
 );
+
+async fn feed_uploads_follow_the_import_rules(backend: Backend) {
+    let Some(test_db) = estate_db("api-feeds", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
+    let root = user_token(&db, "root", "admin", None);
+    let tenant_admin = user_token(&db, "t-admin", "admin", Some("default"));
+    let server = start(&db, &["--http"]);
+    let c = client();
+    let upload = |token: String, name: &'static str, body: Vec<u8>| {
+        let c = c.clone();
+        let url = format!("{}/api/v1/feeds?name={name}", server.url);
+        async move {
+            let r = c
+                .post(url)
+                .header("Authorization", format!("Bearer {token}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            (status, v)
+        }
+    };
+    let month = std::fs::read(fixtures().join("msrc-cvrf/2024-Aug.xml.zst")).unwrap();
+    let (_, before) = call(
+        &c,
+        Method::GET,
+        &format!("{}/api/v1/feeds", server.url),
+        Some(&root),
+        None,
+    )
+    .await;
+    // A tenant's administrator may not change what every tenant shares.
+    let (s, e) = upload(tenant_admin.clone(), "2024-Aug.xml.zst", month.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    // Compressed MSRC month: stored, then unchanged.
+    let (s, r) = upload(root.clone(), "2024-Aug.xml.zst", month.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["stored"], 1);
+    let (_, r) = upload(root.clone(), "2024-Aug.xml.zst", month).await;
+    assert_eq!(r["unchanged"], 1, "{r}");
+    // An inventory file or garbage is refused, naming why; nothing is stored.
+    let (s, e) = upload(
+        root.clone(),
+        "servers.csv",
+        b"name,os\nA,Windows Server 2022\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("import hosts"),
+        "{e}"
+    );
+    let mut broken = std::fs::read(fixtures().join("msrc-cvrf/2024-Jan.xml.zst")).unwrap();
+    broken.truncate(broken.len() / 2);
+    let (s, e) = upload(root.clone(), "2024-Jan.xml.zst", broken).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("2024-Jan"), "{e}");
+    let (_, after) = call(
+        &c,
+        Method::GET,
+        &format!("{}/api/v1/feeds", server.url),
+        Some(&root),
+        None,
+    )
+    .await;
+    let months = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["feed"] == "msrc-cvrf")
+            .count()
+    };
+    assert_eq!(months(&after), months(&before) + 1, "{after}");
+    // The import is in the audit log.
+    let (_, audit) = call(
+        &c,
+        Method::GET,
+        &format!("{}/api/v1/audit?action=feeds.import", server.url),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == "root"),
+        "{audit}"
+    );
+}
 
 /// Every operation of the served OpenAPI document as (METHOD, path template).
 async fn operations(c: &Client, url: &str) -> Vec<(String, String)> {
