@@ -110,7 +110,7 @@ pub fn report_feeds(s: &FeedSummary) {
 
 /// Parse on worker threads, store on this task.
 pub async fn import_feeds(
-    store: &(impl ControlStore + Clone),
+    store: &impl ControlStore,
     paths: &[PathBuf],
     progress: bool,
 ) -> Result<FeedSummary> {
