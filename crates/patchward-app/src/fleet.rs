@@ -390,6 +390,26 @@ impl<S: ControlStore> App<S> {
         Ok(detail)
     }
 
+    /// `GET /api/v1/estate`: services, dependencies, windows, blackouts, backup policies,
+    /// rings and rollback plans (owners: those that concern their servers).
+    pub async fn estate_view(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+    ) -> Result<patchward_proto::EstateView> {
+        actor.require(Permission::Read)?;
+        let fleet = self.fleet(tenant).await?;
+        let estate = self.store.estate(tenant).await?;
+        let servers: Vec<(i64, &Server)> = fleet
+            .ids
+            .iter()
+            .zip(&fleet.servers)
+            .filter(|(_, s)| visible(actor, s))
+            .map(|(id, s)| (*id, s))
+            .collect();
+        Ok(wire::estate(&estate, &servers))
+    }
+
     /// `GET /api/v1/exposure`: the fleet's open findings, counted.
     pub async fn exposure_summary(
         &self,

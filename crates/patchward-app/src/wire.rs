@@ -179,3 +179,136 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize
         notes: e.notes.clone(),
     }
 }
+
+use patchward_core::inventory::{
+    BlackoutScope, DependencyTarget, DisruptionBudget, Estate, MaintenanceWindow,
+};
+use patchward_proto::{
+    BackupPolicyView, BlackoutView, DependencyEnd, DependencyView, EstateView, RingView,
+    RollbackPlanView, ServiceView, WindowView,
+};
+
+fn window(w: &MaintenanceWindow) -> WindowView {
+    WindowView {
+        name: w.name.clone(),
+        rrule: w.rrule.clone(),
+        offset_days: w.offset_days,
+        start: w.start.strftime("%H:%M").to_string(),
+        duration_minutes: w.duration.as_mins(),
+        time_zone: w.time_zone.clone(),
+        emergency: w.emergency,
+    }
+}
+
+fn end(t: &DependencyTarget) -> DependencyEnd {
+    match t {
+        DependencyTarget::Server(n) => DependencyEnd {
+            kind: "server".into(),
+            name: n.clone(),
+        },
+        DependencyTarget::Service(n) => DependencyEnd {
+            kind: "service".into(),
+            name: n.clone(),
+        },
+    }
+}
+
+/// The estate's objects as the API shows them; `servers` are (id, server) of the fleet view
+/// the caller may see (owners: their own), and server-identifying objects are kept to those.
+pub fn estate(e: &Estate, servers: &[(i64, &Server)]) -> EstateView {
+    let seen: std::collections::HashSet<String> = servers
+        .iter()
+        .map(|(_, s)| s.name.to_ascii_lowercase())
+        .collect();
+    let sees = |n: &str| seen.contains(&n.to_ascii_lowercase());
+    let services: Vec<ServiceView> = e
+        .services
+        .iter()
+        .filter(|s| s.members.iter().any(|m| sees(m)))
+        .map(|s| {
+            let (n, p) = match s.budget {
+                DisruptionBudget::MaxUnavailable(n) => (Some(n), None),
+                DisruptionBudget::MaxUnavailablePercent(p) => (None, Some(p)),
+            };
+            ServiceView {
+                name: s.name.clone(),
+                members: s.members.iter().filter(|m| sees(m)).cloned().collect(),
+                max_unavailable: n,
+                max_unavailable_percent: p,
+                owner: s.owner.as_ref().map(|o| o.name.clone()),
+            }
+        })
+        .collect();
+    let visible_service = |n: &str| services.iter().any(|s| s.name.eq_ignore_ascii_case(n));
+    let visible_end = |t: &DependencyTarget| match t {
+        DependencyTarget::Server(n) => sees(n),
+        DependencyTarget::Service(n) => visible_service(n),
+    };
+    EstateView {
+        dependencies: e
+            .dependencies
+            .iter()
+            .filter(|d| visible_end(&d.dependent) && visible_end(&d.depends_on))
+            .map(|d| DependencyView {
+                dependent: end(&d.dependent),
+                depends_on: end(&d.depends_on),
+            })
+            .collect(),
+        windows: e.windows.iter().map(window).collect(),
+        blackouts: e
+            .blackouts
+            .iter()
+            .filter(|b| match &b.scope {
+                BlackoutScope::Server(n) => sees(n),
+                BlackoutScope::Service(n) => visible_service(n),
+                _ => true,
+            })
+            .map(|b| BlackoutView {
+                name: b.name.clone(),
+                scope: match &b.scope {
+                    BlackoutScope::Global => "global".into(),
+                    BlackoutScope::Site(n) => format!("site:{n}"),
+                    BlackoutScope::Service(n) => format!("service:{n}"),
+                    BlackoutScope::Server(n) => format!("server:{n}"),
+                },
+                start: b.start.to_string(),
+                end: b.end.to_string(),
+                reason: b.reason.clone(),
+            })
+            .collect(),
+        backup_policies: e
+            .backup_policies
+            .iter()
+            .map(|p| BackupPolicyView {
+                name: p.name.clone(),
+                source: p.source.clone(),
+                max_age_hours: p.max_age.as_hours(),
+                job_window: p.job_window.as_ref().map(window),
+            })
+            .collect(),
+        rings: e
+            .rings
+            .iter()
+            .map(|r| RingView {
+                name: r.name.clone(),
+                order: r.order,
+                soak_hours: r.soak.as_hours(),
+                emergency_soak_hours: r.emergency_soak.map(|d| d.as_hours()),
+            })
+            .collect(),
+        rollback_plans: servers
+            .iter()
+            .filter_map(|(id, s)| {
+                s.rollback.as_ref().map(|r| RollbackPlanView {
+                    server_id: *id,
+                    server: s.name.clone(),
+                    method: word(&r.method),
+                    who: r.who.clone(),
+                    tested_on: r.tested_on.map(|d| d.to_string()),
+                    notes: r.notes.clone(),
+                })
+            })
+            .collect(),
+        services,
+    }
+}

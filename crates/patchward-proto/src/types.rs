@@ -336,3 +336,92 @@ pub struct PlanItem {
     pub cycle: String,
     pub created_at: String,
 }
+
+/// A service: servers that provide one function together, and how many may be down at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ServiceView {
+    pub name: String,
+    pub members: Vec<String>,
+    /// `max_unavailable` members, or `max_unavailable_percent` of them, down at once.
+    pub max_unavailable: Option<u32>,
+    pub max_unavailable_percent: Option<u8>,
+    pub owner: Option<String>,
+}
+
+/// One end of a dependency: a server or every member of a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DependencyEnd {
+    /// `server` or `service`.
+    pub kind: String,
+    pub name: String,
+}
+
+/// `dependent` needs `depends_on` up: it is patched after it, never at the same time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DependencyView {
+    pub dependent: DependencyEnd,
+    pub depends_on: DependencyEnd,
+}
+
+/// A recurring maintenance window (RFC 5545 rule in an IANA zone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WindowView {
+    pub name: String,
+    pub rrule: String,
+    pub offset_days: i32,
+    /// Local start time `HH:MM`.
+    pub start: String,
+    pub duration_minutes: i64,
+    pub time_zone: String,
+    pub emergency: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BlackoutView {
+    pub name: String,
+    /// `global`, or `site:NAME`, `service:NAME`, `server:NAME`.
+    pub scope: String,
+    pub start: String,
+    pub end: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BackupPolicyView {
+    pub name: String,
+    pub source: String,
+    pub max_age_hours: i64,
+    pub job_window: Option<WindowView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RingView {
+    pub name: String,
+    pub order: u32,
+    pub soak_hours: i64,
+    pub emergency_soak_hours: Option<i64>,
+}
+
+/// A server's rollback plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RollbackPlanView {
+    pub server_id: i64,
+    pub server: String,
+    /// `uninstall_kb`, `snapshot`, ...
+    pub method: String,
+    pub who: Option<String>,
+    pub tested_on: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// The tenant's estate besides its servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EstateView {
+    pub services: Vec<ServiceView>,
+    pub dependencies: Vec<DependencyView>,
+    pub windows: Vec<WindowView>,
+    pub blackouts: Vec<BlackoutView>,
+    pub backup_policies: Vec<BackupPolicyView>,
+    pub rings: Vec<RingView>,
+    pub rollback_plans: Vec<RollbackPlanView>,
+}

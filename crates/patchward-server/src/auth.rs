@@ -7,7 +7,7 @@ use crate::error::ApiErr;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use patchward_app::{Actor, AppError};
 use patchward_core::access::Permission;
 use patchward_proto::ErrorCode;
@@ -110,8 +110,31 @@ pub async fn guard(
         return Ok(next.run(req).await);
     }
     let (method, headers) = (req.method().clone(), req.headers().clone());
-    let actor = authenticate(&app, &method, &headers).await?;
-    allowed(&actor, need)?;
-    req.extensions_mut().insert(actor);
-    Ok(next.run(req).await)
+    let checked = match authenticate(&app, &method, &headers).await {
+        Ok(actor) => allowed(&actor, need).map(|()| actor),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(actor) => {
+            req.extensions_mut().insert(actor);
+            Ok(next.run(req).await)
+        }
+        Err(e) => {
+            let mut resp = ApiErr(e).into_response();
+            // The body was not read: the connection cannot carry another request, so say so
+            // (a client reusing it would see its next request fail).
+            let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+                || headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v != "0");
+            if has_body {
+                resp.headers_mut().insert(
+                    header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(resp)
+        }
+    }
 }

@@ -175,6 +175,20 @@ pub async fn exposure(
     Ok(Json(app.exposure_summary(&actor, t).await?))
 }
 
+/// The estate besides servers: services, dependencies, windows, blackouts, backup policies,
+/// rings and rollback plans (owners: those that concern their servers).
+#[utoipa::path(get, path = "/api/v1/estate", tag = "servers", params(TenantQuery),
+    responses((status = 200, body = EstateView)))]
+pub async fn estate(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    q: Result<Query<TenantQuery>, QueryRejection>,
+) -> Res<Json<EstateView>> {
+    let q = query(q)?;
+    let t = tenant(&app, &actor, q.tenant.as_deref()).await?;
+    Ok(Json(app.estate_view(&actor, t).await?))
+}
+
 /// Which servers are exposed to a CVE, and what fixes it on each.
 #[utoipa::path(get, path = "/api/v1/cves/{cve}", tag = "cves",
     params(("cve" = String, Path, description = "CVE id, e.g. CVE-2024-38063"), TenantQuery),

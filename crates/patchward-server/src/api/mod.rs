@@ -38,6 +38,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/servers", Need::Read),
     ("GET", "/api/v1/servers/{id}", Need::Read),
     ("GET", "/api/v1/exposure", Need::Read),
+    ("GET", "/api/v1/estate", Need::Read),
     ("GET", "/api/v1/cves/{cve}", Need::Read),
     ("GET", "/api/v1/feeds", Need::Read),
     ("POST", "/api/v1/feeds", Need::ProviderAdmin),
@@ -105,6 +106,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(list_servers))
         .routes(routes!(get_server))
         .routes(routes!(exposure))
+        .routes(routes!(estate))
         .routes(routes!(cve))
         .routes(routes!(feeds, import_feed))
         .routes(routes!(policy))

@@ -689,6 +689,19 @@ async fn tenants_never_see_each_other(backend: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // The estate's objects too: Contoso's services, windows and rings are B's alone.
+    let (s, eb) = call(&c, Method::GET, &u("/api/v1/estate"), Some(&b), None).await;
+    assert_eq!(s, StatusCode::OK, "{eb}");
+    assert!(!eb["services"].as_array().unwrap().is_empty(), "{eb}");
+    assert!(!eb["windows"].as_array().unwrap().is_empty());
+    assert!(!eb["rings"].as_array().unwrap().is_empty());
+    let (_, ea2) = call(&c, Method::GET, &u("/api/v1/estate"), Some(&a), None).await;
+    for k in ["services", "windows", "rings", "dependencies", "blackouts"] {
+        assert!(
+            ea2[k].as_array().unwrap().is_empty(),
+            "{k} of B leaked to A: {ea2}"
+        );
+    }
     // A CVE's exposure is per tenant too: take one open on a server of A.
     let mut cve = None;
     for id in &ia {
