@@ -47,6 +47,9 @@ pub const CONFIG_EXAMPLE: &str = r#"# Patchward server settings. Flags override 
 # Address and port (env PATCHWARD_LISTEN). Port 0 picks a free port and prints it.
 listen = "0.0.0.0:8443"
 
+# Logs go to stderr; PATCHWARD_LOG sets the filter (e.g. "info", "warn,tower_http=info") and
+# PATCHWARD_LOG_FORMAT=json writes one JSON object per line.
+
 # Plain HTTP, only behind a reverse proxy that terminates TLS (env PATCHWARD_HTTP=true).
 http = false
 
@@ -106,13 +109,20 @@ pub fn options(db: &Path, a: &ServeArgs) -> Result<(ServeOptions, Option<String>
     }
 }
 
+/// Logs on stderr: `PATCHWARD_LOG` filters (default `info`); `PATCHWARD_LOG_FORMAT=json`
+/// writes one JSON object per event (for a log shipper), otherwise readable lines.
 pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PATCHWARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let json = std::env::var("PATCHWARD_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Logs for the demo: warnings only, so its output stays readable.
