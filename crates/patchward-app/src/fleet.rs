@@ -169,7 +169,7 @@ impl FleetView {
 }
 
 /// Whether an owner-role actor owns the server (by owner name or e-mail, case-insensitive).
-fn owns(actor: &Actor, s: &Server) -> bool {
+pub(crate) fn owns(actor: &Actor, s: &Server) -> bool {
     s.owner.as_ref().is_some_and(|o| {
         o.name.eq_ignore_ascii_case(&actor.name)
             || o.email

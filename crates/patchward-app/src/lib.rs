@@ -12,6 +12,7 @@ pub mod error;
 pub mod feeds;
 pub mod fleet;
 pub mod hosts;
+pub mod plan;
 pub mod store;
 mod wire;
 

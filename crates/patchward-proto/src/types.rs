@@ -425,3 +425,65 @@ pub struct EstateView {
     pub rings: Vec<RingView>,
     pub rollback_plans: Vec<RollbackPlanView>,
 }
+
+/// `POST /api/v1/plans`: plan a cycle (stored under its name, replacing an earlier plan).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlanRequest {
+    /// e.g. "2026-12 Patch Tuesday".
+    pub cycle: String,
+    /// RFC 3339 instant the cycle starts.
+    pub start: String,
+    /// Servers to plan (any case); without them every server with open CVEs or missing updates.
+    pub servers: Option<Vec<String>>,
+    /// A deadline for every server in scope: RFC 3339, or `YYYY-MM-DD` (23:59 UTC that day).
+    pub deadline: Option<String>,
+    /// Only servers of this ring.
+    pub ring: Option<String>,
+    /// An emergency cycle: emergency windows and soaks.
+    pub emergency: Option<bool>,
+    /// How far ahead to look for windows (1 to 365 days; default 35).
+    pub horizon_days: Option<u32>,
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlacementView {
+    pub server: String,
+    pub ring: Option<String>,
+    pub wave: u32,
+    pub window: String,
+    pub start: String,
+    pub end: String,
+    pub due: Option<String>,
+    pub due_source: Option<String>,
+    /// Minutes past its due date, when it is late.
+    pub late_minutes: Option<i64>,
+    /// Why it is in this slot, headline first.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UnplacedView {
+    pub server: String,
+    pub ring: Option<String>,
+    /// The rule that keeps it out (`no_window`, `blackout`, ...).
+    pub rule: String,
+    pub reasons: Vec<String>,
+    pub due: Option<String>,
+}
+
+/// A stored plan (owners: their servers only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlanView {
+    pub cycle: String,
+    pub emergency: bool,
+    pub start: String,
+    pub horizon_end: String,
+    pub finish: Option<String>,
+    pub placements: Vec<PlacementView>,
+    pub unplaced: Vec<UnplacedView>,
+    pub late: u32,
+    pub dependency_cycles: Vec<Vec<String>>,
+    pub warnings: Vec<String>,
+}

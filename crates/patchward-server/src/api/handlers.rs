@@ -280,6 +280,39 @@ pub async fn plans(
     ))
 }
 
+/// Plan a cycle: waves within windows, blackouts, dependencies, budgets and rings; checked by
+/// the independent checker and stored under the cycle name (replacing an earlier plan).
+#[utoipa::path(post, path = "/api/v1/plans", tag = "plans", request_body = CreatePlanRequest,
+    responses((status = 201, body = PlanView), (status = 422, body = ApiError)))]
+pub async fn create_plan(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    b: Result<Json<CreatePlanRequest>, JsonRejection>,
+) -> Res<(StatusCode, Json<PlanView>)> {
+    let req = body(b)?;
+    let t = tenant(&app, &actor, req.tenant.as_deref()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(app.create_plan(&actor, t, &req).await?),
+    ))
+}
+
+/// A stored plan: every placement with why it is there, and every server left out with the
+/// rule that stops it (owners: their servers only).
+#[utoipa::path(get, path = "/api/v1/plans/{cycle}", tag = "plans",
+    params(("cycle" = String, Path, description = "Cycle name"), TenantQuery),
+    responses((status = 200, body = PlanView), (status = 404, body = ApiError)))]
+pub async fn get_plan(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(cycle): Path<String>,
+    q: Result<Query<TenantQuery>, QueryRejection>,
+) -> Res<Json<PlanView>> {
+    let q = query(q)?;
+    let t = tenant(&app, &actor, q.tenant.as_deref()).await?;
+    Ok(Json(app.plan_of(&actor, t, &cycle).await?))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {

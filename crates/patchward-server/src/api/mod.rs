@@ -44,6 +44,8 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/feeds", Need::ProviderAdmin),
     ("GET", "/api/v1/policy", Need::Read),
     ("GET", "/api/v1/plans", Need::Read),
+    ("POST", "/api/v1/plans", Need::Operate),
+    ("GET", "/api/v1/plans/{cycle}", Need::Read),
     ("POST", "/api/v1/hosts", Need::Operate),
     ("GET", "/api/v1/users", Need::Administer),
     ("POST", "/api/v1/users", Need::Administer),
@@ -110,7 +112,8 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(cve))
         .routes(routes!(feeds, import_feed))
         .routes(routes!(policy))
-        .routes(routes!(plans))
+        .routes(routes!(plans, create_plan))
+        .routes(routes!(get_plan))
         .routes(routes!(import_hosts))
         .routes(routes!(list_users, create_user))
         .routes(routes!(disable_user))

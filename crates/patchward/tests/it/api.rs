@@ -420,6 +420,7 @@ async fn operations(c: &Client, url: &str) -> Vec<(String, String)> {
 fn concrete(path: &str, id: i64) -> String {
     path.replace("{id}", &id.to_string())
         .replace("{cve}", "CVE-2024-38063")
+        .replace("{cycle}", "no-such-cycle")
 }
 
 /// A body that passes deserialisation where one is needed but changes nothing lasting.
@@ -429,6 +430,7 @@ fn probe_body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api/v1/users") => Some(json!({"name": "probe", "role": "no-such-role"})),
         ("POST", "/api/v1/tokens") => Some(json!({"expires_days": 0})),
         ("POST", "/api/v1/tenants") => Some(json!({"name": ""})),
+        ("POST", "/api/v1/plans") => Some(json!({"cycle": "", "start": "soon"})),
         _ => None,
     }
 }
@@ -702,6 +704,65 @@ async fn tenants_never_see_each_other(backend: Backend) {
             "{k} of B leaked to A: {ea2}"
         );
     }
+    // Plans: B plans its cycle; the plan names B's servers only; A cannot read it.
+    let (s, pb_plan) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/plans"),
+        Some(&b),
+        Some(json!({"cycle": "2024-08 Patch Tuesday", "start": "2024-08-13T18:00:00Z"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{pb_plan}");
+    let b_names: Vec<&str> = pb["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    let planned: Vec<&str> = pb_plan["placements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(pb_plan["unplaced"].as_array().unwrap())
+        .map(|x| x["server"].as_str().unwrap())
+        .collect();
+    assert!(!planned.is_empty(), "{pb_plan}");
+    assert!(planned.iter().all(|n| b_names.contains(n)), "{planned:?}");
+    assert!(
+        pb_plan["placements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| !x["reasons"].as_array().unwrap().is_empty())
+    );
+    let cycle_url = u("/api/v1/plans/2024-08%20Patch%20Tuesday");
+    let (s, again) = call(&c, Method::GET, &cycle_url, Some(&b), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again["placements"], pb_plan["placements"]);
+    let (s, _) = call(&c, Method::GET, &cycle_url, Some(&a), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "A reads B's plan");
+    let a_only = pa["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .find(|n| !b_names.iter().any(|b| b.eq_ignore_ascii_case(n)))
+        .unwrap();
+    let (s, e) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/plans"),
+        Some(&b),
+        Some(json!({"cycle": "x", "start": "2024-08-13T18:00:00Z", "servers": [a_only]})),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "A's server named in B's plan: {e}"
+    );
+    assert_eq!(e["field"], "servers");
     // A CVE's exposure is per tenant too: take one open on a server of A.
     let mut cve = None;
     for id in &ia {

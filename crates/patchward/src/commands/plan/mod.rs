@@ -26,13 +26,13 @@ use clap::Args;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
-use patchward_app::AnyStore;
+use patchward_app::plan::{self, PlanSpec};
+use patchward_app::{Actor, AnyStore};
 use patchward_core::calendar::{format_instant, time_zone};
-use patchward_core::exposure::ExposureIndex;
 use patchward_core::inventory::Estate;
-use patchward_core::plan::{Plan, PlanInput, Violation, plan, replan, verify};
+use patchward_core::plan::{Plan, PlanInput, Violation, replan, verify};
 use patchward_store::{Store, TenantId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 const MODES: [&str; 3] = ["explain", "list", "replan"];
@@ -184,13 +184,7 @@ pub fn parse_when(s: &str, tz: &TimeZone) -> Result<Timestamp> {
         .timestamp())
 }
 
-/// A due date (a calendar day) as an instant: 23:59 UTC that day.
-pub fn due_instant(d: Date) -> Option<Timestamp> {
-    d.at(23, 59, 0, 0)
-        .to_zoned_datetime(TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp())
-}
+pub use patchward_app::plan::due_instant;
 
 /// A due date or deadline: a bare `YYYY-MM-DD` is 23:59 UTC that day (as for priority due
 /// dates); otherwise an instant as for `--start`.
@@ -244,16 +238,15 @@ async fn make_plan(
     tz: &TimeZone,
 ) -> Result<()> {
     let policy = load_policy(a.policy.as_deref())?;
-    // The estate and the catalog are independent reads: side by side on the pool.
-    let (estate, catalog) = tokio::join!(store.estate(TenantId::DEFAULT), store.catalog());
-    let (estate, catalog) = (estate?, catalog?);
+    let app = super::app(store.clone());
+    let cli = Actor::cli();
+    let estate = app.estate(&cli, TenantId::DEFAULT).await?;
     if estate.servers.is_empty() {
         bail!(
             "no servers in {}: import an estate with `patchward import hosts ESTATE.toml`",
             db.display()
         );
     }
-
     let names = Names::new(&estate);
 
     // Explicit servers: every name must be in the estate.
@@ -264,192 +257,63 @@ async fn make_plan(
         listed.extend(parse_server_list(&path.display().to_string(), &text)?);
     }
     let explicit = !a.servers.is_empty() || a.servers_file.is_some();
-    let mut scope: Vec<String> = Vec::new();
-    if explicit {
-        let mut seen: HashSet<&str> = HashSet::with_capacity(listed.len());
-        let mut unknown = Vec::new();
-        for n in listed.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-            match names.get(n) {
-                Some(name) => {
-                    if seen.insert(name) {
-                        scope.push(name.to_string());
-                    }
-                }
-                None => unknown.push(n.to_string()),
-            }
-        }
-        if !unknown.is_empty() {
-            let shown: Vec<&str> = unknown.iter().take(20).map(|s| s.as_str()).collect();
-            let what = match (a.servers.is_empty(), a.servers_file.is_some()) {
-                (false, false) => "--servers",
-                (true, _) => "--servers-file",
-                (false, true) => "--servers/--servers-file",
-            };
-            bail!(
-                "unknown server(s) in {what}: {}{} (see `patchward servers`)",
-                shown.join(", "),
-                if unknown.len() > 20 {
-                    format!(" and {} more", unknown.len() - 20)
-                } else {
-                    String::new()
-                }
-            );
-        }
-        if scope.is_empty() {
-            bail!("--servers/--servers-file list no server names");
-        }
-    }
+    let scope = if explicit {
+        let what = match (a.servers.is_empty(), a.servers_file.is_some()) {
+            (false, false) => "--servers",
+            (true, _) => "--servers-file",
+            (false, true) => "--servers/--servers-file",
+        };
+        Some(
+            plan::resolve_names(&estate, &listed, what)
+                .map_err(|e| anyhow!("{} (see `patchward servers`)", e.message))?,
+        )
+    } else {
+        None
+    };
 
     // External due dates are read before any work, so that a bad file stops everything.
     let deadline = match &a.deadline {
-        Some(d) => Some(parse_due(d, tz).with_context(|| format!("--deadline {d:?}"))?),
+        Some(d) => {
+            let at = parse_due(d, tz).with_context(|| format!("--deadline {d:?}"))?;
+            Some((at, format!("cycle deadline {}", format_instant(at, tz))))
+        }
         None => None,
     };
-    let due_file = match &a.due {
+    let due = match &a.due {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read due file {}", path.display()))?;
             parse_due_file(&path.display().to_string(), &text, &names, tz)?
+                .into_iter()
+                .map(|r| (r.server, r.due, r.source))
+                .collect()
         }
         None => Vec::new(),
     };
-
-    // Exposure: the default scope and every server's priority due date. With an explicit
-    // scope only those servers are assessed.
-    let as_of = start.to_zoned_datetime(TimeZone::UTC).date();
-    if catalog.fixes.is_empty() {
-        eprintln!(
-            "warning: no MSRC data imported yet, so no exposure and no due dates: import feeds first (`patchward import feeds`)"
-        );
-    }
-    let index = ExposureIndex::new(catalog);
-    let assessed = if explicit {
-        let wanted: HashSet<&str> = scope.iter().map(|s| s.as_str()).collect();
-        let servers: Vec<patchward_core::inventory::Server> = estate
-            .servers
-            .iter()
-            .filter(|s| wanted.contains(s.name.as_str()))
-            .cloned()
-            .collect();
-        super::assess::assess_all(&index, &servers, &policy, as_of)
-    } else {
-        super::assess::assess_all(&index, &estate.servers, &policy, as_of)
+    drop(names);
+    let spec = PlanSpec {
+        cycle: cycle.to_string(),
+        start,
+        scope,
+        deadline,
+        due,
+        ring: a.ring.clone(),
+        emergency: a.emergency,
+        horizon_days: a.horizon_days,
+        policy,
     };
-    // (due, where it came from) per server.
-    let mut priority_due: HashMap<String, (Timestamp, String)> = HashMap::new();
-    let mut exposed: HashSet<String> = HashSet::new();
-    for s in &assessed {
-        if !s.open_cves.is_empty() || !s.missing_updates.is_empty() {
-            exposed.insert(s.name.clone());
-        }
-        if let Some((d, c)) = s
-            .open_cves
-            .iter()
-            .filter_map(|c| c.priority.as_ref().map(|p| (p.due, c)))
-            .min_by(|x, y| {
-                x.0.cmp(&y.0)
-                    .then_with(|| x.1.facts.cve.cmp(&y.1.facts.cve))
-            })
-            && let Some(at) = due_instant(d)
-        {
-            let source = match &c.priority {
-                Some(p) if c.facts.kev_due == Some(d) => {
-                    format!(
-                        "KEV due date of {} (priority {})",
-                        c.facts.cve,
-                        p.decision.label()
-                    )
-                }
-                Some(p) => format!("priority {} of {} (SLA)", p.decision.label(), c.facts.cve),
-                None => format!("priority of {}", c.facts.cve),
-            };
-            priority_due.insert(s.name.clone(), (at, source));
-        }
+    let made = app
+        .plan_cycle(&cli, TenantId::DEFAULT, estate, spec)
+        .await
+        .map_err(|e| match e.field.as_deref() {
+            Some("ring") => anyhow!("--ring: {}", e.message),
+            _ => anyhow!(e.message),
+        })?;
+    for w in &made.warnings {
+        eprintln!("warning: {w}");
     }
-    drop(assessed);
-    if !explicit {
-        scope = estate
-            .servers
-            .iter()
-            .filter(|s| exposed.contains(&s.name))
-            .map(|s| s.name.clone())
-            .collect();
-        if scope.is_empty() {
-            bail!(
-                "nothing to plan: no server has open CVEs or missing updates as of {as_of} (name servers with --servers or --servers-file)"
-            );
-        }
-    }
-    if let Some(r) = &a.ring {
-        let Some(ring) = estate
-            .rings
-            .iter()
-            .find(|x| x.name.eq_ignore_ascii_case(r.trim()))
-        else {
-            bail!(
-                "unknown ring {r:?} (--ring); the estate has: {}",
-                estate
-                    .rings
-                    .iter()
-                    .map(|x| x.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        };
-        let in_ring: HashSet<&str> = estate
-            .servers
-            .iter()
-            .filter(|s| {
-                s.ring
-                    .as_deref()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(&ring.name))
-            })
-            .map(|s| s.name.as_str())
-            .collect();
-        scope.retain(|n| in_ring.contains(n.as_str()));
-        if scope.is_empty() {
-            bail!("no server in scope is in ring {:?}", ring.name);
-        }
-    }
-
-    let mut input = PlanInput::new(cycle, &estate, start);
-    // Each server's due date is the earliest that applies; ties keep the first source
-    // (priority, then deadline, then the due file).
-    let in_scope: HashSet<&str> = scope.iter().map(|s| s.as_str()).collect();
-    for (name, (at, source)) in &priority_due {
-        if in_scope.contains(name.as_str()) {
-            input.add_due(name, *at, source.clone());
-        }
-    }
-    if let Some(d) = deadline {
-        let text = format!("cycle deadline {}", format_instant(d, tz));
-        for name in &scope {
-            input.add_due(name, d, text.clone());
-        }
-    }
-    for row in &due_file {
-        if in_scope.contains(row.server.as_str()) {
-            input.add_due(&row.server, row.due, row.source.clone());
-        }
-    }
-    drop(in_scope);
-    input.scope = scope;
-    input.emergency = a.emergency;
-    input.horizon = SignedDuration::from_hours(i64::from(a.horizon_days) * 24);
-    let p = plan(&input);
-    // The stored form is written while the independent checker works; it is stored only if
-    // the checker accepts the plan.
-    let (verdict, json) = std::thread::scope(|sc| {
-        let json = sc.spawn(|| serde_json::to_string(&p));
-        (check(&input, &p), json.join())
-    });
-    verdict?;
-    let json = json.map_err(|_| anyhow!("writing the plan as JSON failed"))??;
-    store
-        .save_plan(TenantId::DEFAULT, &p.cycle, &json, now())
-        .await?;
-    eprintln!("plan: stored as cycle {:?}", p.cycle);
-    print!("{}", render(&p, &estate, a.format, tz)?);
+    eprintln!("plan: stored as cycle {:?}", made.plan.cycle);
+    print!("{}", render(&made.plan, &made.estate, a.format, tz)?);
     Ok(())
 }
 
