@@ -136,6 +136,30 @@ impl<S: ControlStore> App<S> {
 
     /// Add a user. Tenant administrators add users to their own tenant; provider-wide ones
     /// to any (`tenant`), or provider-wide administrators with `tenant: None` and role admin.
+    /// The checks of [`App::add_user`] that need no store (the CLI runs them before creating
+    /// a tenant for the user).
+    pub fn check_new_user(name: &str, role: &str, password: Option<&str>) -> Result<Role> {
+        check_name(name)?;
+        let role: Role = role
+            .parse()
+            .map_err(|e: String| AppError::field("role", e))?;
+        if let Some(p) = password {
+            if p.chars().count() < MIN_PASSWORD {
+                return Err(AppError::field(
+                    "password",
+                    format!("a password has at least {MIN_PASSWORD} characters"),
+                ));
+            }
+            if p.trim().is_empty() {
+                return Err(AppError::field(
+                    "password",
+                    "a password cannot be only spaces",
+                ));
+            }
+        }
+        Ok(role)
+    }
+
     pub async fn add_user(
         &self,
         actor: &Actor,
@@ -145,28 +169,14 @@ impl<S: ControlStore> App<S> {
         password: Option<String>,
     ) -> Result<UserRecord> {
         actor.require(Permission::Administer)?;
-        check_name(name)?;
-        let role: Role = role
-            .parse()
-            .map_err(|e: String| AppError::field("role", e))?;
+        let role = Self::check_new_user(name, role, password.as_deref())?;
+        // Only administrators can be provider-wide; anyone else without a tenant belongs to
+        // the default one (a single-tenant install never names tenants).
         let tenant = match actor.tenant {
             Some(own) => Some(own),
+            None if tenant.is_none() && role != Role::Admin => Some(TenantId::DEFAULT),
             None => tenant,
         };
-        if tenant.is_none() && role != Role::Admin {
-            return Err(AppError::field(
-                "tenant",
-                "only administrators can be provider-wide: name the user's tenant",
-            ));
-        }
-        if let Some(p) = &password
-            && p.chars().count() < MIN_PASSWORD
-        {
-            return Err(AppError::field(
-                "password",
-                format!("a password has at least {MIN_PASSWORD} characters"),
-            ));
-        }
         let hash = match password {
             Some(p) => Some(hash_password(p).await?),
             None => None,
@@ -416,6 +426,28 @@ impl<S: ControlStore> App<S> {
                 ),
             ));
         }
+        // The attempt is counted before the (slow) password check: concurrent guesses each
+        // take a number, and those past the limit are refused without a check.
+        let attempt = match &user {
+            Some(u) => Some(
+                self.store
+                    .record_login(u.id, false, LOCKOUT_AFTER, now + LOCKOUT_FOR)
+                    .await?,
+            ),
+            None => None,
+        };
+        if let (Some(u), Some(n)) = (&user, attempt)
+            && n > LOCKOUT_AFTER
+        {
+            let _ = u;
+            return Err(AppError::new(
+                ErrorCode::LockedOut,
+                format!(
+                    "too many failed logins: the account is locked until {}",
+                    instant(now + LOCKOUT_FOR)
+                ),
+            ));
+        }
         let ok = password_matches(
             password.to_string(),
             user.as_ref().and_then(|u| u.password_hash.clone()),
@@ -425,15 +457,13 @@ impl<S: ControlStore> App<S> {
             return Err(refused());
         };
         if !ok {
-            let lock = (user.failed_logins + 1 >= LOCKOUT_AFTER).then(|| now + LOCKOUT_FOR);
-            self.store.record_login(user.id, false, lock).await?;
-            if lock.is_some() {
+            if attempt == Some(LOCKOUT_AFTER) {
                 self.record(
                     &Actor::system("login"),
                     user.tenant,
                     "user.lockout",
                     &format!("user:{}", user.name),
-                    serde_json::json!({"failed_logins": user.failed_logins + 1}),
+                    serde_json::json!({"failed_logins": LOCKOUT_AFTER}),
                 )
                 .await?;
             }
@@ -442,7 +472,9 @@ impl<S: ControlStore> App<S> {
         if user.disabled {
             return Err(refused());
         }
-        self.store.record_login(user.id, true, None).await?;
+        self.store
+            .record_login(user.id, true, LOCKOUT_AFTER, now)
+            .await?;
         let csrf = secret()?;
         let secret = secret()?;
         let expires_at = now + SESSION_FOR;
@@ -488,7 +520,20 @@ impl<S: ControlStore> App<S> {
     }
 
     pub async fn logout(&self, secret: &str) -> Result<()> {
-        Ok(self.store.delete_session(&secret_hash(secret)).await?)
+        if let Some((_, user)) = self.store.session(&secret_hash(secret)).await? {
+            self.store.delete_session(&secret_hash(secret)).await?;
+            if let Ok(actor) = actor_of(&user) {
+                self.record(
+                    &actor,
+                    user.tenant,
+                    "session.logout",
+                    &format!("user:{}", user.name),
+                    serde_json::json!({}),
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
@@ -509,6 +554,20 @@ impl Actor {
 }
 
 impl<S: ControlStore> App<S> {
+    /// The tenant of that name, created (and recorded in the audit log) if new: `import hosts
+    /// --tenant` and `users add --tenant` on the command line.
+    pub async fn ensure_tenant(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<patchward_store::Tenant> {
+        let name = name.trim();
+        if let Some(t) = self.store.tenant_by_name(name).await? {
+            return Ok(t);
+        }
+        self.create_tenant(actor, name).await
+    }
+
     /// A new tenant (provider-wide administrators only).
     pub async fn create_tenant(
         &self,

@@ -311,9 +311,12 @@ impl<S: ControlStore> App<S> {
                         .as_deref()
                         .is_none_or(|n| fleet.search[i].contains(n))
                     && q.release.as_deref().is_none_or(|r| {
-                        s.release
-                            .or(sum.exposure.release)
-                            .is_some_and(|x| x.to_string().eq_ignore_ascii_case(r))
+                        s.release.or(sum.exposure.release).is_some_and(|x| {
+                            let full = x.to_string();
+                            let short = full.trim_start_matches("Windows Server ");
+                            full.eq_ignore_ascii_case(r.trim())
+                                || short.eq_ignore_ascii_case(r.trim())
+                        })
                     })
                     && q.kev.is_none_or(|k| (sum.kev > 0) == k)
                     && min_decision.is_none_or(|m| sum.worst.is_some_and(|w| w.0 >= m))

@@ -220,8 +220,14 @@ impl AccessStore for AnyStore {
     async fn set_user_disabled(&self, id: i64, disabled: bool) -> Result<bool> {
         dispatch!(self, s => s.set_user_disabled(id, disabled))
     }
-    async fn record_login(&self, id: i64, ok: bool, lock_until: Option<Timestamp>) -> Result<()> {
-        dispatch!(self, s => s.record_login(id, ok, lock_until))
+    async fn record_login(
+        &self,
+        id: i64,
+        ok: bool,
+        lock_after: i64,
+        lock_until: Timestamp,
+    ) -> Result<i64> {
+        dispatch!(self, s => s.record_login(id, ok, lock_after, lock_until))
     }
     async fn create_token(&self, token: &NewToken<'_>, now: Timestamp) -> Result<TokenRecord> {
         dispatch!(self, s => s.create_token(token, now))

@@ -62,7 +62,6 @@ pub fn item(id: i64, s: &Server, sum: &ServerSummary) -> ServerItem {
         track: count(sum.by_decision[0]),
         kev: count(sum.kev),
         overdue: count(sum.overdue),
-        missing_updates: count(e.missing_updates.len()),
         worst_decision: sum.worst.map(|w| decision_word(w.0).to_string()),
         next_due: sum.worst.map(|w| w.1.to_string()),
     }
@@ -101,7 +100,6 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize
         track: count(by_decision[0]),
         kev: count(kev),
         overdue: count(overdue),
-        missing_updates: count(e.missing_updates.len()),
         worst_decision: w.map(|w| decision_word(w.0).to_string()),
         next_due: w.map(|w| w.1.to_string()),
     };

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     LockedOut,
     /// A cookie-authenticated write without the session's CSRF token.
     CsrfRejected,
+    /// The path exists, but not with this method.
+    MethodNotAllowed,
     /// The request body is larger than the server accepts.
     PayloadTooLarge,
     /// The server is starting or its database is unreachable.
@@ -32,7 +34,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -41,6 +43,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::LockedOut,
         ErrorCode::CsrfRejected,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotReady,
         ErrorCode::Internal,
@@ -56,6 +59,7 @@ impl ErrorCode {
             ErrorCode::InvalidField => 422,
             ErrorCode::Conflict => 409,
             ErrorCode::LockedOut => 423,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::NotReady => 503,
             ErrorCode::Internal => 500,
@@ -77,6 +81,7 @@ impl ErrorCode {
             ErrorCode::CsrfRejected => {
                 "missing or wrong X-CSRF-Token header for a cookie-authenticated write"
             }
+            ErrorCode::MethodNotAllowed => "the path does not take this method",
             ErrorCode::PayloadTooLarge => "the request body is too large",
             ErrorCode::NotReady => "the server is not ready",
             ErrorCode::Internal => "internal error (see the server log)",
@@ -93,6 +98,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::LockedOut => "locked_out",
             ErrorCode::CsrfRejected => "csrf_rejected",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::NotReady => "not_ready",
             ErrorCode::Internal => "internal",

@@ -39,7 +39,6 @@ pub struct ServerItem {
     pub kev: u32,
     /// Open CVEs past their due date.
     pub overdue: u32,
-    pub missing_updates: u32,
     /// The most urgent decision among open CVEs.
     pub worst_decision: Option<String>,
     /// The earliest due date among open CVEs of the worst decision.
@@ -60,6 +59,7 @@ pub struct ServerPage {
 /// Filters, search and paging of `GET /api/v1/servers`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ServerQuery {
     /// Substring of the name or FQDN (case-insensitive).
     pub q: Option<String>,
@@ -88,6 +88,7 @@ pub struct ServerQuery {
 /// `GET /api/v1/servers/{id}` options.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DetailQuery {
     /// How many findings to include, most urgent first: 0 to 5000 (default 100).
     pub findings: Option<u32>,
@@ -97,6 +98,7 @@ pub struct DetailQuery {
 /// The tenant selector of routes without other query parameters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct TenantQuery {
     /// Provider-wide administrators: the tenant to act on (name); others always use their own.
     pub tenant: Option<String>,
@@ -151,6 +153,7 @@ pub struct ServerDetail {
     /// first; `findings_total` counts them all.
     pub findings: Vec<Finding>,
     pub findings_total: u32,
+    /// Updates to install (the list's counts leave them out: they need the full assessment).
     pub missing: Vec<MissingUpdate>,
     pub notes: Vec<String>,
 }
@@ -218,6 +221,7 @@ pub struct ImportResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub name: String,
     pub password: String,
@@ -242,6 +246,7 @@ pub struct UserView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub name: String,
     /// `viewer`, `owner`, `operator`, `approver` or `admin`.
@@ -263,6 +268,7 @@ pub struct TokenView {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub label: Option<String>,
     /// Days until it expires (1 to 3650); default 90.
@@ -286,6 +292,7 @@ pub struct TenantView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
     pub name: String,
 }
@@ -307,6 +314,7 @@ pub struct AuditEntryView {
 /// Filters of `GET /api/v1/audit`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQueryParams {
     pub actor: Option<String>,
     pub action: Option<String>,

@@ -258,14 +258,17 @@ pub trait AccessStore {
         id: i64,
         disabled: bool,
     ) -> impl Future<Output = Result<bool>> + Send;
-    /// A login attempt's outcome: success resets the failure count; a failure adds one and,
-    /// with `lock_until`, locks the account until then.
+    /// A login attempt, counted before the password is checked so that concurrent attempts
+    /// cannot exceed the limit: `ok` resets the count and the lock (returns 0); a failure adds
+    /// one and, when the count reaches `lock_after`, locks the account until `lock_until`.
+    /// Returns the count after the change (atomically).
     fn record_login(
         &self,
         id: i64,
         ok: bool,
-        lock_until: Option<Timestamp>,
-    ) -> impl Future<Output = Result<()>> + Send;
+        lock_after: i64,
+        lock_until: Timestamp,
+    ) -> impl Future<Output = Result<i64>> + Send;
     fn create_token(
         &self,
         token: &NewToken<'_>,

@@ -227,6 +227,7 @@ pub async fn feeds(State(app): State<Shared>) -> Res<Json<Vec<FeedView>>> {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct FeedUploadQuery {
     /// The file's name (errors name it; the kind is recognised by content; zstd/gzip allowed).
     pub name: Option<String>,
@@ -315,6 +316,7 @@ pub async fn get_plan(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// The file's name (errors name it; `.csv`, `.toml`, captures are recognised by content).
     pub name: Option<String>,

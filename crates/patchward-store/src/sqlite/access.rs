@@ -172,19 +172,29 @@ impl AccessStore for SqliteStore {
         Ok(done)
     }
 
-    async fn record_login(&self, id: i64, ok: bool, lock_until: Option<Timestamp>) -> Result<()> {
-        let q = if ok {
+    async fn record_login(
+        &self,
+        id: i64,
+        ok: bool,
+        lock_after: i64,
+        lock_until: Timestamp,
+    ) -> Result<i64> {
+        if ok {
             sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?")
                 .bind(id)
-        } else {
-            sqlx::query(
-                "UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE(?, locked_until) WHERE id = ?",
-            )
-            .bind(lock_until.map(ms))
-            .bind(id)
-        };
-        q.execute(&self.pool).await?;
-        Ok(())
+                .execute(&self.pool)
+                .await?;
+            return Ok(0);
+        }
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE users SET failed_logins = failed_logins + 1, locked_until = CASE WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END WHERE id = ? RETURNING failed_logins",
+        )
+        .bind(lock_after)
+        .bind(ms(lock_until))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map_or(0, |r| r.0))
     }
 
     async fn create_token(&self, token: &NewToken<'_>, now: Timestamp) -> Result<TokenRecord> {

@@ -579,14 +579,23 @@ pub async fn users(store: &impl AccessStore) {
 
     // Failed logins count and lock; a success resets both.
     let until = t("2026-11-25T12:15:00Z");
-    store.record_login(bob.id, false, None).await.unwrap();
-    store
-        .record_login(bob.id, false, Some(until))
-        .await
-        .unwrap();
+    assert_eq!(
+        store.record_login(bob.id, false, 2, until).await.unwrap(),
+        1
+    );
+    let b = store.user(bob.id).await.unwrap().unwrap();
+    assert_eq!(
+        (b.failed_logins, b.locked_until),
+        (1, None),
+        "below the limit: not locked"
+    );
+    assert_eq!(
+        store.record_login(bob.id, false, 2, until).await.unwrap(),
+        2
+    );
     let b = store.user(bob.id).await.unwrap().unwrap();
     assert_eq!((b.failed_logins, b.locked_until), (2, Some(until)));
-    store.record_login(bob.id, true, None).await.unwrap();
+    assert_eq!(store.record_login(bob.id, true, 2, until).await.unwrap(), 0);
     let b = store.user(bob.id).await.unwrap().unwrap();
     assert_eq!((b.failed_logins, b.locked_until), (0, None));
 

@@ -6,7 +6,6 @@ use crate::render::Table;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use patchward_app::Actor;
-use patchward_store::AccessStore;
 use std::io::Read;
 use std::path::Path;
 
@@ -79,14 +78,26 @@ pub async fn users(db: &Path, c: UsersCommand) -> Result<()> {
             } else {
                 None
             };
+            // Check the user first: a refused user creates no tenant.
+            patchward_app::App::<patchward_app::AnyStore>::check_new_user(
+                &a.name,
+                &a.role,
+                password.as_deref(),
+            )
+            .map_err(|e| match e.field.as_deref() {
+                Some("password") => anyhow::anyhow!("--password-stdin: {}", e.message),
+                Some(f) => anyhow::anyhow!("--{}: {}", f.replace('_', "-"), e.message),
+                None => anyhow::anyhow!(e.message),
+            })?;
             let tenant = match a.tenant.as_deref() {
                 None => None,
-                Some(n) => Some(app.store.ensure_tenant(n.trim(), app.now()).await?.id),
+                Some(n) => Some(app.ensure_tenant(&cli, n).await?.id),
             };
             let u = app
                 .add_user(&cli, &a.name, &a.role, tenant, password)
                 .await
-                .map_err(|e| match &e.field {
+                .map_err(|e| match e.field.as_deref() {
+                    Some("password") => anyhow::anyhow!("--password-stdin: {}", e.message),
                     Some(f) => anyhow::anyhow!("--{}: {}", f.replace('_', "-"), e.message),
                     None => anyhow::anyhow!(e.message),
                 })?;

@@ -15,7 +15,7 @@ use patchward_app::Actor;
 use patchward_app::feeds::{self, Parsed};
 use patchward_feeds::ParseError;
 use patchward_feeds::input::{detect, read_input, walk};
-use patchward_store::{AccessStore, ControlStore, ImportOutcome, TenantId};
+use patchward_store::{ControlStore, ImportOutcome, TenantId};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -235,7 +235,10 @@ pub async fn hosts(db: &Path, tenant: Option<&str>, paths: &[PathBuf]) -> Result
             if name.is_empty() {
                 bail!("--tenant: name a tenant");
             }
-            store.ensure_tenant(name, now()).await?.id
+            super::app(store.clone())
+                .ensure_tenant(&Actor::cli(), name)
+                .await?
+                .id
         }
     };
     let n = store_hosts(&store, tenant, batch).await?;

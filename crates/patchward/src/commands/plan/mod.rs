@@ -240,7 +240,9 @@ async fn make_plan(
     let policy = load_policy(a.policy.as_deref())?;
     let app = super::app(store.clone());
     let cli = Actor::cli();
-    let estate = app.estate(&cli, TenantId::DEFAULT).await?;
+    // The estate and the exposure index (the catalog) are independent reads: side by side.
+    let (estate, index) = tokio::join!(app.estate(&cli, TenantId::DEFAULT), app.index());
+    let (estate, _) = (estate?, index?);
     if estate.servers.is_empty() {
         bail!(
             "no servers in {}: import an estate with `patchward import hosts ESTATE.toml`",
