@@ -962,10 +962,7 @@ async fn sessions_need_csrf_tokens_revoke_at_once_and_logins_lock_out(backend: B
             other => panic!("unexpected {other}"),
         }
     }
-    assert!(
-        checked <= 5 && checked >= 1,
-        "{checked} guesses were checked"
-    );
+    assert!((1..=5).contains(&checked), "{checked} guesses were checked");
     let (s, body) = call(
         &c,
         Method::POST,
