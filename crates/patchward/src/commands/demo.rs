@@ -148,7 +148,7 @@ pub async fn run(db: Option<&Path>, a: DemoArgs) -> Result<()> {
     serve_demo(store, &a.listen).await
 }
 
-/// Start the server on the demo database: a first administrator with a one-time password and
+/// Start the server on the demo database: a first administrator with a generated password and
 /// an API token for the API browser, on loopback over plain HTTP (nothing leaves the machine).
 async fn serve_demo(store: SqliteStore, listen: &str) -> Result<()> {
     let listen: std::net::SocketAddr = listen
@@ -171,7 +171,7 @@ async fn serve_demo(store: SqliteStore, listen: &str) -> Result<()> {
         )
         .await?;
     println!("\nThe server is running (Ctrl-C stops it):");
-    println!("  log in as {admin:?} with the one-time password {password}");
+    println!("  log in as {admin:?} with the password {password} (shown once)");
     println!("  API token (Swagger UI: Authorize → bearer): {token}");
     super::serve::serve(
         app,

@@ -1402,7 +1402,8 @@ async fn the_demo_serves_its_estate_with_a_one_time_admin_password() {
         let line = line.unwrap();
         if let Some(rest) = line
             .trim()
-            .strip_prefix("log in as \"admin\" with the one-time password ")
+            .strip_prefix("log in as \"admin\" with the password ")
+            .and_then(|r| r.strip_suffix(" (shown once)"))
         {
             password = Some(rest.to_string());
         } else if let Some(rest) = line
