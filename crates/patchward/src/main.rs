@@ -25,6 +25,10 @@ struct Cli {
     // No clap default: `demo` must tell "given" from "defaulted" to pick its own default.
     #[arg(long, global = true, env = "PATCHWARD_DB")]
     db: Option<PathBuf>,
+    /// The tenant to work in (an MSP's customer); default: the default tenant. `import hosts`
+    /// and `users add` create it when new; other commands need it to exist.
+    #[arg(long, global = true, env = "PATCHWARD_TENANT")]
+    tenant: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,9 +99,6 @@ pub struct ImportArgs {
 
 #[derive(Args)]
 pub struct ImportHostsArgs {
-    /// The tenant the servers belong to (created if new); default: the default tenant.
-    #[arg(long)]
-    tenant: Option<String>,
     /// Files or folders (walked recursively).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -172,28 +173,30 @@ async fn run(cli: Cli) -> Result<()> {
             commands::import::feeds(&db, &a.paths).await.map(|_| ())
         }
         Command::Import(ImportCommand::Hosts(a)) => {
-            commands::import::hosts(&db, a.tenant.as_deref(), &a.paths)
+            commands::import::hosts(&db, cli.tenant.as_deref(), &a.paths)
                 .await
                 .map(|_| ())
         }
-        Command::Assess(a) => commands::assess::run(&db, a).await,
-        Command::Servers(a) => commands::list::servers(&db, a).await,
+        Command::Assess(a) => commands::assess::run(&db, cli.tenant.as_deref(), a).await,
+        Command::Servers(a) => commands::list::servers(&db, cli.tenant.as_deref(), a).await,
         Command::Cves(a) => commands::list::cves(&db, a).await,
-        Command::Feeds(FeedsCommand::Status(a)) => commands::list::feed_status(&db, a).await,
+        Command::Feeds(FeedsCommand::Status(a)) => {
+            commands::list::feed_status(&db, cli.tenant.as_deref(), a).await
+        }
         Command::Feeds(FeedsCommand::Sync(a)) => commands::sync::run(&db, a).await,
         Command::Policy(a) => {
             let p = commands::load_policy(a.policy.as_deref())?;
             print!("{}", toml::to_string_pretty(&p)?);
             Ok(())
         }
-        Command::Plan(a) => commands::plan::run(&db, a).await,
+        Command::Plan(a) => commands::plan::run(&db, cli.tenant.as_deref(), a).await,
         Command::Bench(b) => commands::bench::run(b).await,
         Command::Serve(a) => commands::serve::run(&db, a).await,
         Command::Config(ConfigCommand::Example) => {
             print!("{}", commands::serve::CONFIG_EXAMPLE);
             Ok(())
         }
-        Command::Users(c) => commands::access::users(&db, c).await,
+        Command::Users(c) => commands::access::users(&db, cli.tenant.as_deref(), c).await,
         Command::Tokens(c) => commands::access::tokens(&db, c).await,
         Command::Audit(c) => commands::access::audit(&db, c).await,
         Command::Openapi => {

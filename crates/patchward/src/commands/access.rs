@@ -27,9 +27,6 @@ pub struct UserAddArgs {
     /// viewer, owner, operator, approver or admin.
     #[arg(long)]
     pub role: String,
-    /// The user's tenant (created if new); an admin without one is provider-wide.
-    #[arg(long)]
-    pub tenant: Option<String>,
     /// Read the password (at least 12 characters) from the first line of stdin.
     #[arg(long)]
     pub password_stdin: bool,
@@ -62,7 +59,9 @@ pub enum AuditCommand {
     Verify,
 }
 
-pub async fn users(db: &Path, c: UsersCommand) -> Result<()> {
+/// `users`: `tenant` (the global `--tenant`) is the new user's tenant, created if new; an
+/// admin without one is provider-wide, anyone else belongs to the default tenant.
+pub async fn users(db: &Path, tenant: Option<&str>, c: UsersCommand) -> Result<()> {
     let store = open(db).await?;
     let app = app(store);
     let cli = Actor::cli();
@@ -89,7 +88,7 @@ pub async fn users(db: &Path, c: UsersCommand) -> Result<()> {
                 Some(f) => anyhow::anyhow!("--{}: {}", f.replace('_', "-"), e.message),
                 None => anyhow::anyhow!(e.message),
             })?;
-            let tenant = match a.tenant.as_deref() {
+            let tenant = match tenant {
                 None => None,
                 Some(n) => Some(app.ensure_tenant(&cli, n).await?.id),
             };

@@ -8,7 +8,7 @@ use clap::Args;
 use jiff::civil::Date;
 use patchward_core::exposure::{ExposureIndex, ServerExposure};
 use patchward_core::priority::Decision;
-use patchward_store::{Store, TenantId};
+use patchward_store::Store;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,11 +57,12 @@ pub struct Assessment {
 
 pub use patchward_app::fleet::{assess_all, summarise_all};
 
-pub async fn run(db: &Path, a: AssessArgs) -> Result<()> {
+pub async fn run(db: &Path, tenant: Option<&str>, a: AssessArgs) -> Result<()> {
     let store = open(db).await?;
+    let tenant = super::tenant(&store, tenant).await?;
     let policy = load_policy(a.policy.as_deref())?;
     let as_of = as_of(a.as_of.as_deref())?;
-    let mut servers = store.servers(TenantId::DEFAULT).await?;
+    let mut servers = store.servers(tenant).await?;
     if let Some(h) = &a.host {
         servers.retain(|s| s.name.eq_ignore_ascii_case(h));
         if servers.is_empty() {

@@ -8,7 +8,7 @@ use clap::Args;
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 use patchward_core::product::{ServerRelease, classify_product_name};
-use patchward_store::{FeedStatus, Store, TenantId};
+use patchward_store::{FeedStatus, Store};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -19,9 +19,10 @@ pub struct ServersArgs {
     pub format: Format,
 }
 
-pub async fn servers(db: &Path, a: ServersArgs) -> Result<()> {
+pub async fn servers(db: &Path, tenant: Option<&str>, a: ServersArgs) -> Result<()> {
     let store = open(db).await?;
-    let servers = store.servers(TenantId::DEFAULT).await?;
+    let tenant = super::tenant(&store, tenant).await?;
+    let servers = store.servers(tenant).await?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&servers)?),
         Format::Csv | Format::Table => {
@@ -423,11 +424,12 @@ pub fn summarise(status: &[FeedStatus], as_of: Date) -> Vec<FeedLine> {
         .collect()
 }
 
-pub async fn feed_status(db: &Path, a: FeedStatusArgs) -> Result<()> {
+pub async fn feed_status(db: &Path, tenant: Option<&str>, a: FeedStatusArgs) -> Result<()> {
     let store = open(db).await?;
     let as_of = as_of(a.as_of.as_deref())?;
     let lines = summarise(&store.feed_status().await?, as_of);
-    let counts = store.counts(TenantId::DEFAULT).await?;
+    let tenant = super::tenant(&store, tenant).await?;
+    let counts = store.counts(tenant).await?;
     match a.format {
         Format::Json => println!(
             "{}",

@@ -45,6 +45,25 @@ pub fn app<S: patchward_store::ControlStore>(store: S) -> patchward_app::App<S> 
 
 /// The store `--db` names: a SQLite file (created if missing), or a PostgreSQL server
 /// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`).
+/// The tenant `--tenant` names (which must exist), or the default one.
+pub async fn tenant(store: &AnyStore, name: Option<&str>) -> Result<patchward_store::TenantId> {
+    use patchward_store::AccessStore;
+    match name.map(str::trim) {
+        None => Ok(patchward_store::TenantId::DEFAULT),
+        Some(n) => match store.tenant_by_name(n).await? {
+            Some(t) => Ok(t.id),
+            None => {
+                let known: Vec<String> =
+                    store.tenants().await?.into_iter().map(|t| t.name).collect();
+                bail!(
+                    "--tenant {n:?}: no such tenant (there are: {})",
+                    known.join(", ")
+                )
+            }
+        },
+    }
+}
+
 pub async fn open(db: &Path) -> Result<AnyStore> {
     let db = db.to_string_lossy();
     AnyStore::open(&db)

@@ -1460,3 +1460,40 @@ async fn the_demo_serves_its_estate_with_a_one_time_admin_password() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_command_line_works_in_the_tenant_it_is_given() {
+    let test_db = estate_db("cli-tenant", Backend::Sqlite).unwrap();
+    let db = test_db.spec.clone();
+    let default = ok(&pw(&db, &["servers"]));
+    let contoso = ok(&pw(&db, &["--tenant", "contoso", "servers"]));
+    assert!(
+        default.contains("DC-01") && !default.contains("SQL-02"),
+        "{default}"
+    );
+    assert!(contoso.contains("SQL-02"), "{contoso}");
+    let host = ok(&pw(
+        &db,
+        &["assess", "--tenant", "contoso", "--host", "SQL-02"],
+    ));
+    assert!(host.contains("SQL-02"), "{host}");
+    let o = pw(&db, &["--tenant", "nope", "servers"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nope") && err.contains("contoso"), "{err}");
+    // A plan made in one tenant is not listed in another.
+    ok(&pw(
+        &db,
+        &[
+            "--tenant",
+            "contoso",
+            "plan",
+            "--cycle",
+            "c1",
+            "--start",
+            "2024-08-13T18:00:00Z",
+        ],
+    ));
+    assert!(ok(&pw(&db, &["--tenant", "contoso", "plan", "--list"])).contains("c1"));
+    assert!(!ok(&pw(&db, &["plan", "--list"])).contains("c1"));
+}

@@ -118,26 +118,38 @@ pub struct PlanArgs {
     pub outcomes: Option<PathBuf>,
 }
 
-pub async fn run(db: &Path, a: PlanArgs) -> Result<()> {
+pub async fn run(db: &Path, tenant: Option<&str>, a: PlanArgs) -> Result<()> {
     let tz = zone(&a.tz)?;
     if a.list {
         let store = open(db).await?;
-        return show::list(&store, a.format, &tz).await;
+        let tenant = super::tenant(&store, tenant).await?;
+        return show::list(&store, tenant, a.format, &tz).await;
     }
     if let Some(server) = &a.explain {
         let store = open(db).await?;
-        return show::explain(&store, a.cycle.as_deref(), server, a.format, &tz).await;
+        let tenant = super::tenant(&store, tenant).await?;
+        return show::explain(&store, tenant, a.cycle.as_deref(), server, a.format, &tz).await;
     }
     let Some(cycle) = a.cycle.clone().filter(|c| !c.trim().is_empty()) else {
         bail!("--cycle NAME is required to make a plan (or use --list, or --explain SERVER)");
     };
     let store = open(db).await?;
+    let tenant = super::tenant(&store, tenant).await?;
     if a.replan {
         let path = a
             .outcomes
             .as_deref()
             .context("--replan needs --outcomes FILE")?;
-        return replan_cycle(&store, &cycle, a.start.as_deref(), path, a.format, &tz).await;
+        return replan_cycle(
+            &store,
+            tenant,
+            &cycle,
+            a.start.as_deref(),
+            path,
+            a.format,
+            &tz,
+        )
+        .await;
     }
     let Some(start) = a.start.as_deref() else {
         bail!(
@@ -145,7 +157,7 @@ pub async fn run(db: &Path, a: PlanArgs) -> Result<()> {
         );
     };
     let start = parse_when(start, &tz).with_context(|| format!("--start {start:?}"))?;
-    make_plan(&store, db, &cycle, start, &a, &tz).await
+    make_plan(&store, tenant, db, &cycle, start, &a, &tz).await
 }
 
 /// An IANA zone from the binary's bundled database.
@@ -231,6 +243,7 @@ impl<'e> Names<'e> {
 
 async fn make_plan(
     store: &AnyStore,
+    tenant: TenantId,
     db: &Path,
     cycle: &str,
     start: Timestamp,
@@ -241,7 +254,7 @@ async fn make_plan(
     let app = super::app(store.clone());
     let cli = Actor::cli();
     // The estate and the exposure index (the catalog) are independent reads: side by side.
-    let (estate, index) = tokio::join!(app.estate(&cli, TenantId::DEFAULT), app.index());
+    let (estate, index) = tokio::join!(app.estate(&cli, tenant), app.index());
     let (estate, _) = (estate?, index?);
     if estate.servers.is_empty() {
         bail!(
@@ -305,7 +318,7 @@ async fn make_plan(
         policy,
     };
     let made = app
-        .plan_cycle(&cli, TenantId::DEFAULT, estate, spec)
+        .plan_cycle(&cli, tenant, estate, spec)
         .await
         .map_err(|e| match e.field.as_deref() {
             Some("ring") => anyhow!("--ring: {}", e.message),
@@ -340,30 +353,28 @@ fn check(input: &PlanInput<'_>, p: &Plan) -> Result<()> {
     )
 }
 
-async fn save(store: &AnyStore, p: &Plan) -> Result<()> {
+async fn save(store: &AnyStore, tenant: TenantId, p: &Plan) -> Result<()> {
     let json = serde_json::to_string(p)?;
-    store
-        .save_plan(TenantId::DEFAULT, &p.cycle, &json, now())
-        .await?;
+    store.save_plan(tenant, &p.cycle, &json, now()).await?;
     eprintln!("plan: stored as cycle {:?}", p.cycle);
     Ok(())
 }
 
 /// The stored plan of a cycle, or the newest one.
-async fn load(store: &AnyStore, cycle: Option<&str>) -> Result<Plan> {
+async fn load(store: &AnyStore, tenant: TenantId, cycle: Option<&str>) -> Result<Plan> {
     let (name, json) = match cycle {
-        Some(c) => match store.plan(TenantId::DEFAULT, c).await? {
+        Some(c) => match store.plan(tenant, c).await? {
             Some(j) => (c.to_string(), j),
             None => bail!("no plan stored for cycle {c:?} (see `patchward plan --list`)"),
         },
         None => {
-            let Some((c, _)) = store.plans(TenantId::DEFAULT).await?.into_iter().next() else {
+            let Some((c, _)) = store.plans(tenant).await?.into_iter().next() else {
                 bail!(
                     "no plan stored yet: make one with `patchward plan --cycle NAME --start WHEN`"
                 );
             };
             let j = store
-                .plan(TenantId::DEFAULT, &c)
+                .plan(tenant, &c)
                 .await?
                 .with_context(|| format!("plan {c:?} vanished"))?;
             (c, j)
@@ -411,14 +422,15 @@ fn input_from_plan<'e>(estate: &'e Estate, p: &Plan) -> PlanInput<'e> {
 
 async fn replan_cycle(
     store: &AnyStore,
+    tenant: TenantId,
     cycle: &str,
     from: Option<&str>,
     path: &Path,
     format: Format,
     tz: &TimeZone,
 ) -> Result<()> {
-    let old = load(store, Some(cycle)).await?;
-    let estate = store.estate(TenantId::DEFAULT).await?;
+    let old = load(store, tenant, Some(cycle)).await?;
+    let estate = store.estate(tenant).await?;
     let input = input_from_plan(&estate, &old);
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read outcomes {}", path.display()))?;
@@ -437,7 +449,7 @@ async fn replan_cycle(
         .max(SignedDuration::ZERO);
     used.outcomes = outcomes;
     check(&used, &p)?;
-    save(store, &p).await?;
+    save(store, tenant, &p).await?;
     print!("{}", render(&p, &estate, format, tz)?);
     Ok(())
 }

@@ -14,13 +14,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub(super) async fn explain(
     store: &AnyStore,
+    tenant: TenantId,
     cycle: Option<&str>,
     server: &str,
     format: Format,
     tz: &TimeZone,
 ) -> Result<()> {
-    let p = load(store, cycle).await?;
-    let estate = store.estate(TenantId::DEFAULT).await.unwrap_or_default();
+    let p = load(store, tenant, cycle).await?;
+    let estate = store.estate(tenant).await.unwrap_or_default();
     let missing = || match find_server(&estate, server) {
         Some(name) => anyhow!(
             "server {name} was not in the scope of plan {:?} (no open CVEs or missing updates, or left out by --servers/--ring)",
@@ -109,8 +110,13 @@ pub(super) async fn explain(
     Ok(())
 }
 
-pub(super) async fn list(store: &AnyStore, format: Format, tz: &TimeZone) -> Result<()> {
-    let plans = store.plans(TenantId::DEFAULT).await?;
+pub(super) async fn list(
+    store: &AnyStore,
+    tenant: TenantId,
+    format: Format,
+    tz: &TimeZone,
+) -> Result<()> {
+    let plans = store.plans(tenant).await?;
     let out = match format {
         Format::Json => {
             let v: Vec<_> = plans
