@@ -241,8 +241,9 @@ impl<S: ControlStore> App<S> {
         {
             return Ok(v.clone());
         }
-        let index = self.index().await?;
-        let stored = self.store.stored_servers(tenant).await?;
+        // The index (the catalog) and the servers are independent reads: side by side.
+        let (index, stored) = tokio::join!(self.index(), self.store.stored_servers(tenant));
+        let (index, stored) = (index?, stored?);
         let policy = self.policy.clone();
         let view = tokio::task::spawn_blocking(move || {
             let (ids, servers): (Vec<i64>, Vec<Server>) =

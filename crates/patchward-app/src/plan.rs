@@ -15,9 +15,10 @@ use jiff::{SignedDuration, Timestamp};
 use patchward_core::access::Permission;
 use patchward_core::exposure::ExposureIndex;
 use patchward_core::inventory::{Estate, Server};
-use patchward_core::plan::{Plan, PlanInput, plan, verify};
+use patchward_core::plan::{JobOutcome, Plan, PlanInput, plan, replan, verify};
 use patchward_core::priority::Policy;
 use patchward_store::{ControlStore, TenantId};
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 
 /// What to plan. Server names are the estate's own (resolve them with [`resolve_names`]).
@@ -427,11 +428,12 @@ impl<S: ControlStore> App<S> {
         cycle: &str,
     ) -> Result<patchward_proto::PlanView> {
         actor.require(Permission::Read)?;
-        let json = self
-            .store
-            .plan(tenant, cycle)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("plan of cycle {cycle:?}")))?;
+        let json = self.store.plan(tenant, cycle).await?.ok_or_else(|| {
+            AppError::new(
+                patchward_proto::ErrorCode::NotFound,
+                format!("no plan stored for cycle {cycle:?}"),
+            )
+        })?;
         let p: Plan = serde_json::from_str(&json)
             .map_err(|e| AppError::internal(format!("stored plan {cycle:?} is unreadable: {e}")))?;
         if actor.role == patchward_core::access::Role::Owner {
@@ -445,5 +447,134 @@ impl<S: ControlStore> App<S> {
             return Ok(plan_view(&p, |n| own.contains(&n.to_ascii_lowercase())));
         }
         Ok(plan_view(&p, |_| true))
+    }
+}
+
+/// Rebuild a plan's input from the plan itself: scope = every server the plan accounts for,
+/// its due dates and their sources, the emergency flag and the horizon end.
+fn input_from_plan<'e>(estate: &'e Estate, p: &Plan) -> PlanInput<'e> {
+    let mut scope: Vec<String> = Vec::new();
+    let mut due = BTreeMap::new();
+    let mut due_sources = BTreeMap::new();
+    for x in &p.placements {
+        scope.push(x.server.clone());
+        if let Some(d) = x.due {
+            due.insert(x.server.clone(), d);
+        }
+        if let Some(s) = &x.due_source {
+            due_sources.insert(x.server.clone(), s.clone());
+        }
+    }
+    for x in &p.unplaced {
+        scope.push(x.server.clone());
+        if let Some(d) = x.due {
+            due.insert(x.server.clone(), d);
+        }
+        if let Some(s) = &x.due_source {
+            due_sources.insert(x.server.clone(), s.clone());
+        }
+    }
+    scope.extend(p.in_progress.iter().map(|r| r.server.clone()));
+    scope.extend(p.finished.iter().cloned());
+    let mut input = PlanInput::new(p.cycle.clone(), estate, p.start);
+    input.scope = scope;
+    input.due = due;
+    input.due_sources = due_sources;
+    input.emergency = p.emergency;
+    input.horizon = p
+        .start
+        .duration_until(p.horizon_end)
+        .max(SignedDuration::ZERO);
+    input
+}
+
+impl<S: ControlStore> App<S> {
+    /// A stored plan of the tenant.
+    async fn stored_plan(&self, tenant: TenantId, cycle: &str) -> Result<Plan> {
+        let json = self.store.plan(tenant, cycle).await?.ok_or_else(|| {
+            AppError::new(
+                patchward_proto::ErrorCode::NotFound,
+                format!("no plan stored for cycle {cycle:?}"),
+            )
+        })?;
+        serde_json::from_str(&json)
+            .map_err(|e| AppError::internal(format!("stored plan {cycle:?} is unreadable: {e}")))
+    }
+
+    /// Every server a stored plan accounts for (what job outcomes may name).
+    pub async fn plan_scope(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        cycle: &str,
+    ) -> Result<Vec<String>> {
+        actor.require(Permission::Read)?;
+        let p = self.stored_plan(tenant, cycle).await?;
+        let estate = Estate::default();
+        Ok(input_from_plan(&estate, &p).scope)
+    }
+
+    /// Re-plan a cycle from job outcomes as of `now` (PRODUCT.md: re-planning): running jobs
+    /// keep their slots, finished servers leave, failed ones hold back their dependents; the
+    /// result is checked and stored over the old plan.
+    pub async fn replan_cycle(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        cycle: &str,
+        now: Timestamp,
+        outcomes: BTreeMap<String, JobOutcome>,
+    ) -> Result<PlanMade> {
+        actor.require(Permission::Operate)?;
+        let old = self.stored_plan(tenant, cycle).await?;
+        let estate = self.store.estate(tenant).await?;
+        let made = tokio::task::spawn_blocking(move || {
+            let input = input_from_plan(&estate, &old);
+            let p = replan(&input, now, &outcomes);
+            // The input the re-plan used, for the checker (as `replan` builds it).
+            let mut used = input.clone();
+            used.start = now.max(input.start);
+            used.horizon = used
+                .start
+                .duration_until(input.horizon_end())
+                .max(SignedDuration::ZERO);
+            used.outcomes = outcomes;
+            let violations = verify(&used, &p);
+            if !violations.is_empty() {
+                return Err(AppError::internal(format!(
+                    "the re-plan of cycle {:?} breaks {} hard rule(s) and was not stored; please report this",
+                    p.cycle,
+                    violations.len()
+                )));
+            }
+            let json = serde_json::to_string(&p)
+                .map_err(|e| AppError::internal(format!("writing the plan as JSON: {e}")))?;
+            drop(used);
+            drop(input);
+            Ok(PlanMade {
+                plan: p,
+                json,
+                estate,
+                warnings: Vec::new(),
+            })
+        })
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))??;
+        self.store
+            .save_plan(tenant, &made.plan.cycle, &made.json, self.now())
+            .await?;
+        self.record(
+            actor,
+            Some(tenant),
+            "plan.replan",
+            &format!("cycle:{}", made.plan.cycle),
+            serde_json::json!({
+                "placed": made.plan.placements.len(),
+                "unplaced": made.plan.unplaced.len(),
+                "finished": made.plan.finished.len(),
+            }),
+        )
+        .await?;
+        Ok(made)
     }
 }

@@ -25,14 +25,14 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp, ZonedDateTime};
+use jiff::{Timestamp, ZonedDateTime};
 use patchward_app::plan::{self, PlanSpec};
 use patchward_app::{Actor, AnyStore};
 use patchward_core::calendar::{format_instant, time_zone};
 use patchward_core::inventory::Estate;
-use patchward_core::plan::{Plan, PlanInput, Violation, replan, verify};
+use patchward_core::plan::Plan;
 use patchward_store::{Store, TenantId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const MODES: [&str; 3] = ["explain", "list", "replan"];
@@ -332,34 +332,6 @@ async fn make_plan(
     Ok(())
 }
 
-/// Refuse a plan the independent checker rejects (a planner bug: it should never happen).
-fn check(input: &PlanInput<'_>, p: &Plan) -> Result<()> {
-    let violations: Vec<Violation> = verify(input, p);
-    if violations.is_empty() {
-        return Ok(());
-    }
-    for v in &violations {
-        eprintln!(
-            "violation: {:?}: {}: {}",
-            v.rule,
-            v.servers.join(", "),
-            v.detail
-        );
-    }
-    bail!(
-        "the plan for cycle {:?} breaks {} hard rule(s) (listed above) and was not stored; please report this",
-        p.cycle,
-        violations.len()
-    )
-}
-
-async fn save(store: &AnyStore, tenant: TenantId, p: &Plan) -> Result<()> {
-    let json = serde_json::to_string(p)?;
-    store.save_plan(tenant, &p.cycle, &json, now()).await?;
-    eprintln!("plan: stored as cycle {:?}", p.cycle);
-    Ok(())
-}
-
 /// The stored plan of a cycle, or the newest one.
 async fn load(store: &AnyStore, tenant: TenantId, cycle: Option<&str>) -> Result<Plan> {
     let (name, json) = match cycle {
@@ -383,43 +355,6 @@ async fn load(store: &AnyStore, tenant: TenantId, cycle: Option<&str>) -> Result
     serde_json::from_str(&json).with_context(|| format!("stored plan {name:?} is unreadable"))
 }
 
-/// Rebuild a plan's input from the plan itself (see the module notes).
-fn input_from_plan<'e>(estate: &'e Estate, p: &Plan) -> PlanInput<'e> {
-    let mut scope: Vec<String> = Vec::new();
-    let mut due = BTreeMap::new();
-    let mut due_sources = BTreeMap::new();
-    for x in &p.placements {
-        scope.push(x.server.clone());
-        if let Some(d) = x.due {
-            due.insert(x.server.clone(), d);
-        }
-        if let Some(s) = &x.due_source {
-            due_sources.insert(x.server.clone(), s.clone());
-        }
-    }
-    for x in &p.unplaced {
-        scope.push(x.server.clone());
-        if let Some(d) = x.due {
-            due.insert(x.server.clone(), d);
-        }
-        if let Some(s) = &x.due_source {
-            due_sources.insert(x.server.clone(), s.clone());
-        }
-    }
-    scope.extend(p.in_progress.iter().map(|r| r.server.clone()));
-    scope.extend(p.finished.iter().cloned());
-    let mut input = PlanInput::new(p.cycle.clone(), estate, p.start);
-    input.scope = scope;
-    input.due = due;
-    input.due_sources = due_sources;
-    input.emergency = p.emergency;
-    input.horizon = p
-        .start
-        .duration_until(p.horizon_end)
-        .max(SignedDuration::ZERO);
-    input
-}
-
 async fn replan_cycle(
     store: &AnyStore,
     tenant: TenantId,
@@ -429,27 +364,24 @@ async fn replan_cycle(
     format: Format,
     tz: &TimeZone,
 ) -> Result<()> {
-    let old = load(store, tenant, Some(cycle)).await?;
-    let estate = store.estate(tenant).await?;
-    let input = input_from_plan(&estate, &old);
+    let app = super::app(store.clone());
+    let cli = Actor::cli();
+    let scope = app
+        .plan_scope(&cli, tenant, cycle)
+        .await
+        .map_err(|e| anyhow!(e.message))?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read outcomes {}", path.display()))?;
-    let outcomes = parse_outcomes(&path.display().to_string(), &text, &input.scope, tz)?;
+    let outcomes = parse_outcomes(&path.display().to_string(), &text, &scope, tz)?;
     let now = match from {
         Some(s) => parse_when(s, tz).with_context(|| format!("--start {s:?}"))?,
         None => now(),
     };
-    let p = replan(&input, now, &outcomes);
-    // The input the re-plan used, for the checker (as `replan` builds it).
-    let mut used = input.clone();
-    used.start = now.max(input.start);
-    used.horizon = used
-        .start
-        .duration_until(input.horizon_end())
-        .max(SignedDuration::ZERO);
-    used.outcomes = outcomes;
-    check(&used, &p)?;
-    save(store, tenant, &p).await?;
-    print!("{}", render(&p, &estate, format, tz)?);
+    let made = app
+        .replan_cycle(&cli, tenant, cycle, now, outcomes)
+        .await
+        .map_err(|e| anyhow!(e.message))?;
+    eprintln!("plan: stored as cycle {:?}", made.plan.cycle);
+    print!("{}", render(&made.plan, &made.estate, format, tz)?);
     Ok(())
 }
