@@ -26,6 +26,25 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Res<T> {
     q.map(|Query(t)| t).map_err(ApiErr::from)
 }
 
+/// An uploaded body; too large is `payload_too_large`.
+fn upload(b: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Res<Bytes> {
+    b.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiErr(AppError::new(
+                patchward_proto::ErrorCode::PayloadTooLarge,
+                "the upload is larger than 64 MiB: compress it (zstd or gzip) or split it",
+            ))
+        } else {
+            ApiErr(AppError::bad_request(format!("body: {}", r.body_text())))
+        }
+    })
+}
+
+/// Any other path: a JSON 404 like every other error.
+pub async fn no_route() -> ApiErr {
+    ApiErr(AppError::not_found("this path"))
+}
+
 fn id(p: Result<Path<i64>, PathRejection>) -> Res<i64> {
     p.map(|Path(i)| i).map_err(|_| {
         ApiErr(AppError::field(
@@ -243,9 +262,10 @@ pub async fn import_feed(
     State(app): State<Shared>,
     Extension(actor): Extension<Actor>,
     q: Result<Query<FeedUploadQuery>, QueryRejection>,
-    bytes: Bytes,
+    bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Res<Json<ImportResult>> {
     let q = query(q)?;
+    let bytes = upload(bytes)?;
     let name = q.name.unwrap_or_else(|| "upload".into());
     Ok(Json(app.import_feed(&actor, &name, bytes.to_vec()).await?))
 }
@@ -332,9 +352,10 @@ pub async fn import_hosts(
     State(app): State<Shared>,
     Extension(actor): Extension<Actor>,
     q: Result<Query<UploadQuery>, QueryRejection>,
-    bytes: Bytes,
+    bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Res<Json<ImportResult>> {
     let q = query(q)?;
+    let bytes = upload(bytes)?;
     let t = tenant(&app, &actor, q.tenant.as_deref()).await?;
     let name = q.name.unwrap_or_else(|| "upload".into());
     let mut batch = patchward_app::hosts::HostBatch::default();

@@ -161,6 +161,7 @@ pub fn router(app: Shared) -> Router {
         .merge(api)
         .route("/healthz", axum::routing::get(handlers::healthz))
         .route("/readyz", axum::routing::get(handlers::readyz))
+        .fallback(handlers::no_route)
         .merge(
             SwaggerUi::new("/api/v1/docs")
                 .url("/api/v1/openapi.json", doc)

@@ -1053,6 +1053,30 @@ async fn bad_requests_name_the_field_and_store_nothing(backend: Backend) {
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     let (s, _) = call(&c, Method::HEAD, &u("/api/v1/servers"), Some(&admin), None).await;
     assert_eq!(s, StatusCode::OK);
+    // An unknown path and a too-large upload answer in the same JSON shape.
+    let (s, e) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/no-such-thing"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{e}"
+    );
+    let r = c
+        .post(u("/api/v1/hosts?name=huge.csv"))
+        .header("Authorization", format!("Bearer {admin}"))
+        .body(vec![b'a'; 65 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let e: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(e["code"], "payload_too_large");
     let (s, e) = call(
         &c,
         Method::GET,
