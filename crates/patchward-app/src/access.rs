@@ -245,7 +245,9 @@ impl<S: ControlStore> App<S> {
         if Some(u.id) == actor.user_id && disabled {
             return Err(AppError::bad_request("you cannot disable your own account"));
         }
-        self.store.set_user_disabled(u.id, disabled).await?;
+        self.store
+            .set_user_disabled(u.id, disabled, self.now())
+            .await?;
         self.record(
             actor,
             u.tenant,

@@ -217,8 +217,8 @@ impl AccessStore for AnyStore {
     async fn users(&self, tenant: Option<TenantId>) -> Result<Vec<UserRecord>> {
         dispatch!(self, s => s.users(tenant))
     }
-    async fn set_user_disabled(&self, id: i64, disabled: bool) -> Result<bool> {
-        dispatch!(self, s => s.set_user_disabled(id, disabled))
+    async fn set_user_disabled(&self, id: i64, disabled: bool, now: Timestamp) -> Result<bool> {
+        dispatch!(self, s => s.set_user_disabled(id, disabled, now))
     }
     async fn record_login(
         &self,

@@ -144,7 +144,7 @@ impl AccessStore for PgStore {
         rows.iter().map(user_row).collect()
     }
 
-    async fn set_user_disabled(&self, id: i64, disabled: bool) -> Result<bool> {
+    async fn set_user_disabled(&self, id: i64, disabled: bool, now: Timestamp) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
             .bind(disabled)
@@ -154,7 +154,15 @@ impl AccessStore for PgStore {
             .rows_affected()
             > 0;
         if disabled {
-            // A disabled user's sessions end at once (tokens are refused by the user check).
+            // A disabled user's tokens are revoked and sessions ended at once: enabling the
+            // account again brings neither back.
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(ms(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                 .bind(id)
                 .execute(&mut *tx)

@@ -252,11 +252,13 @@ pub trait AccessStore {
         &self,
         tenant: Option<TenantId>,
     ) -> impl Future<Output = Result<Vec<UserRecord>>> + Send;
-    /// Disable or enable; a disabled user's tokens and sessions stop working at once.
+    /// Disable or enable. Disabling ends the user's sessions and revokes their tokens (as of
+    /// `now`) in the same transaction; enabling brings neither back.
     fn set_user_disabled(
         &self,
         id: i64,
         disabled: bool,
+        now: Timestamp,
     ) -> impl Future<Output = Result<bool>> + Send;
     /// A login attempt, counted before the password is checked so that concurrent attempts
     /// cannot exceed the limit: `ok` resets the count and the lock (returns 0); a failure adds

@@ -152,7 +152,7 @@ impl AccessStore for SqliteStore {
         rows.iter().map(user_row).collect()
     }
 
-    async fn set_user_disabled(&self, id: i64, disabled: bool) -> Result<bool> {
+    async fn set_user_disabled(&self, id: i64, disabled: bool, now: Timestamp) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
             .bind(disabled as i64)
@@ -162,7 +162,15 @@ impl AccessStore for SqliteStore {
             .rows_affected()
             > 0;
         if disabled {
-            // A disabled user's sessions end at once (tokens are refused by the user check).
+            // A disabled user's tokens are revoked and sessions ended at once: enabling the
+            // account again brings neither back.
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            )
+            .bind(ms(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = ?")
                 .bind(id)
                 .execute(&mut *tx)

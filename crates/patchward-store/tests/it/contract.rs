@@ -599,7 +599,20 @@ pub async fn users(store: &impl AccessStore) {
     let b = store.user(bob.id).await.unwrap().unwrap();
     assert_eq!((b.failed_logins, b.locked_until), (0, None));
 
-    // Disabling ends the user's sessions at once; enabling does not bring them back.
+    // Disabling ends the user's sessions and revokes their tokens at once; enabling brings
+    // neither back.
+    let tok = store
+        .create_token(
+            &NewToken {
+                user_id: bob.id,
+                hash: "h-bob-disable",
+                label: "t",
+                expires_at: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
     let session = SessionRecord {
         hash: "s-bob".into(),
         user_id: bob.id,
@@ -609,13 +622,26 @@ pub async fn users(store: &impl AccessStore) {
     };
     store.create_session(&session).await.unwrap();
     assert!(store.session("s-bob").await.unwrap().is_some());
-    assert!(store.set_user_disabled(bob.id, true).await.unwrap());
+    assert!(store.set_user_disabled(bob.id, true, now).await.unwrap());
     assert!(store.session("s-bob").await.unwrap().is_none());
+    assert_eq!(
+        store.token(tok.id).await.unwrap().unwrap().revoked_at,
+        Some(now)
+    );
     assert!(store.user(bob.id).await.unwrap().unwrap().disabled);
-    assert!(store.set_user_disabled(bob.id, false).await.unwrap());
+    assert!(store.set_user_disabled(bob.id, false, now).await.unwrap());
+    assert!(
+        store
+            .token(tok.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     assert!(!store.user(bob.id).await.unwrap().unwrap().disabled);
     assert!(store.session("s-bob").await.unwrap().is_none());
-    assert!(!store.set_user_disabled(987_654, true).await.unwrap());
+    assert!(!store.set_user_disabled(987_654, true, now).await.unwrap());
 }
 
 /// API tokens: stored by hash, listed newest first, revoked once.
