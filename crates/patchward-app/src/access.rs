@@ -345,7 +345,7 @@ impl<S: ControlStore> App<S> {
                     out.push((t, u.name.clone()));
                 }
             }
-            out.sort_by_key(|(t, _)| std::cmp::Reverse(t.id));
+            out.sort_by_key(|(t, _)| std::cmp::Reverse((t.created_at, t.id)));
         } else if let Some(id) = actor.user_id {
             for t in self.store.tokens(Some(id)).await? {
                 out.push((t, actor.name.clone()));

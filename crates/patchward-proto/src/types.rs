@@ -299,6 +299,8 @@ pub struct CreateTenantRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntryView {
+    /// The entry's number: in the whole log for provider-wide administrators; among the
+    /// tenant's own entries (1, 2, 3, ...) for a tenant's administrators.
     pub seq: i64,
     pub at: String,
     pub tenant: Option<String>,
@@ -307,8 +309,9 @@ pub struct AuditEntryView {
     pub target: String,
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
-    pub prev_hash: String,
-    pub hash: String,
+    /// The hash chain (provider-wide administrators only: it spans every tenant).
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
 }
 
 /// Filters of `GET /api/v1/audit`.
@@ -320,7 +323,7 @@ pub struct AuditQueryParams {
     pub action: Option<String>,
     /// RFC 3339 instant.
     pub since: Option<String>,
-    /// Entries after this sequence number.
+    /// Entries after this number (`seq` as this reader sees it).
     pub after: Option<i64>,
     /// At most this many (default 500, at most 10000).
     pub limit: Option<u32>,

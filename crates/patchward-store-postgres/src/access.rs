@@ -90,13 +90,14 @@ impl AccessStore for PgStore {
 
     async fn create_user(&self, user: &NewUser<'_>, now: Timestamp) -> Result<UserRecord> {
         let id: (i64,) = sqlx::query_as(
-            "INSERT INTO users (tenant_id, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO users (id, tenant_id, name, role, password_hash, created_at) VALUES ($6, $1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(user.tenant.map(|t| t.0))
         .bind(user.name)
         .bind(user.role)
         .bind(user.password_hash)
         .bind(ms(now))
+        .bind(patchward_store::codec::random_id()?)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| conflict(e, || format!("user {}", user.name)))?;
@@ -199,13 +200,14 @@ impl AccessStore for PgStore {
 
     async fn create_token(&self, token: &NewToken<'_>, now: Timestamp) -> Result<TokenRecord> {
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO api_tokens (user_id, hash, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO api_tokens (id, user_id, hash, label, created_at, expires_at) VALUES ($6, $1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(token.user_id)
         .bind(token.hash)
         .bind(token.label)
         .bind(ms(now))
         .bind(token.expires_at.map(ms))
+        .bind(patchward_store::codec::random_id()?)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| conflict(e, || "token".to_string()))?;
@@ -238,7 +240,7 @@ impl AccessStore for PgStore {
         let rows = match user {
             Some(u) => {
                 let sql = format!(
-                    "SELECT {TOKEN_COLUMNS} FROM api_tokens t WHERE t.user_id = $1 ORDER BY t.id DESC"
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens t WHERE t.user_id = $1 ORDER BY t.created_at DESC, t.id DESC"
                 );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(u)
@@ -246,7 +248,9 @@ impl AccessStore for PgStore {
                     .await?
             }
             None => {
-                let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens t ORDER BY t.id DESC");
+                let sql = format!(
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens t ORDER BY t.created_at DESC, t.id DESC"
+                );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .fetch_all(&self.pool)
                     .await?

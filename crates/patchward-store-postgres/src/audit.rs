@@ -26,8 +26,15 @@ impl AuditStore for PgStore {
             Some((s, h)) => (s + 1, h),
             None => (1, String::new()),
         };
+        let (tenant_seq,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(tenant_seq), 0) + 1 FROM audit_log WHERE tenant_id IS NOT DISTINCT FROM $1",
+        )
+        .bind(e.tenant.map(|t| t.0))
+        .fetch_one(&mut *tx)
+        .await?;
         let mut entry = AuditEntry {
             seq,
+            tenant_seq,
             at: e.at,
             tenant: e.tenant,
             actor: e.actor,
@@ -39,8 +46,8 @@ impl AuditStore for PgStore {
         };
         entry.hash = chain(&entry);
         sqlx::query(
-            "INSERT INTO audit_log (seq, at, tenant_id, actor, action, target, detail, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO audit_log (seq, at, tenant_id, actor, action, target, detail, prev_hash, hash, tenant_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(entry.seq)
         .bind(ms(entry.at))
@@ -51,6 +58,7 @@ impl AuditStore for PgStore {
         .bind(&entry.detail)
         .bind(&entry.prev_hash)
         .bind(&entry.hash)
+        .bind(entry.tenant_seq)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -75,7 +83,7 @@ impl AuditStore for PgStore {
 
     async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT seq, at, tenant_id, actor, action, target, detail, prev_hash, hash FROM audit_log WHERE 1 = 1",
+            "SELECT seq, at, tenant_id, actor, action, target, detail, prev_hash, hash, tenant_seq FROM audit_log WHERE 1 = 1",
         );
         if let Some(t) = q.tenant {
             qb.push(" AND tenant_id = ").push_bind(t.0);
@@ -92,6 +100,9 @@ impl AuditStore for PgStore {
         if let Some(s) = q.after_seq {
             qb.push(" AND seq > ").push_bind(s);
         }
+        if let Some(s) = q.after_tenant_seq {
+            qb.push(" AND tenant_seq > ").push_bind(s);
+        }
         qb.push(" ORDER BY seq");
         if let Some(l) = q.limit {
             qb.push(" LIMIT ").push_bind(l);
@@ -101,6 +112,7 @@ impl AuditStore for PgStore {
             .map(|r| {
                 Ok(AuditEntry {
                     seq: r.try_get("seq")?,
+                    tenant_seq: r.try_get::<Option<i64>, _>("tenant_seq")?.unwrap_or(0),
                     at: from_ms(r.try_get("at")?).unwrap_or(Timestamp::UNIX_EPOCH),
                     tenant: r.try_get::<Option<i64>, _>("tenant_id")?.map(TenantId),
                     actor: r.try_get("actor")?,

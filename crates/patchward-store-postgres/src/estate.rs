@@ -53,10 +53,16 @@ impl PgStore {
         }
         let rows = fold_rows(rows, |r| fold(&r.0), |_, _| true);
         for chunk in rows.chunks(BATCH) {
+            let ids: Vec<i64> = chunk
+                .iter()
+                .map(|_| patchward_store::codec::random_id())
+                .collect::<Result<_>>()?;
+            // A new server gets a random id; a stored one keeps its id (not in the update).
             let mut qb: QueryBuilder<Postgres> =
-                QueryBuilder::new("INSERT INTO servers (tenant_id, name, record, updated_at) ");
-            qb.push_values(chunk, |mut b, (name, rec)| {
-                b.push_bind(tenant.0)
+                QueryBuilder::new("INSERT INTO servers (id, tenant_id, name, record, updated_at) ");
+            qb.push_values(chunk.iter().zip(ids), |mut b, ((name, rec), id)| {
+                b.push_bind(id)
+                    .push_bind(tenant.0)
                     .push_bind(name.clone())
                     .push_bind(rec.clone())
                     .push_bind(ms(now));

@@ -156,3 +156,13 @@ pub fn push_estate_object(estate: &mut Estate, kind: &str, name: &str, rec: &str
     }
     Ok(())
 }
+
+/// A random id for a new server, user or token: positive, below 2^53 (exact in JSON numbers),
+/// so that ids say nothing about how many records exist or in which order they came (a
+/// tenant must not infer another's data from the gaps in its ids).
+pub fn random_id() -> crate::Result<i64> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b)
+        .map_err(|e| crate::StoreError::Invalid(format!("no randomness for an id: {e}")))?;
+    Ok(((u64::from_le_bytes(b) >> 11) as i64).max(1))
+}

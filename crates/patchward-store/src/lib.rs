@@ -404,6 +404,8 @@ pub struct NewAuditEntry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     pub seq: i64,
+    /// The entry's number among its tenant's entries (provider-wide ones count as one tenant).
+    pub tenant_seq: i64,
     pub at: Timestamp,
     pub tenant: Option<TenantId>,
     pub actor: String,
@@ -424,5 +426,7 @@ pub struct AuditQuery {
     pub since: Option<Timestamp>,
     /// Entries after this sequence number.
     pub after_seq: Option<i64>,
+    /// Entries after this number within the tenant (with `tenant`).
+    pub after_tenant_seq: Option<i64>,
     pub limit: Option<i64>,
 }

@@ -572,7 +572,8 @@ pub async fn audit(
                 actor: q.actor,
                 action: q.action,
                 since,
-                after_seq: q.after,
+                after_seq: q.after.filter(|_| actor.provider_wide()),
+                after_tenant_seq: q.after.filter(|_| !actor.provider_wide()),
                 limit: Some(i64::from(limit)),
                 ..AuditQuery::default()
             },
@@ -596,16 +597,17 @@ pub async fn audit(
                 names.get(&id).cloned().flatten()
             }
         };
+        let provider = actor.provider_wide();
         views.push(AuditEntryView {
-            seq: e.seq,
+            seq: if provider { e.seq } else { e.tenant_seq },
             at: e.at.to_string(),
             tenant,
             actor: e.actor,
             action: e.action,
             target: e.target,
             detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail)),
-            prev_hash: e.prev_hash,
-            hash: e.hash,
+            prev_hash: provider.then_some(e.prev_hash),
+            hash: provider.then_some(e.hash),
         });
     }
     if jsonl {

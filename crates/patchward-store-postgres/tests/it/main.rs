@@ -130,7 +130,7 @@ async fn reconnecting_applies_no_migration_twice_and_keeps_everything() {
             .fetch_one(again.pool())
             .await
             .unwrap();
-        assert_eq!(n, 2, "0001 and 0002, once each");
+        assert_eq!(n, 3, "0001, 0002 and 0003, once each");
         again.close().await;
     })
     .await;

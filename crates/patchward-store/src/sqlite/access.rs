@@ -98,8 +98,9 @@ impl AccessStore for SqliteStore {
 
     async fn create_user(&self, user: &NewUser<'_>, now: Timestamp) -> Result<UserRecord> {
         let id: (i64,) = sqlx::query_as(
-            "INSERT INTO users (tenant_id, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO users (id, tenant_id, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         )
+        .bind(crate::codec::random_id()?)
         .bind(user.tenant.map(|t| t.0))
         .bind(user.name)
         .bind(user.role)
@@ -207,8 +208,9 @@ impl AccessStore for SqliteStore {
 
     async fn create_token(&self, token: &NewToken<'_>, now: Timestamp) -> Result<TokenRecord> {
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO api_tokens (user_id, hash, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO api_tokens (id, user_id, hash, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         )
+        .bind(crate::codec::random_id()?)
         .bind(token.user_id)
         .bind(token.hash)
         .bind(token.label)
@@ -246,7 +248,7 @@ impl AccessStore for SqliteStore {
         let rows = match user {
             Some(u) => {
                 let sql = format!(
-                    "SELECT {TOKEN_COLUMNS} FROM api_tokens t WHERE t.user_id = ? ORDER BY t.id DESC"
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens t WHERE t.user_id = ? ORDER BY t.created_at DESC, t.id DESC"
                 );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(u)
@@ -254,7 +256,9 @@ impl AccessStore for SqliteStore {
                     .await?
             }
             None => {
-                let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens t ORDER BY t.id DESC");
+                let sql = format!(
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens t ORDER BY t.created_at DESC, t.id DESC"
+                );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .fetch_all(&self.pool)
                     .await?

@@ -212,12 +212,18 @@ impl SqliteStore {
         for chunk in servers.chunks(BATCH) {
             let mut rows = Vec::with_capacity(chunk.len());
             for s in chunk {
-                rows.push((s.name.clone(), to_json("server", s)?));
+                rows.push((
+                    crate::codec::random_id()?,
+                    s.name.clone(),
+                    to_json("server", s)?,
+                ));
             }
+            // A new server gets a random id; a stored one keeps its id (not in the update).
             let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO servers (tenant_id, name, record, updated_at) ");
-            qb.push_values(rows, |mut b, (name, rec)| {
-                b.push_bind(tenant.0)
+                QueryBuilder::new("INSERT INTO servers (id, tenant_id, name, record, updated_at) ");
+            qb.push_values(rows, |mut b, (id, name, rec)| {
+                b.push_bind(id)
+                    .push_bind(tenant.0)
                     .push_bind(name)
                     .push_bind(rec)
                     .push_bind(ms(now));

@@ -685,7 +685,7 @@ pub async fn tokens(store: &impl AccessStore) {
                 label: "backup",
                 expires_at: None,
             },
-            now,
+            now + jiff::SignedDuration::from_secs(1),
         )
         .await
         .unwrap();

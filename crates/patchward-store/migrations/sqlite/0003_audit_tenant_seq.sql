@@ -1,0 +1,9 @@
+-- Each tenant's audit entries are also numbered 1, 2, 3, ... of their own: a tenant reading
+-- its log sees no gaps that would count another tenant's activity. The global `seq` and the
+-- hash chain are unchanged (the chain is verified by provider-wide administrators).
+ALTER TABLE audit_log ADD COLUMN tenant_seq INTEGER;
+UPDATE audit_log SET tenant_seq = (
+    SELECT COUNT(*) FROM audit_log a
+    WHERE a.tenant_id IS audit_log.tenant_id AND a.seq <= audit_log.seq
+);
+CREATE INDEX audit_log_tenant_seq ON audit_log (tenant_id, tenant_seq);
