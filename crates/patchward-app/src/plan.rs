@@ -428,14 +428,7 @@ impl<S: ControlStore> App<S> {
         cycle: &str,
     ) -> Result<patchward_proto::PlanView> {
         actor.require(Permission::Read)?;
-        let json = self.store.plan(tenant, cycle).await?.ok_or_else(|| {
-            AppError::new(
-                patchward_proto::ErrorCode::NotFound,
-                format!("no plan stored for cycle {cycle:?}"),
-            )
-        })?;
-        let p: Plan = serde_json::from_str(&json)
-            .map_err(|e| AppError::internal(format!("stored plan {cycle:?} is unreadable: {e}")))?;
+        let p = self.stored_plan(tenant, cycle).await?;
         if actor.role == patchward_core::access::Role::Owner {
             let fleet = self.fleet(tenant).await?;
             let own: HashSet<String> = fleet

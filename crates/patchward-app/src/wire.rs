@@ -39,8 +39,17 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-pub fn item(id: i64, s: &Server, sum: &ServerSummary) -> ServerItem {
-    let e = &sum.exposure;
+/// The counts a list item shows: open CVEs, per decision (Track, Track*, Attend, Act), KEV,
+/// overdue, and the worst decision with its earliest due date.
+struct ItemCounts {
+    open: usize,
+    by_decision: [usize; 4],
+    kev: usize,
+    overdue: usize,
+    worst: Option<(Decision, Date)>,
+}
+
+fn server_item(id: i64, s: &Server, e: &ServerExposure, c: ItemCounts) -> ServerItem {
     ServerItem {
         id,
         name: s.name.clone(),
@@ -55,16 +64,28 @@ pub fn item(id: i64, s: &Server, sum: &ServerSummary) -> ServerItem {
         ring: s.ring.clone(),
         tags: s.tags.clone(),
         support: e.support.as_ref().map(|p| phase_word(p.phase).to_string()),
-        open: count(sum.open),
-        act: count(sum.by_decision[3]),
-        attend: count(sum.by_decision[2]),
-        track_star: count(sum.by_decision[1]),
-        track: count(sum.by_decision[0]),
-        kev: count(sum.kev),
-        overdue: count(sum.overdue),
-        worst_decision: sum.worst.map(|w| decision_word(w.0).to_string()),
-        next_due: sum.worst.map(|w| w.1.to_string()),
+        open: count(c.open),
+        act: count(c.by_decision[3]),
+        attend: count(c.by_decision[2]),
+        track_star: count(c.by_decision[1]),
+        track: count(c.by_decision[0]),
+        kev: count(c.kev),
+        overdue: count(c.overdue),
+        worst_decision: c.worst.map(|w| decision_word(w.0).to_string()),
+        next_due: c.worst.map(|w| w.1.to_string()),
     }
+}
+
+/// A list item from the fleet's summary (no findings kept).
+pub fn item(id: i64, s: &Server, sum: &ServerSummary) -> ServerItem {
+    let counts = ItemCounts {
+        open: sum.open,
+        by_decision: sum.by_decision,
+        kev: sum.kev,
+        overdue: sum.overdue,
+        worst: sum.worst,
+    };
+    server_item(id, s, &sum.exposure, counts)
 }
 
 pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize) -> ServerDetail {
@@ -78,31 +99,14 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize
         }
         kev += usize::from(c.facts.kev);
     }
-    let w = patchward_core::priority::worst(e);
-    let summary = ServerItem {
-        id,
-        name: s.name.clone(),
-        fqdn: s.fqdn.clone(),
-        os: s.os.clone(),
-        release: s.release.or(e.release).map(|r| r.to_string()),
-        build: s.build.or(e.build).map(|b| b.to_string()),
-        owner: s.owner.as_ref().map(|o| o.name.clone()),
-        tier: s.tier.0.to_string(),
-        environment: s.environment.clone(),
-        site: s.site.clone(),
-        ring: s.ring.clone(),
-        tags: s.tags.clone(),
-        support: e.support.as_ref().map(|p| phase_word(p.phase).to_string()),
-        open: count(e.open_cves.len()),
-        act: count(by_decision[3]),
-        attend: count(by_decision[2]),
-        track_star: count(by_decision[1]),
-        track: count(by_decision[0]),
-        kev: count(kev),
-        overdue: count(overdue),
-        worst_decision: w.map(|w| decision_word(w.0).to_string()),
-        next_due: w.map(|w| w.1.to_string()),
+    let counts = ItemCounts {
+        open: e.open_cves.len(),
+        by_decision,
+        kev,
+        overdue,
+        worst: patchward_core::priority::worst(e),
     };
+    let summary = server_item(id, s, e, counts);
     // Most urgent first (decision, then due date, then CVE id); reasons only for those shown.
     let mut order: Vec<&patchward_core::exposure::OpenCve> = e.open_cves.iter().collect();
     order.sort_by(|a, b| {
