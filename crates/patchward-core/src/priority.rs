@@ -439,16 +439,27 @@ pub struct PriorityCache {
     /// Per facts slot: the priorities computed for it, by mission id (a fleet has few
     /// missions per CVE, so a short list beats a hash lookup per finding).
     table: Vec<Vec<(u32, Arc<Priority>)>>,
+    /// One server's assessment touches a few hundred slots of hundreds of thousands: a map
+    /// instead of the dense table, which would be allocated and dropped whole per server.
+    sparse: Option<HashMap<u32, Vec<(u32, Arc<Priority>)>>>,
 }
 
 impl PriorityCache {
+    /// A cache for one server (see `sparse`).
+    pub fn sparse() -> PriorityCache {
+        PriorityCache {
+            sparse: Some(HashMap::default()),
+            ..PriorityCache::default()
+        }
+    }
+
     fn mission_id(
         &mut self,
         index: &crate::exposure::ExposureIndex,
         mission: &(MissionImpact, Arc<str>),
         exposure: InternetExposure,
     ) -> u32 {
-        if self.table.len() < index.slots() {
+        if self.sparse.is_none() && self.table.len() < index.slots() {
             self.table.resize_with(index.slots(), Vec::new);
         }
         let next = self.missions.len() as u32;
@@ -464,7 +475,10 @@ impl PriorityCache {
         mission_id: u32,
         make: impl FnOnce() -> Priority,
     ) -> &Arc<Priority> {
-        let list = &mut self.table[slot as usize];
+        let list = match &mut self.sparse {
+            Some(map) => map.entry(slot).or_default(),
+            None => &mut self.table[slot as usize],
+        };
         let at = match list.iter().position(|(m, _)| *m == mission_id) {
             Some(i) => i,
             None => {
@@ -489,7 +503,7 @@ pub fn assess_server(
     policy: &Policy,
     as_of: Date,
 ) -> crate::exposure::ServerExposure {
-    assess_server_cached(index, server, policy, as_of, &mut PriorityCache::default())
+    assess_server_cached(index, server, policy, as_of, &mut PriorityCache::sparse())
 }
 
 /// [`assess_server`] sharing priorities across servers through `cache`.
