@@ -430,6 +430,9 @@ pub fn prioritise_for(
     }
 }
 
+/// The priorities computed for one facts slot, by mission id.
+type SlotPriorities = Vec<(u32, Arc<Priority>)>;
+
 /// Priorities depend only on a CVE's facts (with its fix date) and the server's mission, so a
 /// fleet shares them: one cache per assessment run (same policy, same date).
 #[derive(Default)]
@@ -438,10 +441,10 @@ pub struct PriorityCache {
     missions: HashMap<(MissionImpact, Arc<str>, InternetExposure), u32>,
     /// Per facts slot: the priorities computed for it, by mission id (a fleet has few
     /// missions per CVE, so a short list beats a hash lookup per finding).
-    table: Vec<Vec<(u32, Arc<Priority>)>>,
+    table: Vec<SlotPriorities>,
     /// One server's assessment touches a few hundred slots of hundreds of thousands: a map
     /// instead of the dense table, which would be allocated and dropped whole per server.
-    sparse: Option<HashMap<u32, Vec<(u32, Arc<Priority>)>>>,
+    sparse: Option<HashMap<u32, SlotPriorities>>,
 }
 
 impl PriorityCache {
