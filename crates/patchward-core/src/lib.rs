@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod plan;
 pub mod priority;
 pub mod product;
+pub mod workflow;
 
 pub use build::OsBuild;
 pub use catalog::Kb;

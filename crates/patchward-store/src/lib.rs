@@ -311,9 +311,112 @@ pub trait AuditStore {
     fn audit(&self, q: &AuditQuery) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
 }
 
+/// The change workflow (per tenant): cycles, exceptions and the tenant's workflow rules. The
+/// bodies are JSON the application layer encodes; the store keeps versions, never rules.
+pub trait WorkflowStore {
+    /// A new cycle; a name the tenant already uses (case-insensitive) is [`StoreError::Conflict`].
+    fn create_cycle(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        state: &str,
+        body: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<CycleRecord>> + Send;
+    /// Another tenant's id is `None`, like an id that does not exist.
+    fn cycle(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<CycleRecord>>> + Send;
+    /// The tenant's cycles, newest first.
+    fn cycles(&self, tenant: TenantId) -> impl Future<Output = Result<Vec<CycleRecord>>> + Send;
+    /// Write a cycle only if its stored version is still `version` (optimistic concurrency:
+    /// two approvers at once never lose each other's approval); with `plan`, the cycle's plan
+    /// is stored under its name in the same transaction. `None`: the version moved on.
+    fn update_cycle(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        version: i64,
+        state: &str,
+        body: &str,
+        plan: Option<&str>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<CycleRecord>>> + Send;
+    /// A new exception. Changes the tenant's estate revision (open counts depend on it).
+    fn create_exception(
+        &self,
+        tenant: TenantId,
+        server: &str,
+        body: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<ExceptionRecord>> + Send;
+    /// The tenant's exceptions, oldest first.
+    fn exceptions(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Vec<ExceptionRecord>>> + Send;
+    fn exception(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<ExceptionRecord>>> + Send;
+    /// Revoke (with the body that records it); `false` when there is no such exception or it
+    /// was revoked before. Changes the tenant's estate revision.
+    fn revoke_exception(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        body: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    fn workflow_rules(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    fn set_workflow_rules(
+        &self,
+        tenant: TenantId,
+        body: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleRecord {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub name: String,
+    pub state: String,
+    /// 1 when created, one more with every write.
+    pub version: i64,
+    /// JSON.
+    pub body: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExceptionRecord {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub server: String,
+    /// JSON.
+    pub body: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
 /// Everything a server needs from one backend, shareable between request handlers.
-pub trait ControlStore: Store + AccessStore + AuditStore + Clone + Send + Sync + 'static {}
-impl<T: Store + AccessStore + AuditStore + Clone + Send + Sync + 'static> ControlStore for T {}
+pub trait ControlStore:
+    Store + AccessStore + AuditStore + WorkflowStore + Clone + Send + Sync + 'static
+{
+}
+impl<T: Store + AccessStore + AuditStore + WorkflowStore + Clone + Send + Sync + 'static>
+    ControlStore for T
+{
+}
 
 /// A tenant's id. Every estate record belongs to one; feeds are shared by all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

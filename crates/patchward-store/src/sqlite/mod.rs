@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod workflow;
 
 use crate::codec::{
     class_text, corrupt, estate_object_rows, from_ms, kbs_parse, kbs_text, ms, push_estate_object,
@@ -248,7 +249,10 @@ impl SqliteStore {
         }
     }
 
-    async fn bump_revision(tx: &mut Transaction<'_, Sqlite>, tenant: TenantId) -> Result<()> {
+    pub(super) async fn bump_revision(
+        tx: &mut Transaction<'_, Sqlite>,
+        tenant: TenantId,
+    ) -> Result<()> {
         sqlx::query("UPDATE tenants SET revision = revision + 1 WHERE id = ?")
             .bind(tenant.0)
             .execute(&mut **tx)

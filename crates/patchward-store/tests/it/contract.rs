@@ -15,7 +15,7 @@ use patchward_core::inventory::{
 use patchward_core::product::{Installation, ProductKind, ServerRelease};
 use patchward_store::{
     AccessStore, AuditEntry, AuditQuery, AuditStore, DocumentImport, ImportOutcome, NewAuditEntry,
-    NewToken, NewUser, SessionRecord, Store, StoreError, TenantId,
+    NewToken, NewUser, SessionRecord, Store, StoreError, TenantId, WorkflowStore,
 };
 
 pub const T: TenantId = TenantId::DEFAULT;
@@ -1063,10 +1063,202 @@ pub async fn names_fold_ascii_only(store: &impl Store) {
     );
 }
 
+/// Cycles: names unique per tenant (case-insensitive), another tenant's id is not found,
+/// versioned writes refuse a stale version and store the plan with the cycle; exceptions and
+/// rules per tenant, revocation once, each exception write changes the estate revision.
+pub async fn workflow(store: &(impl Store + AccessStore + WorkflowStore)) {
+    let now = t("2026-12-04T10:00:00Z");
+    let other = store.ensure_tenant("other", now).await.unwrap().id;
+    let c = store
+        .create_cycle(T, "2026-12 Patch Tuesday", "draft", "{}", now)
+        .await
+        .unwrap();
+    assert_eq!((c.version, c.state.as_str(), c.tenant), (1, "draft", T));
+    let dup = store
+        .create_cycle(T, "2026-12 patch tuesday", "draft", "{}", now)
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    // The same name in another tenant is another cycle.
+    let o = store
+        .create_cycle(other, "2026-12 Patch Tuesday", "draft", "{\"o\":1}", now)
+        .await
+        .unwrap();
+    assert!(store.cycle(other, c.id).await.unwrap().is_none());
+    assert!(store.cycle(T, o.id).await.unwrap().is_none());
+    assert_eq!(store.cycles(T).await.unwrap().len(), 1);
+    // Versioned writes.
+    let later = t("2026-12-04T11:00:00Z");
+    let v2 = store
+        .update_cycle(
+            T,
+            c.id,
+            1,
+            "planned",
+            "{\"v\":2}",
+            Some("{\"plan\":1}"),
+            later,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (v2.version, v2.state.as_str(), v2.body.as_str()),
+        (2, "planned", "{\"v\":2}")
+    );
+    assert_eq!(v2.updated_at, later);
+    assert_eq!(
+        store
+            .plan(T, "2026-12 Patch Tuesday")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"plan\":1}")
+    );
+    assert!(
+        store
+            .plan(other, "2026-12 Patch Tuesday")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let stale = store
+        .update_cycle(T, c.id, 1, "approved", "{}", Some("{\"plan\":2}"), later)
+        .await
+        .unwrap();
+    assert!(stale.is_none(), "a stale version writes nothing");
+    assert_eq!(
+        store
+            .plan(T, "2026-12 Patch Tuesday")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"plan\":1}"),
+        "nor the plan"
+    );
+    assert!(
+        store
+            .update_cycle(other, c.id, 2, "x", "{}", None, later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let newer = store
+        .create_cycle(T, "CVE-2024-38063 emergency", "draft", "{}", later)
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .cycles(T)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["CVE-2024-38063 emergency", "2026-12 Patch Tuesday"],
+        "newest first"
+    );
+    assert_ne!(newer.id, c.id);
+
+    // Exceptions.
+    let rev = store.estate_revision(T).await.unwrap();
+    let e = store
+        .create_exception(T, "WEB01", "{\"e\":1}", now)
+        .await
+        .unwrap();
+    assert!(store.estate_revision(T).await.unwrap() > rev);
+    assert_eq!((e.server.as_str(), e.revoked_at), ("WEB01", None));
+    assert!(store.exception(other, e.id).await.unwrap().is_none());
+    assert!(store.exceptions(other).await.unwrap().is_empty());
+    let rev = store.estate_revision(T).await.unwrap();
+    assert!(
+        store
+            .revoke_exception(T, e.id, "{\"e\":2}", later)
+            .await
+            .unwrap()
+    );
+    assert!(store.estate_revision(T).await.unwrap() > rev);
+    assert!(
+        !store.revoke_exception(T, e.id, "{}", later).await.unwrap(),
+        "once"
+    );
+    assert!(
+        !store
+            .revoke_exception(other, e.id, "{}", later)
+            .await
+            .unwrap()
+    );
+    let got = store.exception(T, e.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.revoked_at, got.body.as_str()),
+        (Some(later), "{\"e\":2}")
+    );
+    assert_eq!(store.exceptions(T).await.unwrap().len(), 1);
+
+    // Rules.
+    assert!(store.workflow_rules(T).await.unwrap().is_none());
+    store.set_workflow_rules(T, "{\"a\":1}", now).await.unwrap();
+    store
+        .set_workflow_rules(T, "{\"a\":2}", later)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.workflow_rules(T).await.unwrap().as_deref(),
+        Some("{\"a\":2}")
+    );
+    assert!(store.workflow_rules(other).await.unwrap().is_none());
+}
+
+/// Eight writers race on one cycle's version: exactly one write per version wins, and a loser
+/// that re-reads and retries loses nothing (the body ends with every writer's mark).
+pub async fn cycle_versions_concurrent<S: WorkflowStore + Clone + Send + Sync + 'static>(store: S) {
+    const TASKS: usize = 8;
+    let now = t("2026-12-04T10:00:00Z");
+    let c = store
+        .create_cycle(T, "race", "planned", "", now)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lost = 0;
+            loop {
+                let cur = store.cycle(T, c.id).await.unwrap().unwrap();
+                let body = format!("{}[{task}]", cur.body);
+                match store
+                    .update_cycle(T, c.id, cur.version, "planned", &body, None, now)
+                    .await
+                    .unwrap()
+                {
+                    Some(_) => return lost,
+                    None => lost += 1,
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let end = store.cycle(T, c.id).await.unwrap().unwrap();
+    assert_eq!(end.version, 1 + TASKS as i64);
+    for task in 0..TASKS {
+        assert!(end.body.contains(&format!("[{task}]")), "{}", end.body);
+    }
+}
+
 /// Every contract above as one test each, run by `$run` (an async fn taking a closure that
 /// gets a fresh store).
 macro_rules! contract_tests {
     ($run:path) => {
+        #[tokio::test]
+        async fn contract_workflow() {
+            $run(|s| async move { $crate::contract::workflow(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_cycle_versions_concurrent() {
+            $run(|s| async move { $crate::contract::cycle_versions_concurrent(s).await }).await
+        }
         #[tokio::test]
         async fn contract_story() {
             $run(|s| async move { $crate::contract::story(&s).await }).await
