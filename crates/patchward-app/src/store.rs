@@ -6,9 +6,10 @@ use patchward_core::exposure::Catalog;
 use patchward_core::intel::{EpssScore, KevEntry, LifecycleEntry, NvdRecord};
 use patchward_core::inventory::{Estate, Server};
 use patchward_store::{
-    AccessStore, AuditEntry, AuditQuery, AuditStore, Counts, DocumentImport, FeedStatus,
-    ImportOutcome, NewAuditEntry, NewToken, NewUser, Result, SessionRecord, SqliteStore, Store,
-    StoredServer, Tenant, TenantId, TokenRecord, UserRecord,
+    AccessStore, AuditEntry, AuditQuery, AuditStore, Counts, CycleRecord, DocumentImport,
+    ExceptionRecord, FeedStatus, ImportOutcome, NewAuditEntry, NewToken, NewUser, Result,
+    SessionRecord, SqliteStore, Store, StoredServer, Tenant, TenantId, TokenRecord, UserRecord,
+    WorkflowStore,
 };
 use patchward_store_postgres::PgStore;
 use std::path::Path;
@@ -268,5 +269,66 @@ impl AuditStore for AnyStore {
     }
     async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
         dispatch!(self, s => s.audit(q))
+    }
+}
+
+impl WorkflowStore for AnyStore {
+    async fn create_cycle(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        state: &str,
+        body: &str,
+        now: Timestamp,
+    ) -> Result<CycleRecord> {
+        dispatch!(self, s => s.create_cycle(tenant, name, state, body, now))
+    }
+    async fn cycle(&self, tenant: TenantId, id: i64) -> Result<Option<CycleRecord>> {
+        dispatch!(self, s => s.cycle(tenant, id))
+    }
+    async fn cycles(&self, tenant: TenantId) -> Result<Vec<CycleRecord>> {
+        dispatch!(self, s => s.cycles(tenant))
+    }
+    async fn update_cycle(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        version: i64,
+        state: &str,
+        body: &str,
+        plan: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Option<CycleRecord>> {
+        dispatch!(self, s => s.update_cycle(tenant, id, version, state, body, plan, now))
+    }
+    async fn create_exception(
+        &self,
+        tenant: TenantId,
+        server: &str,
+        body: &str,
+        now: Timestamp,
+    ) -> Result<ExceptionRecord> {
+        dispatch!(self, s => s.create_exception(tenant, server, body, now))
+    }
+    async fn exceptions(&self, tenant: TenantId) -> Result<Vec<ExceptionRecord>> {
+        dispatch!(self, s => s.exceptions(tenant))
+    }
+    async fn exception(&self, tenant: TenantId, id: i64) -> Result<Option<ExceptionRecord>> {
+        dispatch!(self, s => s.exception(tenant, id))
+    }
+    async fn revoke_exception(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        body: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.revoke_exception(tenant, id, body, now))
+    }
+    async fn workflow_rules(&self, tenant: TenantId) -> Result<Option<String>> {
+        dispatch!(self, s => s.workflow_rules(tenant))
+    }
+    async fn set_workflow_rules(&self, tenant: TenantId, body: &str, now: Timestamp) -> Result<()> {
+        dispatch!(self, s => s.set_workflow_rules(tenant, body, now))
     }
 }

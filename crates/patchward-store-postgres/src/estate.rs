@@ -31,7 +31,7 @@ impl PgStore {
         }
     }
 
-    async fn bump_revision(tx: &mut Tx, tenant: TenantId) -> Result<()> {
+    pub(crate) async fn bump_revision(tx: &mut Tx, tenant: TenantId) -> Result<()> {
         sqlx::query("UPDATE tenants SET revision = revision + 1 WHERE id = $1")
             .bind(tenant.0)
             .execute(&mut **tx)

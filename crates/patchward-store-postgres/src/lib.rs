@@ -17,6 +17,7 @@ mod access;
 mod audit;
 mod estate;
 mod feeds;
+mod workflow;
 
 use jiff::Timestamp;
 use patchward_core::catalog::{Product, Update};
