@@ -9,7 +9,8 @@ use patchward_core::access::Permission;
 use patchward_feeds::input::{FeedKind, decompress, detect};
 use patchward_feeds::{ParseError, cvrf, epss, kbbuilds, kev, lifecycle, nvd};
 use patchward_proto::ImportResult;
-use patchward_store::{ControlStore, DocumentImport, ImportOutcome, Store, StoreError};
+use patchward_store::{ControlStore, DocumentImport, FeedStatus, ImportOutcome, Store, StoreError};
+use std::collections::BTreeMap;
 
 /// A parsed feed file, ready to store.
 pub enum Parsed {
@@ -191,4 +192,65 @@ impl<S: ControlStore> App<S> {
         .await?;
         Ok(())
     }
+}
+
+/// How old each feed may be before it is shown as stale.
+pub fn max_age_days(feed: &str) -> i64 {
+    match feed {
+        "msrc-cvrf" => 35,
+        "kev" | "epss" => 7,
+        "nvd" => 30,
+        _ => 365,
+    }
+}
+
+/// One feed's status, judged against [`max_age_days`] (the CLI's `feeds status`, the dashboard).
+#[derive(serde::Serialize)]
+pub struct FeedLine {
+    pub feed: String,
+    pub documents: usize,
+    pub newest: Option<Timestamp>,
+    pub records: i64,
+    pub source: String,
+    pub imported_at: Timestamp,
+    pub stale: bool,
+}
+
+pub fn summarise(status: &[FeedStatus], as_of: jiff::civil::Date) -> Vec<FeedLine> {
+    use jiff::ToSpan;
+    let mut by: BTreeMap<&str, Vec<&FeedStatus>> = BTreeMap::new();
+    for s in status {
+        by.entry(s.feed.as_str()).or_default().push(s);
+    }
+    let cutoff = |feed: &str| {
+        as_of
+            .checked_sub(max_age_days(feed).days())
+            .ok()
+            .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+    };
+    by.into_iter()
+        .map(|(feed, list)| {
+            let newest = list.iter().filter_map(|s| s.as_of).max();
+            let imported_at = list
+                .iter()
+                .map(|s| s.imported_at)
+                .max()
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            let last = list.iter().max_by_key(|s| s.as_of);
+            FeedLine {
+                feed: feed.to_string(),
+                documents: list.len(),
+                newest,
+                records: list.iter().map(|s| s.records).sum(),
+                source: last.map(|s| s.source.clone()).unwrap_or_default(),
+                imported_at,
+                stale: match (newest, cutoff(feed)) {
+                    (Some(n), Some(c)) => n < c,
+                    (None, _) => feed != "kb-builds" && feed != "lifecycle",
+                    _ => false,
+                },
+            }
+        })
+        .collect()
 }

@@ -3,6 +3,7 @@
 //! the server list with filters, a server's findings, the fleet summary, a CVE's exposure.
 
 use crate::wire::{self, decision_word};
+use crate::workflow::ActiveExceptions;
 use crate::{Actor, App, AppError, Result};
 use jiff::civil::Date;
 use patchward_core::access::{Permission, Role};
@@ -11,7 +12,7 @@ use patchward_core::intel::SupportPhase;
 use patchward_core::inventory::Server;
 use patchward_core::priority::{
     Decision, Policy, PriorityCache, ServerSummary, assess_fleet, assess_server, summarise_fleet,
-    worst,
+    summarise_server_filtered, worst,
 };
 use patchward_proto::{
     CveExposure, ExposedServer, ExposureSummary, ServerDetail, ServerPage, ServerQuery,
@@ -125,6 +126,13 @@ pub struct FleetView {
     by_id: std::collections::HashMap<i64, u32>,
     /// Lower-case "name fqdn" per server, for search.
     search: Vec<Box<str>>,
+    by_lower_name: std::collections::HashMap<String, u32>,
+    /// Exceptions active on `as_of`, and per server how many open CVEs they cover (left out
+    /// of `summaries`).
+    pub exceptions: Arc<ActiveExceptions>,
+    pub excepted: Vec<u32>,
+    /// CVEs calling for an emergency cycle, found once per fleet (the dashboard's proposals).
+    pub(crate) emergencies: std::sync::OnceLock<Arc<Vec<crate::workflow::Emergency>>>,
 }
 
 impl FleetView {
@@ -134,6 +142,8 @@ impl FleetView {
         ids: Vec<i64>,
         servers: Vec<Server>,
         summaries: Vec<ServerSummary>,
+        exceptions: Arc<ActiveExceptions>,
+        excepted: Vec<u32>,
     ) -> FleetView {
         let n = servers.len() as u32;
         let mut by_urgency: Vec<u32> = (0..n).collect();
@@ -153,9 +163,18 @@ impl FleetView {
             .enumerate()
             .map(|(i, &id)| (id, i as u32))
             .collect();
+        let by_lower_name = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.to_ascii_lowercase(), i as u32))
+            .collect();
         FleetView {
             index,
             by_id,
+            by_lower_name,
+            exceptions,
+            excepted,
+            emergencies: std::sync::OnceLock::new(),
             as_of: key.2,
             key,
             ids,
@@ -165,6 +184,20 @@ impl FleetView {
             by_name,
             search,
         }
+    }
+}
+
+impl FleetView {
+    /// The position of a server by name (ASCII case-insensitive).
+    pub fn position_named(&self, name: &str) -> Option<usize> {
+        self.by_lower_name
+            .get(&name.trim().to_ascii_lowercase())
+            .map(|&i| i as usize)
+    }
+
+    /// The position of a server by id.
+    pub fn position(&self, id: i64) -> Option<usize> {
+        self.by_id.get(&id).map(|&i| i as usize)
     }
 }
 
@@ -182,7 +215,16 @@ fn visible(actor: &Actor, s: &Server) -> bool {
     actor.role != Role::Owner || owns(actor, s)
 }
 
-fn parse_decision(s: &str) -> Option<Decision> {
+/// Whether a server runs the release `r` (`2022`, `Windows Server 2022`, ...).
+pub(crate) fn release_matches(s: &Server, sum: &ServerSummary, r: &str) -> bool {
+    s.release.or(sum.exposure.release).is_some_and(|x| {
+        let full = x.to_string();
+        let short = full.trim_start_matches("Windows Server ");
+        full.eq_ignore_ascii_case(r.trim()) || short.eq_ignore_ascii_case(r.trim())
+    })
+}
+
+pub(crate) fn parse_decision(s: &str) -> Option<Decision> {
     match s.to_ascii_lowercase().as_str() {
         "act" => Some(Decision::Act),
         "attend" => Some(Decision::Attend),
@@ -192,7 +234,7 @@ fn parse_decision(s: &str) -> Option<Decision> {
     }
 }
 
-fn check_cve(cve: &str) -> Result<String> {
+pub(crate) fn check_cve(cve: &str) -> Result<String> {
     let up = cve.trim().to_ascii_uppercase();
     let ok = up.strip_prefix("CVE-").is_some_and(|rest| {
         let mut parts = rest.split('-');
@@ -241,15 +283,36 @@ impl<S: ControlStore> App<S> {
         {
             return Ok(v.clone());
         }
-        // The index (the catalog) and the servers are independent reads: side by side.
-        let (index, stored) = tokio::join!(self.index(), self.store.stored_servers(tenant));
+        // The index (the catalog), the servers and the exceptions are independent reads.
+        let (index, stored, exceptions) = tokio::join!(
+            self.index(),
+            self.store.stored_servers(tenant),
+            self.store.exceptions(tenant)
+        );
         let (index, stored) = (index?, stored?);
+        let active = Arc::new(ActiveExceptions::new(&exceptions?, today)?);
         let policy = self.policy.clone();
         let view = tokio::task::spawn_blocking(move || {
             let (ids, servers): (Vec<i64>, Vec<Server>) =
                 stored.into_iter().map(|s| (s.id, s.server)).unzip();
-            let summaries = summarise_in_order(&index, &servers, &policy, today);
-            Arc::new(FleetView::new(key, index, ids, servers, summaries))
+            let mut summaries = summarise_in_order(&index, &servers, &policy, today);
+            // Servers with active exceptions: counted again without the excepted findings.
+            let mut excepted = vec![0u32; servers.len()];
+            let mut cache = PriorityCache::sparse();
+            for (i, s) in servers.iter().enumerate() {
+                if active.of(&s.name).is_empty() {
+                    continue;
+                }
+                let (sum, left_out) =
+                    summarise_server_filtered(&index, s, &policy, today, &mut cache, |f| {
+                        active.covering(&s.name, f).is_none()
+                    });
+                summaries[i] = sum;
+                excepted[i] = left_out as u32;
+            }
+            Arc::new(FleetView::new(
+                key, index, ids, servers, summaries, active, excepted,
+            ))
         })
         .await
         .map_err(|e| AppError::internal(e.to_string()))?;
@@ -311,14 +374,9 @@ impl<S: ControlStore> App<S> {
                     && needle
                         .as_deref()
                         .is_none_or(|n| fleet.search[i].contains(n))
-                    && q.release.as_deref().is_none_or(|r| {
-                        s.release.or(sum.exposure.release).is_some_and(|x| {
-                            let full = x.to_string();
-                            let short = full.trim_start_matches("Windows Server ");
-                            full.eq_ignore_ascii_case(r.trim())
-                                || short.eq_ignore_ascii_case(r.trim())
-                        })
-                    })
+                    && q.release
+                        .as_deref()
+                        .is_none_or(|r| release_matches(s, sum, r))
                     && q.kev.is_none_or(|k| (sum.kev > 0) == k)
                     && min_decision.is_none_or(|m| sum.worst.is_some_and(|w| w.0 >= m))
                     && q.tag
@@ -348,7 +406,14 @@ impl<S: ControlStore> App<S> {
             .iter()
             .skip(start)
             .take(per_page as usize)
-            .map(|&i| wire::item(fleet.ids[i], &fleet.servers[i], &fleet.summaries[i]))
+            .map(|&i| {
+                wire::item(
+                    fleet.ids[i],
+                    &fleet.servers[i],
+                    &fleet.summaries[i],
+                    fleet.excepted[i],
+                )
+            })
             .collect();
         Ok(ServerPage {
             items,
@@ -386,8 +451,17 @@ impl<S: ControlStore> App<S> {
         let today = fleet.as_of;
         let detail = tokio::task::spawn_blocking(move || {
             let server = &fleet.servers[at];
-            let e = assess_server(&index, server, &policy, today);
-            wire::detail(id, server, &e, today, limit as usize)
+            let mut e = assess_server(&index, server, &policy, today);
+            let mut excepted = Vec::new();
+            let mut open = Vec::with_capacity(e.open_cves.len());
+            for c in e.open_cves.drain(..) {
+                match fleet.exceptions.covering(&server.name, &c.facts) {
+                    Some((id, until)) => excepted.push((c, id, until)),
+                    None => open.push(c),
+                }
+            }
+            e.open_cves = open;
+            wire::detail(id, server, &e, &excepted, today, limit as usize)
         })
         .await
         .map_err(|e| AppError::internal(e.to_string()))?;
@@ -435,11 +509,18 @@ impl<S: ControlStore> App<S> {
             track: 0,
             kev: 0,
             overdue: 0,
+            excepted: 0,
         };
-        for (s, sum) in fleet.servers.iter().zip(&fleet.summaries) {
+        for ((s, sum), excepted) in fleet
+            .servers
+            .iter()
+            .zip(&fleet.summaries)
+            .zip(&fleet.excepted)
+        {
             if !visible(actor, s) {
                 continue;
             }
+            out.excepted += u64::from(*excepted);
             out.servers += 1;
             out.servers_with_kev += u32::from(sum.kev > 0);
             out.servers_with_overdue += u32::from(sum.overdue > 0);
@@ -486,7 +567,9 @@ impl<S: ControlStore> App<S> {
             index.kev(&cve).is_some(),
             index.epss(&cve).map(|e| e.epss as f32),
         );
+        let scan_index = index.clone();
         let exposed = tokio::task::spawn_blocking(move || {
+            let index = scan_index;
             let mut out = Vec::new();
             for (i, s) in fleet.servers.iter().enumerate() {
                 if !visible(&actor, s) {
@@ -509,6 +592,7 @@ impl<S: ControlStore> App<S> {
                             .map(|p| decision_word(p.decision).to_string()),
                         due: c.priority.as_ref().map(|p| p.due.to_string()),
                         fixed_by: c.facts.fixed_by.iter().map(|k| k.to_string()).collect(),
+                        exception_id: fleet.exceptions.covering(&s.name, &c.facts).map(|x| x.0),
                     });
                 }
             }
@@ -516,13 +600,49 @@ impl<S: ControlStore> App<S> {
         })
         .await
         .map_err(|e| AppError::internal(e.to_string()))?;
+        let cat = &index.catalog;
+        let worst = cat.affected.iter().filter(|a| a.cve == id).max_by(|a, b| {
+            a.severity.cmp(&b.severity).then(
+                a.cvss_base
+                    .partial_cmp(&b.cvss_base)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+        });
+        let names: std::collections::HashMap<&str, &str> = cat
+            .products
+            .iter()
+            .map(|p| (p.id.as_str(), p.name.as_str()))
+            .collect();
+        let mut fixes: Vec<patchward_proto::CveFix> = cat
+            .fixes
+            .iter()
+            .filter(|f| f.cve == id)
+            .map(|f| patchward_proto::CveFix {
+                product: names
+                    .get(f.product_id.as_str())
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| f.product_id.clone()),
+                kb: f.kb.to_string(),
+                fixed_build: f.fixed_build.map(|b| b.to_string()),
+            })
+            .collect();
+        fixes.sort_by(|a, b| a.product.cmp(&b.product).then(a.kb.cmp(&b.kb)));
+        fixes.dedup();
+        let kev_entry = index.kev(&id);
         Ok(CveExposure {
+            kev_added: kev_entry.map(|k| k.date_added.to_string()),
+            kev_due: kev_entry.map(|k| k.due.to_string()),
+            ransomware: kev_entry.is_some_and(|k| k.known_ransomware),
+            severity: worst.and_then(|a| a.severity).map(|s| format!("{s:?}")),
+            cvss: worst.and_then(|a| a.cvss_base),
+            epss_percentile: index.epss(&id).map(|e| e.percentile as f32),
             cve: id,
             title,
             kev,
             epss,
             exploited,
             exposed,
+            fixes,
         })
     }
 }

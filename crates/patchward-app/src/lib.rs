@@ -15,6 +15,7 @@ pub mod hosts;
 pub mod plan;
 pub mod store;
 mod wire;
+pub mod workflow;
 
 pub use clock::{Clock, FixedClock};
 pub use error::{AppError, Result};

@@ -114,6 +114,32 @@ impl<S: ControlStore> App<S> {
         estate: Estate,
         spec: PlanSpec,
     ) -> Result<PlanMade> {
+        let made = self.make_plan(actor, estate, spec).await?;
+        self.store
+            .save_plan(tenant, &made.plan.cycle, &made.json, self.now())
+            .await?;
+        self.record(
+            actor,
+            Some(tenant),
+            "plan.create",
+            &format!("cycle:{}", made.plan.cycle),
+            serde_json::json!({
+                "placed": made.plan.placements.len(),
+                "unplaced": made.plan.unplaced.len(),
+                "emergency": made.plan.emergency,
+            }),
+        )
+        .await?;
+        Ok(made)
+    }
+
+    /// Plan and check, without storing (a cycle stores its plan with its own record).
+    pub async fn make_plan(
+        &self,
+        actor: &Actor,
+        estate: Estate,
+        spec: PlanSpec,
+    ) -> Result<PlanMade> {
         actor.require(Permission::Operate)?;
         let cycle = spec.cycle.trim().to_string();
         if cycle.is_empty() || cycle.len() > 200 {
@@ -147,25 +173,9 @@ impl<S: ControlStore> App<S> {
             ));
         }
         let index = self.index().await?;
-        let made = tokio::task::spawn_blocking(move || plan_blocking(&index, estate, spec, cycle))
+        tokio::task::spawn_blocking(move || plan_blocking(&index, estate, spec, cycle))
             .await
-            .map_err(|e| AppError::internal(e.to_string()))??;
-        self.store
-            .save_plan(tenant, &made.plan.cycle, &made.json, self.now())
-            .await?;
-        self.record(
-            actor,
-            Some(tenant),
-            "plan.create",
-            &format!("cycle:{}", made.plan.cycle),
-            serde_json::json!({
-                "placed": made.plan.placements.len(),
-                "unplaced": made.plan.unplaced.len(),
-                "emergency": made.plan.emergency,
-            }),
-        )
-        .await?;
-        Ok(made)
+            .map_err(|e| AppError::internal(e.to_string()))?
     }
 }
 
@@ -483,7 +493,7 @@ fn input_from_plan<'e>(estate: &'e Estate, p: &Plan) -> PlanInput<'e> {
 
 impl<S: ControlStore> App<S> {
     /// A stored plan of the tenant.
-    async fn stored_plan(&self, tenant: TenantId, cycle: &str) -> Result<Plan> {
+    pub(crate) async fn stored_plan(&self, tenant: TenantId, cycle: &str) -> Result<Plan> {
         let json = self.store.plan(tenant, cycle).await?.ok_or_else(|| {
             AppError::new(
                 patchward_proto::ErrorCode::NotFound,

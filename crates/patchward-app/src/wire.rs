@@ -47,6 +47,7 @@ struct ItemCounts {
     kev: usize,
     overdue: usize,
     worst: Option<(Decision, Date)>,
+    excepted: usize,
 }
 
 fn server_item(id: i64, s: &Server, e: &ServerExposure, c: ItemCounts) -> ServerItem {
@@ -71,24 +72,35 @@ fn server_item(id: i64, s: &Server, e: &ServerExposure, c: ItemCounts) -> Server
         track: count(c.by_decision[0]),
         kev: count(c.kev),
         overdue: count(c.overdue),
+        excepted: count(c.excepted),
         worst_decision: c.worst.map(|w| decision_word(w.0).to_string()),
         next_due: c.worst.map(|w| w.1.to_string()),
     }
 }
 
 /// A list item from the fleet's summary (no findings kept).
-pub fn item(id: i64, s: &Server, sum: &ServerSummary) -> ServerItem {
+pub fn item(id: i64, s: &Server, sum: &ServerSummary, excepted: u32) -> ServerItem {
     let counts = ItemCounts {
         open: sum.open,
         by_decision: sum.by_decision,
         kev: sum.kev,
         overdue: sum.overdue,
         worst: sum.worst,
+        excepted: excepted as usize,
     };
     server_item(id, s, &sum.exposure, counts)
 }
 
-pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize) -> ServerDetail {
+/// A server's findings: `e` holds the open CVEs counted, `excepted` those under an active
+/// exception (id, expiry), which are shown but not counted.
+pub fn detail(
+    id: i64,
+    s: &Server,
+    e: &ServerExposure,
+    excepted: &[(patchward_core::exposure::OpenCve, i64, Date)],
+    as_of: Date,
+    limit: usize,
+) -> ServerDetail {
     // The list's counts, from the full assessment.
     let mut by_decision = [0usize; 4];
     let (mut kev, mut overdue) = (0, 0);
@@ -105,6 +117,7 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize
         kev,
         overdue,
         worst: patchward_core::priority::worst(e),
+        excepted: excepted.len(),
     };
     let summary = server_item(id, s, e, counts);
     // Most urgent first (decision, then due date, then CVE id); reasons only for those shown.
@@ -126,36 +139,17 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize
     let findings: Vec<Finding> = order
         .into_iter()
         .take(limit)
-        .map(|c| {
-            let f = &c.facts;
-            Finding {
-                cve: f.cve.to_string(),
-                title: f.title.to_string(),
-                product: f.product_id.to_string(),
-                severity: f.severity.map(str::to_string),
-                cvss: f.cvss,
-                kev: f.kev,
-                epss: f.epss.map(|x| x as f32),
-                exploited: f.exploited,
-                decision: c
-                    .priority
-                    .as_ref()
-                    .map(|p| decision_word(p.decision).to_string()),
-                due: c.priority.as_ref().map(|p| p.due.to_string()),
-                overdue: c
-                    .priority
-                    .as_ref()
-                    .is_some_and(|p| p.overdue || p.due < as_of),
-                reasons: c.reasons(),
-                fixed_by: f.fixed_by.iter().map(|k| k.to_string()).collect(),
-                determined_by: match c.determined_by {
-                    Determination::Build => "build",
-                    Determination::Kb => "kb",
-                    Determination::KbUnlisted => "kb_unlisted",
-                }
-                .to_string(),
-            }
-        })
+        .map(|c| finding(c, as_of, None))
+        .collect();
+    let mut excepted: Vec<&(patchward_core::exposure::OpenCve, i64, Date)> =
+        excepted.iter().collect();
+    excepted.sort_by(|a, b| {
+        a.2.cmp(&b.2)
+            .then_with(|| a.0.facts.cve.cmp(&b.0.facts.cve))
+    });
+    let excepted = excepted
+        .into_iter()
+        .map(|(c, id, until)| finding(c, as_of, Some((*id, *until))))
         .collect();
     ServerDetail {
         summary,
@@ -167,6 +161,7 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize
         last_scan: s.last_scan.map(|t| t.to_string()),
         findings,
         findings_total: count(e.open_cves.len()),
+        excepted,
         missing: e
             .missing_updates
             .iter()
@@ -179,6 +174,43 @@ pub fn detail(id: i64, s: &Server, e: &ServerExposure, as_of: Date, limit: usize
             })
             .collect(),
         notes: e.notes.clone(),
+    }
+}
+
+fn finding(
+    c: &patchward_core::exposure::OpenCve,
+    as_of: Date,
+    exception: Option<(i64, Date)>,
+) -> Finding {
+    let f = &c.facts;
+    Finding {
+        cve: f.cve.to_string(),
+        title: f.title.to_string(),
+        product: f.product_id.to_string(),
+        severity: f.severity.map(str::to_string),
+        cvss: f.cvss,
+        kev: f.kev,
+        epss: f.epss.map(|x| x as f32),
+        exploited: f.exploited,
+        decision: c
+            .priority
+            .as_ref()
+            .map(|p| decision_word(p.decision).to_string()),
+        due: c.priority.as_ref().map(|p| p.due.to_string()),
+        overdue: c
+            .priority
+            .as_ref()
+            .is_some_and(|p| p.overdue || p.due < as_of),
+        reasons: c.reasons(),
+        fixed_by: f.fixed_by.iter().map(|k| k.to_string()).collect(),
+        determined_by: match c.determined_by {
+            Determination::Build => "build",
+            Determination::Kb => "kb",
+            Determination::KbUnlisted => "kb_unlisted",
+        }
+        .to_string(),
+        exception_id: exception.map(|x| x.0),
+        exception_expires: exception.map(|x| x.1.to_string()),
     }
 }
 

@@ -677,6 +677,31 @@ pub fn summarise_server(
     sum
 }
 
+/// [`summarise_server`] counting only the open CVEs `keep` accepts (the workflow leaves
+/// findings under an active exception out of the open counts). Returns the summary and how
+/// many open CVEs were left out.
+pub fn summarise_server_filtered(
+    index: &crate::exposure::ExposureIndex,
+    server: &Server,
+    policy: &Policy,
+    as_of: Date,
+    cache: &mut PriorityCache,
+    keep: impl Fn(&crate::exposure::CveFacts) -> bool,
+) -> (ServerSummary, usize) {
+    let mut open = Vec::new();
+    let mut left_out = 0;
+    let exposure = index.scan(server, as_of, |facts, _| {
+        if keep(facts) {
+            open.push(facts.clone());
+        } else {
+            left_out += 1;
+        }
+    });
+    let mut sum = count(index, server, policy, as_of, cache, open.iter());
+    sum.exposure = exposure;
+    (sum, left_out)
+}
+
 /// Counts of a server's open CVEs by their priorities (exposure left empty).
 fn count<'f>(
     index: &crate::exposure::ExposureIndex,

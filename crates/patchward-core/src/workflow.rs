@@ -295,6 +295,11 @@ pub struct Cycle {
     pub history: Vec<Transition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Snapshot>,
+    /// Servers placed and not placed by the last plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unplaced: Option<u32>,
 }
 
 /// Per tenant: who approves and how exceptions are capped.
@@ -454,6 +459,32 @@ fn list(names: &[&str]) -> String {
     }
 }
 
+/// Why an approval is refused, by kind (the API answers each with its own status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The cycle is not waiting for approvals.
+    State,
+    /// The person's role does not count as an approver.
+    Role,
+    /// No such ring in the plan.
+    Ring,
+    SeparationOfDuties,
+    AlreadyApproved,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub why: String,
+}
+
+fn refuse(kind: RefusalKind, why: impl Into<String>) -> Option<Refusal> {
+    Some(Refusal {
+        kind,
+        why: why.into(),
+    })
+}
+
 /// Whether a ring's approval is still needed, and by whom, in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RingApproval {
@@ -530,28 +561,37 @@ impl Cycle {
         counts: bool,
         ring: Option<&str>,
         rules: &WorkflowRules,
-    ) -> Option<String> {
+    ) -> Option<Refusal> {
         if !matches!(self.state, CycleState::Planned | CycleState::Approved) {
-            return Some(match self.state {
-                CycleState::Draft => "the cycle has no plan yet: plan it first".into(),
-                s => format!("the cycle is {s}: approvals are closed"),
-            });
+            return refuse(
+                RefusalKind::State,
+                match self.state {
+                    CycleState::Draft => "the cycle has no plan yet: plan it first".into(),
+                    s => format!("the cycle is {s}: approvals are closed"),
+                },
+            );
         }
         if !counts {
-            return Some("your role does not count as an approver for this tenant".into());
+            return refuse(
+                RefusalKind::Role,
+                "your role does not count as an approver for this tenant",
+            );
         }
         let rings: Vec<String> = match ring {
             Some(r) => {
                 let k = ring_key(Some(r));
                 if !self.fingerprints.contains_key(&k) {
-                    return Some(format!(
-                        "ring {r:?} is not in the plan (rings: {})",
-                        self.rings()
-                            .iter()
-                            .map(|r| if r.is_empty() { "(none)" } else { r.as_str() })
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
+                    return refuse(
+                        RefusalKind::Ring,
+                        format!(
+                            "ring {r:?} is not in the plan (rings: {})",
+                            self.rings()
+                                .iter()
+                                .map(|r| if r.is_empty() { "(none)" } else { r.as_str() })
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
                 }
                 vec![k]
             }
@@ -569,18 +609,28 @@ impl Cycle {
                 }
             }
             if rules.separation_of_duties && self.is_preparer(who) && !by_others {
-                return Some(format!(
-                    "you prepared this cycle, so you cannot be its only approver: another approver must approve {} first (separation of duties)",
-                    if r.is_empty() {
-                        "it".to_string()
-                    } else {
-                        format!("ring {r}")
-                    }
-                ));
+                return refuse(
+                    RefusalKind::SeparationOfDuties,
+                    format!(
+                        "you prepared this cycle, so you cannot be its only approver: another approver must approve {} first (separation of duties)",
+                        if r.is_empty() {
+                            "it".to_string()
+                        } else {
+                            format!("ring {r}")
+                        }
+                    ),
+                );
             }
             pending |= !by_me;
         }
-        (!pending).then(|| "you have already approved this".into())
+        if pending {
+            None
+        } else {
+            refuse(
+                RefusalKind::AlreadyApproved,
+                "you have already approved this",
+            )
+        }
     }
 
     /// Re-planned: new fingerprints. Approvals whose ring changed are withdrawn with the
@@ -734,6 +784,18 @@ impl Exception {
             self.status(today),
             ExceptionStatus::Active | ExceptionStatus::Expiring
         )
+    }
+
+    /// Whether it covers an open CVE of its server (by CVE, or by a KB that fixes it there).
+    pub fn covers_facts(&self, f: &crate::exposure::CveFacts) -> bool {
+        match &self.subject {
+            ExceptionSubject::Cve(c) => c.eq_ignore_ascii_case(&f.cve),
+            ExceptionSubject::Update(kb) => f
+                .fixed_by
+                .iter()
+                .chain(std::iter::once(&f.install))
+                .any(|k| k.to_string().eq_ignore_ascii_case(kb)),
+        }
     }
 
     /// Whether it covers an open CVE on its server, given the KBs that fix that CVE there.

@@ -6,9 +6,11 @@
 
 mod error;
 mod types;
+mod workflow;
 
 pub use error::{ApiError, ErrorCode};
 pub use types::*;
+pub use workflow::*;
 
 /// The API version in every path (`/api/v1/...`).
 pub const API_VERSION: &str = "v1";

@@ -39,6 +39,8 @@ pub struct ServerItem {
     pub kev: u32,
     /// Open CVEs past their due date.
     pub overdue: u32,
+    /// Open CVEs under an active exception (left out of the counts above).
+    pub excepted: u32,
     /// The most urgent decision among open CVEs.
     pub worst_decision: Option<String>,
     /// The earliest due date among open CVEs of the worst decision.
@@ -125,6 +127,9 @@ pub struct Finding {
     pub fixed_by: Vec<String>,
     /// `build`, `kb` or `kb_unlisted`.
     pub determined_by: String,
+    /// The active exception that takes it out of the open counts.
+    pub exception_id: Option<i64>,
+    pub exception_expires: Option<String>,
 }
 
 /// An update the server lacks.
@@ -153,6 +158,8 @@ pub struct ServerDetail {
     /// first; `findings_total` counts them all.
     pub findings: Vec<Finding>,
     pub findings_total: u32,
+    /// Open CVEs under an active exception (not counted as open), soonest expiry first.
+    pub excepted: Vec<Finding>,
     /// Updates to install (the list's counts leave them out: they need the full assessment).
     pub missing: Vec<MissingUpdate>,
     pub notes: Vec<String>,
@@ -173,6 +180,8 @@ pub struct ExposureSummary {
     pub track: u64,
     pub kev: u64,
     pub overdue: u64,
+    /// Open CVEs under an active exception (left out of every count above).
+    pub excepted: u64,
 }
 
 /// `GET /api/v1/cves/{cve}`: the CVE, who is exposed to it and what fixes it.
@@ -181,9 +190,27 @@ pub struct CveExposure {
     pub cve: String,
     pub title: String,
     pub kev: bool,
+    /// When CISA added it to KEV, and CISA's due date for federal agencies.
+    pub kev_added: Option<String>,
+    pub kev_due: Option<String>,
+    pub ransomware: bool,
+    pub severity: Option<String>,
+    pub cvss: Option<f32>,
     pub epss: Option<f32>,
+    pub epss_percentile: Option<f32>,
     pub exploited: bool,
+    /// Exposed servers with an active exception are listed, marked with its id.
     pub exposed: Vec<ExposedServer>,
+    /// The fixing KB per product, from MSRC (also for products no server runs).
+    pub fixes: Vec<CveFix>,
+}
+
+/// What fixes a CVE on one product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CveFix {
+    pub product: String,
+    pub kb: String,
+    pub fixed_build: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -194,6 +221,8 @@ pub struct ExposedServer {
     pub decision: Option<String>,
     pub due: Option<String>,
     pub fixed_by: Vec<String>,
+    /// The active exception that covers it on this server (not counted as open).
+    pub exception_id: Option<i64>,
 }
 
 /// One stored feed.

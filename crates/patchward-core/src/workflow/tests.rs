@@ -49,6 +49,8 @@ fn cycle(prepared_by: &str) -> Cycle {
         deferrals: vec![],
         history: vec![],
         snapshot: None,
+        placed: None,
+        unplaced: None,
     }
 }
 
@@ -106,7 +108,7 @@ fn states_move_only_forward_and_close() {
 fn preparer_cannot_be_the_only_approver() {
     let rules = WorkflowRules::default();
     let mut c = cycle("olga");
-    let why = c.refuse_approval("olga", true, None, &rules).unwrap();
+    let why = c.refuse_approval("olga", true, None, &rules).unwrap().why;
     assert!(why.contains("separation of duties"), "{why}");
     // Case does not dodge the rule.
     assert!(c.refuse_approval("OLGA", true, None, &rules).is_some());
@@ -115,8 +117,9 @@ fn preparer_cannot_be_the_only_approver() {
     approve(&mut c, "alice", None);
     assert!(c.fully_approved(&rules));
     assert_eq!(
-        c.refuse_approval("alice", true, None, &rules).as_deref(),
-        Some("you have already approved this")
+        c.refuse_approval("alice", true, None, &rules)
+            .map(|r| r.kind),
+        Some(RefusalKind::AlreadyApproved)
     );
     // Once someone else approved, the preparer may add theirs.
     assert!(c.refuse_approval("olga", true, None, &rules).is_none());
@@ -152,6 +155,7 @@ fn rings_need_their_own_approvals_and_counts() {
     assert!(
         c.refuse_approval("bob", true, Some("canary"), &rules)
             .unwrap()
+            .why
             .contains("not in the plan")
     );
 }

@@ -5,10 +5,10 @@ use crate::Format;
 use crate::render::{Table, csv, opt};
 use anyhow::{Result, bail};
 use clap::Args;
+use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::{Timestamp, ToSpan};
 use patchward_core::product::{ServerRelease, classify_product_name};
-use patchward_store::{FeedStatus, Store};
+use patchward_store::Store;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -365,64 +365,7 @@ pub struct FeedStatusArgs {
     pub format: Format,
 }
 
-/// How old each feed may be before it is shown as stale.
-fn max_age_days(feed: &str) -> i64 {
-    match feed {
-        "msrc-cvrf" => 35,
-        "kev" | "epss" => 7,
-        "nvd" => 30,
-        _ => 365,
-    }
-}
-
-#[derive(Serialize)]
-pub struct FeedLine {
-    pub feed: String,
-    pub documents: usize,
-    pub newest: Option<Timestamp>,
-    pub records: i64,
-    pub source: String,
-    pub imported_at: Timestamp,
-    pub stale: bool,
-}
-
-pub fn summarise(status: &[FeedStatus], as_of: Date) -> Vec<FeedLine> {
-    let mut by: BTreeMap<&str, Vec<&FeedStatus>> = BTreeMap::new();
-    for s in status {
-        by.entry(s.feed.as_str()).or_default().push(s);
-    }
-    let cutoff = |feed: &str| {
-        as_of
-            .checked_sub(max_age_days(feed).days())
-            .ok()
-            .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
-            .map(|z| z.timestamp())
-    };
-    by.into_iter()
-        .map(|(feed, list)| {
-            let newest = list.iter().filter_map(|s| s.as_of).max();
-            let imported_at = list
-                .iter()
-                .map(|s| s.imported_at)
-                .max()
-                .unwrap_or(Timestamp::UNIX_EPOCH);
-            let last = list.iter().max_by_key(|s| s.as_of);
-            FeedLine {
-                feed: feed.to_string(),
-                documents: list.len(),
-                newest,
-                records: list.iter().map(|s| s.records).sum(),
-                source: last.map(|s| s.source.clone()).unwrap_or_default(),
-                imported_at,
-                stale: match (newest, cutoff(feed)) {
-                    (Some(n), Some(c)) => n < c,
-                    (None, _) => feed != "kb-builds" && feed != "lifecycle",
-                    _ => false,
-                },
-            }
-        })
-        .collect()
-}
+pub use patchward_app::feeds::summarise;
 
 pub async fn feed_status(db: &Path, tenant: Option<&str>, a: FeedStatusArgs) -> Result<()> {
     let store = open(db).await?;
