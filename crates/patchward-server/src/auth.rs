@@ -75,6 +75,7 @@ fn allowed(actor: &Actor, need: Need) -> Result<(), AppError> {
         Need::Public | Need::Authenticated => true,
         Need::Read => actor.role.allows(Permission::Read),
         Need::Operate => actor.role.allows(Permission::Operate),
+        Need::Approve => actor.role.allows(Permission::Approve),
         Need::Administer => actor.role.allows(Permission::Administer),
         Need::ProviderAdmin => actor.role.allows(Permission::Administer) && actor.provider_wide(),
     };

@@ -57,7 +57,7 @@ fn field_of(text: &str) -> Option<String> {
     ok.then(|| path.to_string())
 }
 
-fn from_serde(detail: &str, what: &str) -> AppError {
+pub(crate) fn from_serde(detail: &str, what: &str) -> AppError {
     // axum prefixes "Failed to deserialize ...: "; the rest is serde's path and message.
     let inner = detail.split_once(": ").map_or(detail, |(_, r)| r);
     match field_of(inner) {

@@ -334,6 +334,7 @@ pub trait WorkflowStore {
     /// Write a cycle only if its stored version is still `version` (optimistic concurrency:
     /// two approvers at once never lose each other's approval); with `plan`, the cycle's plan
     /// is stored under its name in the same transaction. `None`: the version moved on.
+    #[allow(clippy::too_many_arguments)] // one write, spelled out: no struct to keep in sync
     fn update_cycle(
         &self,
         tenant: TenantId,

@@ -16,13 +16,13 @@ use patchward_store::{AccessStore, AuditQuery, Store, TenantId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-type Res<T> = Result<T, ApiErr>;
+pub(crate) type Res<T> = Result<T, ApiErr>;
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Res<T> {
+pub(crate) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Res<T> {
     b.map(|Json(t)| t).map_err(ApiErr::from)
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Res<T> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Res<T> {
     q.map(|Query(t)| t).map_err(ApiErr::from)
 }
 
@@ -45,7 +45,7 @@ pub async fn no_route() -> ApiErr {
     ApiErr(AppError::not_found("this path"))
 }
 
-fn id(p: Result<Path<i64>, PathRejection>) -> Res<i64> {
+pub(crate) fn id(p: Result<Path<i64>, PathRejection>) -> Res<i64> {
     p.map(|Path(i)| i).map_err(|_| {
         ApiErr(AppError::field(
             "id",
@@ -54,7 +54,7 @@ fn id(p: Result<Path<i64>, PathRejection>) -> Res<i64> {
     })
 }
 
-async fn tenant(app: &Shared, actor: &Actor, name: Option<&str>) -> Res<TenantId> {
+pub(crate) async fn tenant(app: &Shared, actor: &Actor, name: Option<&str>) -> Res<TenantId> {
     Ok(app.tenant_for(actor, name).await?)
 }
 

@@ -2,6 +2,7 @@
 //! and the tests read), and the OpenAPI document.
 
 mod handlers;
+mod workflow;
 
 use crate::Shared;
 use axum::Router;
@@ -21,8 +22,10 @@ pub enum Need {
     Authenticated,
     /// Read the tenant's data (owners: their servers only).
     Read,
-    /// Import and change the estate.
+    /// Import and change the estate, prepare and plan cycles.
     Operate,
+    /// Approve cycles, grant and revoke exceptions.
+    Approve,
     /// Administer the tenant: users, tokens, audit log.
     Administer,
     /// A provider-wide administrator: tenants, the whole audit chain.
@@ -58,6 +61,22 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/tenants", Need::ProviderAdmin),
     ("GET", "/api/v1/audit", Need::Administer),
     ("GET", "/api/v1/audit/verify", Need::ProviderAdmin),
+    ("GET", "/api/v1/dashboard", Need::Read),
+    ("GET", "/api/v1/cycles", Need::Read),
+    ("POST", "/api/v1/cycles", Need::Operate),
+    ("GET", "/api/v1/cycles/{id}", Need::Read),
+    ("POST", "/api/v1/cycles/{id}/plan", Need::Operate),
+    // Approvers and admins; the preparer is refused by separation of duties in the app.
+    ("POST", "/api/v1/cycles/{id}/approvals", Need::Approve),
+    ("PUT", "/api/v1/cycles/{id}/scope", Need::Operate),
+    ("POST", "/api/v1/cycles/{id}/deferrals", Need::Operate),
+    ("POST", "/api/v1/cycles/{id}/transitions", Need::Operate),
+    ("GET", "/api/v1/emergencies", Need::Read),
+    ("GET", "/api/v1/exceptions", Need::Read),
+    ("POST", "/api/v1/exceptions", Need::Approve),
+    ("POST", "/api/v1/exceptions/{id}/revoke", Need::Approve),
+    ("GET", "/api/v1/workflow-rules", Need::Read),
+    ("PUT", "/api/v1/workflow-rules", Need::Administer),
 ];
 
 /// What a route needs; HEAD is answered like GET. `None`: the path exists, the method not.
@@ -129,6 +148,21 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(audit))
         .routes(routes!(verify_audit))
+        .routes(routes!(workflow::dashboard))
+        .routes(routes!(workflow::list_cycles, workflow::create_cycle))
+        .routes(routes!(workflow::get_cycle))
+        .routes(routes!(workflow::plan_cycle))
+        .routes(routes!(workflow::approve_cycle))
+        .routes(routes!(workflow::edit_scope))
+        .routes(routes!(workflow::defer))
+        .routes(routes!(workflow::transition))
+        .routes(routes!(workflow::emergencies))
+        .routes(routes!(
+            workflow::list_exceptions,
+            workflow::grant_exception
+        ))
+        .routes(routes!(workflow::revoke_exception))
+        .routes(routes!(workflow::get_rules, workflow::set_rules))
 }
 
 /// The OpenAPI document (also served at `/api/v1/openapi.json`).

@@ -54,13 +54,13 @@ pub fn start(db: &Path, extra: &[&str]) -> Server {
     Server { child, url, banner }
 }
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder().build().unwrap()
 }
 
 /// A user with a role (and tenant), and a token for them, made with the CLI.
-fn user_token(db: &Path, name: &str, role: &str, tenant: Option<&str>) -> String {
+pub(crate) fn user_token(db: &Path, name: &str, role: &str, tenant: Option<&str>) -> String {
     let mut args = vec!["users", "add", name, "--role", role, "--password-stdin"];
     if let Some(t) = tenant {
         args.extend(["--tenant", t]);
@@ -91,7 +91,7 @@ fn user_token(db: &Path, name: &str, role: &str, tenant: Option<&str>) -> String
     token
 }
 
-async fn call(
+pub(crate) async fn call(
     c: &Client,
     method: Method,
     url: &str,
@@ -303,6 +303,7 @@ macro_rules! on_both {
         }
     )*};
 }
+pub(crate) use on_both;
 
 on_both!(
     every_route_needs_credentials_and_the_role_matrix_holds,
@@ -451,6 +452,20 @@ fn probe_body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api/v1/tokens") => Some(json!({"expires_days": 0})),
         ("POST", "/api/v1/tenants") => Some(json!({"name": ""})),
         ("POST", "/api/v1/plans") => Some(json!({"cycle": "", "start": "soon"})),
+        ("POST", "/api/v1/cycles") => Some(json!({"kind": "no-such-kind"})),
+        ("POST", "/api/v1/cycles/{id}/approvals") => Some(json!({"ticket": "CHG-0"})),
+        ("PUT", "/api/v1/cycles/{id}/scope") => Some(json!({"remove": ["nobody"]})),
+        ("POST", "/api/v1/cycles/{id}/deferrals") => {
+            Some(json!({"server": "nobody", "reason": "probe"}))
+        }
+        ("POST", "/api/v1/cycles/{id}/transitions") => Some(json!({"to": "running"})),
+        ("POST", "/api/v1/exceptions") => Some(json!({
+            "server": "nobody", "cve": "CVE-2024-38063", "reason": "r",
+            "compensating_control": "c", "risk_owner": "o", "expires": "2000-01-01"})),
+        ("POST", "/api/v1/exceptions/{id}/revoke") => Some(json!({"reason": "probe"})),
+        ("PUT", "/api/v1/workflow-rules") => Some(json!({
+            "approvals_required": 0, "separation_of_duties": true, "admins_approve": true,
+            "exception_max_days": 180, "emergency_sla_days": 3})),
         _ => None,
     }
 }
@@ -514,6 +529,7 @@ async fn every_route_needs_credentials_and_the_role_matrix_holds(backend: Backen
             let allowed = match need {
                 Need::Authenticated | Need::Read => true,
                 Need::Operate => matches!(*role, "operator" | "admin" | "provider-admin"),
+                Need::Approve => matches!(*role, "approver" | "admin" | "provider-admin"),
                 Need::Administer => matches!(*role, "admin" | "provider-admin"),
                 Need::ProviderAdmin => *role == "provider-admin",
                 Need::Public => unreachable!(),

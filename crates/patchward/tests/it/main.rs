@@ -9,6 +9,7 @@ mod golden;
 mod hosts;
 mod plan;
 mod props;
+mod workflow;
 
 use patchward_core::exposure::Catalog;
 use patchward_feeds::input::read_input;
