@@ -378,6 +378,7 @@ impl<S: ControlStore> App<S> {
                         .as_deref()
                         .is_none_or(|r| release_matches(s, sum, r))
                     && q.kev.is_none_or(|k| (sum.kev > 0) == k)
+                    && q.overdue.is_none_or(|o| (sum.overdue > 0) == o)
                     && min_decision.is_none_or(|m| sum.worst.is_some_and(|w| w.0 >= m))
                     && q.tag
                         .as_deref()

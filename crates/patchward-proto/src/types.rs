@@ -77,6 +77,8 @@ pub struct ServerQuery {
     pub owner: Option<String>,
     /// Only servers out of support.
     pub unsupported: Option<bool>,
+    /// Only servers with open CVEs past their due date.
+    pub overdue: Option<bool>,
     /// Sort: `urgency` (default) or `name`.
     pub sort: Option<String>,
     /// 1-based page number (default 1).

@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod error;
 mod tls;
+mod ui;
 
 pub use api::{Need, ROUTES, openapi};
 pub use tls::{TlsFiles, fingerprint as tls_fingerprint, self_signed};

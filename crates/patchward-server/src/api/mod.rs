@@ -193,6 +193,7 @@ pub fn router(app: Shared) -> Router {
     ));
     Router::new()
         .merge(api)
+        .merge(crate::ui::router())
         .route("/healthz", axum::routing::get(handlers::healthz))
         .route("/readyz", axum::routing::get(handlers::readyz))
         .fallback(handlers::no_route)
