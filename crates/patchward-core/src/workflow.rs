@@ -529,7 +529,7 @@ impl Cycle {
                     !rules.separation_of_duties || approvers.iter().any(|a| !self.is_preparer(a));
                 let missing = if !enough {
                     Some(format!(
-                        "{} of {} approval(s)",
+                        "has {} of {} approval(s)",
                         approvers.len(),
                         rules.approvals_required
                     ))

@@ -196,6 +196,29 @@ fn action(refusal: Option<String>) -> ActionState {
     }
 }
 
+/// Why the actor cannot approve now. For the person who prepared the cycle, separation of
+/// duties speaks first (it is the reason that matters to them, whatever their role); then
+/// whether their role counts as an approver.
+fn refusal(
+    c: &Cycle,
+    actor: &Actor,
+    ring: Option<&str>,
+    rules: &WorkflowRules,
+) -> Option<patchward_core::workflow::Refusal> {
+    let counts = counts_as_approver(actor, rules);
+    let preparer = rules.separation_of_duties
+        && c.prepared_by
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&actor.name));
+    if let Some(r) = c.refuse_approval(&actor.name, counts || preparer, ring, rules) {
+        return Some(r);
+    }
+    (!counts).then(|| patchward_core::workflow::Refusal {
+        kind: RefusalKind::Role,
+        why: format!("the {} role cannot approve cycles", actor.role),
+    })
+}
+
 /// Whether the actor's role counts as an approver under the tenant's rules.
 fn counts_as_approver(actor: &Actor, rules: &WorkflowRules) -> bool {
     actor.role == Role::Approver || (actor.role == Role::Admin && rules.admins_approve)
@@ -275,16 +298,7 @@ impl<S: ControlStore> App<S> {
             }
             _ => None,
         };
-        let approve = if actor.role.allows(Permission::Approve)
-            || c.prepared_by
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(&actor.name))
-        {
-            c.refuse_approval(&actor.name, counts_as_approver(actor, &rules), None, &rules)
-                .map(|r| r.why)
-        } else {
-            Some(format!("the {} role cannot approve", actor.role))
-        };
+        let approve = refusal(c, actor, None, &rules).map(|r| r.why);
         let operate = actor.role.allows(Permission::Operate);
         let can_plan = if !operate {
             Some(format!("the {} role cannot plan", actor.role))
@@ -752,21 +766,7 @@ impl<S: ControlStore> App<S> {
             .map(str::to_string);
         for _ in 0..RETRIES {
             let (rec, mut c) = self.load_cycle(tenant, id).await?;
-            let is_preparer = c
-                .prepared_by
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(&actor.name));
-            // Separation of duties speaks first for the preparer: it is the reason that
-            // matters to them, whatever their role.
-            if !is_preparer || !rules.separation_of_duties {
-                actor.require(Permission::Approve)?;
-            }
-            if let Some(r) = c.refuse_approval(
-                &actor.name,
-                counts_as_approver(actor, &rules),
-                ring.as_deref(),
-                &rules,
-            ) {
+            if let Some(r) = refusal(&c, actor, ring.as_deref(), &rules) {
                 return Err(match r.kind {
                     RefusalKind::SeparationOfDuties | RefusalKind::Role => {
                         AppError::forbidden(r.why)

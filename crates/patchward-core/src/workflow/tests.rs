@@ -148,7 +148,7 @@ fn rings_need_their_own_approvals_and_counts() {
     let ra = c.ring_approvals(&rules);
     assert_eq!(ra.len(), 2);
     assert!(!ra[0].approved && !ra[1].approved);
-    assert_eq!(ra[1].missing.as_deref(), Some("1 of 2 approval(s)"));
+    assert_eq!(ra[1].missing.as_deref(), Some("has 1 of 2 approval(s)"));
     approve(&mut c, "olga", Some("pilot"));
     let ra = c.ring_approvals(&rules);
     let pilot = ra.iter().find(|r| r.ring == "pilot").unwrap();

@@ -3,6 +3,7 @@
 //! `target/browser-artifacts/<test>/NN-step.png`. Without Chromium they skip, except with
 //! `CI=true`, where a missing browser fails them.
 
+mod ui;
 pub mod webdriver;
 
 pub use webdriver::Browser;
