@@ -148,6 +148,99 @@ pub async fn run(db: Option<&Path>, a: DemoArgs) -> Result<()> {
     serve_demo(store, &a.listen).await
 }
 
+/// The workflow a newcomer should see at once: the monthly cycle prepared and planned by an
+/// operator and waiting for approval (the demo's administrator may approve it: they did not
+/// prepare it), and exceptions granted by an approver, one of them expiring within 14 days.
+/// Emergency proposals come from the real KEV data by themselves. Every step is in the audit
+/// log under the demo actor's name.
+async fn seed_workflow(app: &patchward_server::Shared) -> Result<Vec<String>> {
+    use patchward_app::Actor;
+    use patchward_core::access::Role;
+    let tenant = Some(TenantId::DEFAULT);
+    let operator = Actor {
+        user_id: None,
+        name: "olga (demo operator)".into(),
+        role: Role::Operator,
+        tenant,
+    };
+    let approver = Actor {
+        user_id: None,
+        name: "alice (demo approver)".into(),
+        role: Role::Approver,
+        tenant,
+    };
+    let t = TenantId::DEFAULT;
+    let mut out = Vec::new();
+    let cycle = app
+        .create_cycle(
+            &operator,
+            t,
+            &patchward_proto::CreateCycleRequest::default(),
+        )
+        .await?;
+    let cycle = app
+        .plan_cycle_id(
+            &operator,
+            t,
+            cycle.summary.id,
+            &patchward_proto::PlanCycleRequest::default(),
+        )
+        .await?;
+    out.push(format!(
+        "cycle {:?}: planned by the demo operator, waiting for approval ({} servers placed)",
+        cycle.summary.name,
+        cycle.summary.placed.unwrap_or(0)
+    ));
+    // Two exceptions on the least urgent servers with open findings: one expiring soon.
+    let page = app
+        .servers_page(
+            &approver,
+            t,
+            &patchward_proto::ServerQuery {
+                sort: Some("name".into()),
+                per_page: Some(500),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let today = app.today();
+    let mut granted = 0;
+    for (item, days) in page
+        .items
+        .iter()
+        .filter(|i| i.open > 0 && i.kev == 0)
+        .zip([10i64, 75])
+    {
+        let detail = app.server_detail(&approver, t, item.id, Some(1)).await?;
+        let Some(f) = detail.findings.first() else {
+            continue;
+        };
+        let expires = today
+            .checked_add(jiff::Span::new().days(days))
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        app.grant_exception(
+            &approver,
+            t,
+            &patchward_proto::CreateExceptionRequest {
+                server: item.name.clone(),
+                cve: Some(f.cve.clone()),
+                update: None,
+                reason: "the application vendor has not certified this update yet".into(),
+                compensating_control: "reachable only from the management VLAN".into(),
+                risk_owner: item.owner.clone().unwrap_or_else(|| "CISO".into()),
+                expires,
+            },
+        )
+        .await?;
+        granted += 1;
+    }
+    out.push(format!(
+        "{granted} exception(s) granted by the demo approver (one expiring within 14 days)"
+    ));
+    Ok(out)
+}
+
 /// Start the server on the demo database: a first administrator with a generated password and
 /// an API token for the API browser, on loopback over plain HTTP (nothing leaves the machine).
 async fn serve_demo(store: SqliteStore, listen: &str) -> Result<()> {
@@ -170,8 +263,14 @@ async fn serve_demo(store: SqliteStore, listen: &str) -> Result<()> {
             Some(1),
         )
         .await?;
+    let seeded = seed_workflow(&app).await?;
     println!("\nThe server is running (Ctrl-C stops it):");
-    println!("  log in as {admin:?} with the password {password} (shown once)");
+    println!(
+        "  open the web UI at the URL below and log in as {admin:?} with the password {password} (shown once)"
+    );
+    for line in seeded {
+        println!("  {line}");
+    }
     println!("  API token (Swagger UI: Authorize → bearer): {token}");
     super::serve::serve(
         app,

@@ -162,7 +162,9 @@ pub async fn serve(
     }
     patchward_server::serve(app, opts, |url| {
         println!("patchward: listening on {url}");
-        println!("  API browser: {url}/api/v1/docs   OpenAPI: {url}/api/v1/openapi.json");
+        println!(
+            "  web UI: {url}/   API browser: {url}/api/v1/docs   OpenAPI: {url}/api/v1/openapi.json"
+        );
         match &fingerprint {
             Some(fp) => println!("  TLS certificate SHA-256: {fp}"),
             None => println!("  TLS: off (plain HTTP)"),

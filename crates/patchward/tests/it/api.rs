@@ -1491,7 +1491,9 @@ async fn the_demo_serves_its_estate_with_a_one_time_admin_password() {
         let line = line.unwrap();
         if let Some(rest) = line
             .trim()
-            .strip_prefix("log in as \"admin\" with the password ")
+            .strip_prefix(
+                "open the web UI at the URL below and log in as \"admin\" with the password ",
+            )
             .and_then(|r| r.strip_suffix(" (shown once)"))
         {
             password = Some(rest.to_string());
@@ -1546,6 +1548,70 @@ async fn the_demo_serves_its_estate_with_a_one_time_admin_password() {
     )
     .await;
     assert_eq!(summary["servers"].as_u64().unwrap() as usize, names.len());
+    // The workflow is there at once: the monthly cycle waiting for approval (which the admin,
+    // who did not prepare it, may give), exceptions (one expiring soon), emergency proposals.
+    let (_, cycles) = call(
+        &c,
+        Method::GET,
+        &format!("{url}/api/v1/cycles"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(cycles.as_array().unwrap().len(), 1, "{cycles}");
+    assert_eq!(cycles[0]["state"], "planned");
+    assert!(
+        cycles[0]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("Patch Tuesday")
+    );
+    let (_, cycle) = call(
+        &c,
+        Method::GET,
+        &format!("{url}/api/v1/cycles/{}", cycles[0]["id"]),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        cycle["can_approve"]["allowed"], true,
+        "{}",
+        cycle["can_approve"]
+    );
+    let (_, soon) = call(
+        &c,
+        Method::GET,
+        &format!("{url}/api/v1/exceptions?status=expiring"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(soon.as_array().unwrap().len(), 1, "{soon}");
+    let (_, all) = call(
+        &c,
+        Method::GET,
+        &format!("{url}/api/v1/exceptions"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let (_, em) = call(
+        &c,
+        Method::GET,
+        &format!("{url}/api/v1/emergencies"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert!(
+        em.as_array().unwrap().iter().any(|p| p["kev"] == true),
+        "{em}"
+    );
+    // The URL opens on the dashboard (after logging in).
+    let r = c.get(format!("{url}/")).send().await.unwrap();
+    assert!(r.url().path().starts_with("/login"), "{}", r.url());
     let _ = child.kill();
     let _ = child.wait();
 }
