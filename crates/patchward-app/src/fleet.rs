@@ -132,7 +132,7 @@ pub struct FleetView {
     pub exceptions: Arc<ActiveExceptions>,
     pub excepted: Vec<u32>,
     /// CVEs calling for an emergency cycle, found once per fleet (the dashboard's proposals).
-    pub(crate) emergencies: std::sync::OnceLock<Arc<Vec<crate::workflow::Emergency>>>,
+    pub(crate) emergencies: tokio::sync::OnceCell<Arc<Vec<crate::workflow::Emergency>>>,
 }
 
 impl FleetView {
@@ -174,7 +174,7 @@ impl FleetView {
             by_lower_name,
             exceptions,
             excepted,
-            emergencies: std::sync::OnceLock::new(),
+            emergencies: tokio::sync::OnceCell::new(),
             as_of: key.2,
             key,
             ids,

@@ -97,10 +97,16 @@ impl<S: ControlStore> App<S> {
     /// them ready (a server calls this right after it starts listening).
     pub async fn warm(&self) -> Result<()> {
         self.index().await?;
+        let mut fleets = Vec::new();
         for t in self.store.tenants().await? {
-            self.fleet(t.id).await?;
+            fleets.push(self.fleet(t.id).await?);
         }
         self.warm.store(true, std::sync::atomic::Ordering::Release);
+        // Ready; then the dashboards' emergency proposals (a dashboard asking meanwhile waits
+        // for the same search instead of starting its own).
+        for fleet in &fleets {
+            self.emergencies(fleet).await?;
+        }
         Ok(())
     }
 

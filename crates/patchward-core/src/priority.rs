@@ -702,6 +702,28 @@ pub fn summarise_server_filtered(
     (sum, left_out)
 }
 
+/// Each open CVE of a server with its priority, without building the server's findings (the
+/// same decisions as [`assess_server_cached`]; what the dashboard's emergency proposals scan).
+pub fn for_each_open_priority(
+    index: &crate::exposure::ExposureIndex,
+    server: &Server,
+    policy: &Policy,
+    as_of: Date,
+    cache: &mut PriorityCache,
+    mut f: impl FnMut(&Arc<crate::exposure::CveFacts>, &Priority),
+) {
+    let mut open = Vec::new();
+    index.scan(server, as_of, |facts, _| open.push(facts.clone()));
+    let mission = mission_of(server, policy);
+    let id = cache.mission_id(index, &mission, server.exposure);
+    for facts in &open {
+        let p = cache.get(facts.slot, id, || {
+            prioritise_for(facts, &mission, server.exposure, policy, as_of)
+        });
+        f(facts, &p);
+    }
+}
+
 /// Counts of a server's open CVEs by their priorities (exposure left empty).
 fn count<'f>(
     index: &crate::exposure::ExposureIndex,

@@ -9,7 +9,8 @@ use crate::{Actor, App, AppError, Result};
 use jiff::ToSpan;
 use jiff::civil::Date;
 use patchward_core::access::{Permission, Role};
-use patchward_core::priority::{Decision, Policy, assess_server};
+use patchward_core::exposure::CveFacts;
+use patchward_core::priority::{Decision, Policy, PriorityCache, for_each_open_priority};
 use patchward_core::workflow::{Cycle, CycleKind, Exception, ExceptionStatus};
 use patchward_proto::{Dashboard, EmergencyProposal, StaleFeed, TrendPoint};
 use patchward_store::{ControlStore, TenantId};
@@ -30,78 +31,103 @@ pub struct Emergency {
 }
 
 /// Every open, unexcepted CVE that is in KEV, exploited, or internet-exposed and critical
-/// (the priority's emergency flag), with the servers it is open on.
+/// (the priority's emergency flag), with the servers it is open on. Only servers whose counts
+/// show a KEV or emergency finding, or an Act/Attend one (exploitation raises a decision to
+/// Attend at least), are scanned; priorities come from a shared cache, as for the counts.
 fn find_emergencies(fleet: &FleetView, policy: &Policy) -> Vec<Emergency> {
+    let candidates: Vec<usize> = (0..fleet.servers.len())
+        .filter(|&i| {
+            let sum = &fleet.summaries[i];
+            sum.kev > 0
+                || sum.emergency > 0
+                || sum.by_decision[Decision::Act as usize] > 0
+                || sum.by_decision[Decision::Attend as usize] > 0
+        })
+        .collect();
+    // (cve, position, facts, internet-critical) found per thread, merged below.
+    type Hit = (Arc<CveFacts>, u32, bool);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = candidates.len().div_ceil(threads).max(64);
+    let hits: Vec<Hit> = std::thread::scope(|scope| {
+        let handles: Vec<_> = candidates
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut cache = PriorityCache::sparse();
+                    let mut out = Vec::new();
+                    for &i in part {
+                        let s = &fleet.servers[i];
+                        for_each_open_priority(
+                            &fleet.index,
+                            s,
+                            policy,
+                            fleet.as_of,
+                            &mut cache,
+                            |f, p| {
+                                if (f.kev || f.exploited || p.emergency)
+                                    && fleet.exceptions.covering(&s.name, f).is_none()
+                                {
+                                    let internet_critical = p.emergency && !f.kev && !f.exploited;
+                                    out.push((f.clone(), i as u32, internet_critical));
+                                }
+                            },
+                        );
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     let mut by_cve: BTreeMap<String, Emergency> = BTreeMap::new();
-    for (i, s) in fleet.servers.iter().enumerate() {
-        let sum = &fleet.summaries[i];
-        if sum.open == 0 {
-            continue;
-        }
-        let mut add = |f: &patchward_core::exposure::CveFacts, internet_critical: bool| {
-            if fleet.exceptions.covering(&s.name, f).is_some() {
-                return;
-            }
-            let e = by_cve
-                .entry(f.cve.to_string())
-                .or_insert_with(|| Emergency {
-                    cve: f.cve.to_string(),
-                    title: f.title.to_string(),
-                    why: Vec::new(),
-                    kev: f.kev,
-                    ransomware: f.kev_ransomware,
-                    servers: Vec::new(),
-                    fixed_by: BTreeSet::new(),
-                });
-            if e.servers.last() != Some(&(i as u32)) {
-                e.servers.push(i as u32);
-            }
-            e.fixed_by.insert(f.install.to_string());
-            let mut reasons = Vec::new();
-            if f.kev {
-                reasons.push(match f.kev_added {
-                    Some(d) => format!("in CISA KEV since {d}"),
-                    None => "in CISA KEV".to_string(),
-                });
-            }
-            if f.kev_ransomware {
-                reasons.push("used in ransomware campaigns (KEV)".into());
-            }
-            if f.exploited {
-                reasons.push("exploited (MSRC)".into());
-            }
-            if internet_critical {
-                reasons.push("critical on an internet-exposed server".into());
-            }
-            for r in reasons {
-                if !e.why.contains(&r) {
-                    e.why.push(r);
-                }
-            }
-        };
-        if sum.emergency > 0 {
-            // The priority's emergency flag needs the full assessment.
-            let e = assess_server(&fleet.index, s, policy, fleet.as_of);
-            for c in &e.open_cves {
-                let emergency = c.priority.as_ref().is_some_and(|p| p.emergency);
-                if c.facts.kev || c.facts.exploited || emergency {
-                    let internet_critical = emergency && !c.facts.kev && !c.facts.exploited;
-                    add(&c.facts, internet_critical);
-                }
-            }
-        } else if sum.kev > 0
-            || sum.by_decision[Decision::Act as usize] > 0
-            || sum.by_decision[Decision::Attend as usize] > 0
-        {
-            // Exploitation raises the decision to Attend at least: others cannot qualify.
-            fleet.index.scan(s, fleet.as_of, |f, _| {
-                if f.kev || f.exploited {
-                    add(f, false);
-                }
+    for (f, i, internet_critical) in hits {
+        let e = by_cve
+            .entry(f.cve.to_string())
+            .or_insert_with(|| Emergency {
+                cve: f.cve.to_string(),
+                title: f.title.to_string(),
+                why: Vec::new(),
+                kev: f.kev,
+                ransomware: f.kev_ransomware,
+                servers: Vec::new(),
+                fixed_by: BTreeSet::new(),
             });
+        if !e.servers.contains(&i) {
+            e.servers.push(i);
+        }
+        e.fixed_by.insert(f.install.to_string());
+        let mut reasons = Vec::new();
+        if f.kev {
+            reasons.push(match f.kev_added {
+                Some(d) => format!("in CISA KEV since {d}"),
+                None => "in CISA KEV".to_string(),
+            });
+        }
+        if f.kev_ransomware {
+            reasons.push("used in ransomware campaigns (KEV)".into());
+        }
+        if f.exploited {
+            reasons.push("exploited (MSRC)".into());
+        }
+        if internet_critical {
+            reasons.push("critical on an internet-exposed server".into());
+        }
+        for r in reasons {
+            if !e.why.contains(&r) {
+                e.why.push(r);
+            }
         }
     }
     let mut out: Vec<Emergency> = by_cve.into_values().collect();
+    for e in &mut out {
+        e.servers.sort_unstable();
+    }
     out.sort_by(|a, b| {
         (b.ransomware, b.kev, b.servers.len())
             .cmp(&(a.ransomware, a.kev, a.servers.len()))
@@ -111,15 +137,19 @@ fn find_emergencies(fleet: &FleetView, policy: &Policy) -> Vec<Emergency> {
 }
 
 impl<S: ControlStore> App<S> {
-    async fn emergencies(&self, fleet: &Arc<FleetView>) -> Result<Arc<Vec<Emergency>>> {
-        if let Some(e) = fleet.emergencies.get() {
-            return Ok(e.clone());
-        }
-        let (fl, policy) = (fleet.clone(), self.policy().clone());
-        let found = tokio::task::spawn_blocking(move || Arc::new(find_emergencies(&fl, &policy)))
-            .await
-            .map_err(|e| AppError::internal(e.to_string()))?;
-        Ok(fleet.emergencies.get_or_init(|| found).clone())
+    /// The fleet's emergencies, found once per fleet view (concurrent callers wait for the
+    /// one search).
+    pub(crate) async fn emergencies(&self, fleet: &Arc<FleetView>) -> Result<Arc<Vec<Emergency>>> {
+        let found = fleet
+            .emergencies
+            .get_or_try_init(|| async {
+                let (fl, policy) = (fleet.clone(), self.policy().clone());
+                tokio::task::spawn_blocking(move || Arc::new(find_emergencies(&fl, &policy)))
+                    .await
+                    .map_err(|e| AppError::internal(e.to_string()))
+            })
+            .await?;
+        Ok(found.clone())
     }
 
     /// `GET /api/v1/emergencies`: CVEs that call for an emergency cycle, most urgent first,

@@ -64,7 +64,7 @@ pub async fn run(a: BenchApiArgs) -> Result<()> {
         .await?;
     let store_s = t.elapsed().as_secs_f64();
     let app = super::app(store);
-    let Some((admin, _)) = app.bootstrap_admin().await? else {
+    let Some((admin, password)) = app.bootstrap_admin().await? else {
         bail!("the copied catalog database already has users");
     };
     let (_, _, token) = app
@@ -124,6 +124,57 @@ pub async fn run(a: BenchApiArgs) -> Result<()> {
         summary.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     summary.sort_by(|x, y| x.total_cmp(y));
+
+    // The web UI's dashboard and server list, as a signed-in user's browser asks for them.
+    let login = client
+        .post(format!("{url}/api/v1/session"))
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"name": admin, "password": password}).to_string())
+        .send()
+        .await?;
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("no session cookie")?
+        .to_string();
+    let mut pages_ms: Vec<(&str, Vec<f64>, usize)> = Vec::new();
+    for path in ["/", "/servers", "/servers?decision=act&page=3"] {
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..20 {
+            let r = client
+                .get(format!("{url}{path}"))
+                .header("Cookie", &cookie)
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("{path}: {}", r.status());
+            }
+            let ms: f64 = r
+                .headers()
+                .get("server-timing")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("app;dur="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN);
+            size = r.bytes().await?.len();
+            times.push(ms);
+        }
+        times.sort_by(|x, y| x.total_cmp(y));
+        pages_ms.push((path, times, size));
+    }
+    // Assets as a browser gets them (gzip), once per page load (then cached for a year).
+    let mut assets = 0;
+    for a in ["htmx.min.js", "app.css", "app.js"] {
+        let r = client
+            .get(format!("{url}/assets/{a}"))
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await?;
+        assets += r.bytes().await?.len();
+    }
 
     // Ids to read: the first page lists them.
     let r = client
@@ -236,6 +287,15 @@ pub async fn run(a: BenchApiArgs) -> Result<()> {
             percentile(s, 0.99),
             percentile(c, 0.5),
             percentile(c, 0.99)
+        );
+    }
+    for (path, t, size) in &pages_ms {
+        println!(
+            "  web UI {path}: server-side p50 {:.1} ms p99 {:.1} ms (20 requests); HTML {:.1} KB, with assets {:.1} KB",
+            percentile(t, 0.5),
+            percentile(t, 0.99),
+            *size as f64 / 1024.0,
+            (*size + assets) as f64 / 1024.0
         );
     }
     println!(
