@@ -720,7 +720,7 @@ pub fn for_each_open_priority(
         let p = cache.get(facts.slot, id, || {
             prioritise_for(facts, &mission, server.exposure, policy, as_of)
         });
-        f(facts, &p);
+        f(facts, p);
     }
 }
 

@@ -62,10 +62,11 @@ pub fn all() -> &'static [Asset] {
             .iter()
             .map(|(name, content_type, body)| {
                 let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                let gzip = match gz.write_all(body).and_then(|()| gz.finish()) {
-                    Ok(g) => g,
-                    Err(_) => Vec::new(),
-                };
+                // Empty when compression failed: the body is then served as it is.
+                let gzip = gz
+                    .write_all(body)
+                    .and_then(|()| gz.finish())
+                    .unwrap_or_default();
                 let hash = Sha256::digest(body);
                 let short: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
                 Asset {
