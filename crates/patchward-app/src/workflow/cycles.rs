@@ -690,6 +690,23 @@ impl<S: ControlStore> App<S> {
         Ok((made.json, withdrawn))
     }
 
+    /// A changed scope is re-planned at once unless the cycle is still a draft: the plan's
+    /// JSON to store with the cycle, and the approvals withdrawn.
+    async fn replan_unless_draft(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        c: &mut Cycle,
+        why: &str,
+    ) -> Result<(Option<String>, Vec<String>)> {
+        if c.state == CycleState::Draft {
+            return Ok((None, Vec::new()));
+        }
+        let start = c.start.max(self.now());
+        let (json, withdrawn) = self.plan_into(actor, tenant, c, start, None, why).await?;
+        Ok((Some(json), withdrawn))
+    }
+
     /// `POST /api/v1/cycles/{id}/plan`: (re-)plan; approvals of rings whose plan changed are
     /// withdrawn, with the change named.
     pub async fn plan_cycle_id(
@@ -906,15 +923,9 @@ impl<S: ControlStore> App<S> {
                 c.prepared_by.push(actor.name.clone());
             }
             let why = format!("scope changed ({})", notes.join(", "));
-            let (plan, withdrawn) = if c.state == CycleState::Draft {
-                (None, Vec::new())
-            } else {
-                let start = c.start.max(self.now());
-                let (json, w) = self
-                    .plan_into(actor, tenant, &mut c, start, None, &why)
-                    .await?;
-                (Some(json), w)
-            };
+            let (plan, withdrawn) = self
+                .replan_unless_draft(actor, tenant, &mut c, &why)
+                .await?;
             let Some(saved) = self.save_cycle(tenant, &rec, &c, plan.as_deref()).await? else {
                 continue;
             };
@@ -1061,22 +1072,9 @@ impl<S: ControlStore> App<S> {
                 Some(u) => format!("{u} on {server}"),
                 None => server.clone(),
             };
-            let (plan, withdrawn) = if c.state == CycleState::Draft {
-                (None, Vec::new())
-            } else {
-                let start = c.start.max(self.now());
-                let (json, w) = self
-                    .plan_into(
-                        actor,
-                        tenant,
-                        &mut c,
-                        start,
-                        None,
-                        &format!("deferred {what}"),
-                    )
-                    .await?;
-                (Some(json), w)
-            };
+            let (plan, withdrawn) = self
+                .replan_unless_draft(actor, tenant, &mut c, &format!("deferred {what}"))
+                .await?;
             let Some(saved) = self.save_cycle(tenant, &rec, &c, plan.as_deref()).await? else {
                 continue;
             };

@@ -85,13 +85,7 @@ impl FromRequestParts<Shared> for Session {
 
 /// A form's CSRF field must match the session's.
 pub fn check_csrf(s: &Session, sent: &str) -> Result<(), AppError> {
-    let ok = !sent.is_empty()
-        && sent.len() == s.csrf.len()
-        && sent
-            .bytes()
-            .zip(s.csrf.bytes())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            == 0;
+    let ok = !sent.is_empty() && crate::auth::constant_time_eq(sent.as_bytes(), s.csrf.as_bytes());
     if ok {
         Ok(())
     } else {
