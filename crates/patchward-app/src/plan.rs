@@ -114,6 +114,22 @@ impl<S: ControlStore> App<S> {
         estate: Estate,
         spec: PlanSpec,
     ) -> Result<PlanMade> {
+        // A workflow cycle's plan is made through the cycle (so approvals stay bound to it).
+        if let Some(c) = self
+            .store
+            .cycles(tenant)
+            .await?
+            .into_iter()
+            .find(|c| c.name.eq_ignore_ascii_case(spec.cycle.trim()))
+        {
+            return Err(AppError::new(
+                patchward_proto::ErrorCode::Conflict,
+                format!(
+                    "{:?} is a workflow cycle (id {}): plan it with POST /api/v1/cycles/{}/plan, so its approvals stay bound to its plan",
+                    c.name, c.id, c.id
+                ),
+            ));
+        }
         let made = self.make_plan(actor, estate, spec).await?;
         self.store
             .save_plan(tenant, &made.plan.cycle, &made.json, self.now())

@@ -30,6 +30,18 @@ use std::sync::Arc;
 /// How often a write is retried when another writer changed the cycle in between.
 const RETRIES: usize = 5;
 
+/// A plan starts now or later: slots in the past cannot be approved or run (an hour of slack
+/// for clocks and forms filled in a moment ago).
+fn refuse_past_start(start: Timestamp, now: Timestamp) -> Result<()> {
+    if start.as_second() < now.as_second() - 3600 {
+        return Err(AppError::field(
+            "start",
+            format!("{start} is in the past (now {now}): a plan starts now or later"),
+        ));
+    }
+    Ok(())
+}
+
 fn conflict(msg: impl Into<String>) -> AppError {
     AppError::new(ErrorCode::Conflict, msg)
 }
@@ -309,6 +321,8 @@ impl<S: ControlStore> App<S> {
         };
         let can_start = if !operate {
             Some(format!("the {} role cannot start a cycle", actor.role))
+        } else if c.state == CycleState::Approved && !c.fully_approved(&rules) {
+            Some("the approval rules changed since approval: more approvals are needed".to_string())
         } else if c.state != CycleState::Approved {
             Some(match c.state {
                 CycleState::Draft => "plan the cycle and get it approved first".to_string(),
@@ -474,6 +488,7 @@ impl<S: ControlStore> App<S> {
                 AppError::field("start", format!("{s:?} is not an RFC 3339 instant: {e}"))
             })?,
         };
+        refuse_past_start(start, now)?;
         let deadline = match kind {
             CycleKind::Emergency => today
                 .checked_add(i64::from(rules.emergency_sla_days).days())
@@ -647,8 +662,8 @@ impl<S: ControlStore> App<S> {
             );
         let fps = ring_fingerprints(&c.scope, slots);
         let now = self.now();
-        let withdrawn = c.replace_fingerprints(fps, now, &rules);
         let from = c.state;
+        let withdrawn = c.replace_fingerprints(fps, now, &rules);
         if c.state == CycleState::Draft {
             c.state = CycleState::Planned;
         }
@@ -730,6 +745,9 @@ impl<S: ControlStore> App<S> {
                     "the cycle is {}: its plan can no longer change",
                     c.state
                 )));
+            }
+            if let Some(st) = start_req {
+                refuse_past_start(st, self.now())?;
             }
             let start = start_req.unwrap_or_else(|| c.start.max(self.now()));
             let (json, withdrawn) = self
@@ -1129,6 +1147,14 @@ impl<S: ControlStore> App<S> {
         let rules = rules_of(&self.store, tenant).await?;
         for _ in 0..RETRIES {
             let (rec, mut c) = self.load_cycle(tenant, id).await?;
+            if to == CycleState::Running
+                && c.state == CycleState::Approved
+                && !c.fully_approved(&rules)
+            {
+                return Err(conflict(
+                    "the tenant's approval rules changed since the cycle was approved: it needs more approvals before it starts",
+                ));
+            }
             if !c.state.can_become(to) {
                 let hint = match (c.state, to) {
                     (CycleState::Planned, CycleState::Running) => {

@@ -132,6 +132,22 @@ impl<S: ControlStore> App<S> {
                 AppError::field("server", format!("no server named {:?}", req.server))
             })?;
         let server = fleet.servers[at].clone();
+        if let Some((id, e)) = fleet
+            .exceptions
+            .of(&server.name)
+            .iter()
+            .find(|(_, e)| e.subject.id().eq_ignore_ascii_case(subject.id()))
+        {
+            return Err(AppError::new(
+                patchward_proto::ErrorCode::Conflict,
+                format!(
+                    "{} already has exception {id} for {} until {}: revoke it first to change it",
+                    server.name,
+                    subject.id(),
+                    e.expires
+                ),
+            ));
+        }
         let probe = Exception {
             server: server.name.clone(),
             subject,

@@ -309,6 +309,26 @@ async fn cycles_follow_the_workflow_rules(backend: Backend) {
     .await;
     assert_eq!(s, StatusCode::OK, "{cy}");
     assert_eq!(cy["state"], "planned", "{}", cy["history"]);
+    let last = cy["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["from"].as_str(), last["to"].as_str()),
+        (Some("approved"), Some("planned")),
+        "{last}"
+    );
+    // The cycle's plan is made through the cycle: the plain plan route refuses its name.
+    let (s, e) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/plans"),
+        Some(&op),
+        Some(json!({"cycle": "2026-08 patch tuesday", "start": "2026-09-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("workflow cycle"),
+        "{e}"
+    );
     let withdrawn: Vec<&Value> = cy["approvals"]
         .as_array()
         .unwrap()
@@ -742,6 +762,16 @@ async fn exceptions_are_capped_and_expire_back_into_open_findings(backend: Backe
         (Some("active"), Some("alice"))
     );
     let xid = ex["id"].as_i64().unwrap();
+    // The same finding is not excepted twice.
+    let (s, e) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/exceptions"),
+        Some(&appr),
+        Some(grant("2026-08-30", &cve)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
     let during = get(
         &c,
         &u(&format!("/api/v1/servers/{sid}?findings=5000")),

@@ -221,7 +221,7 @@ pub async fn server(
     let Ok(id) = id.parse::<i64>() else {
         return error_page(&AppError::not_found(format!("server {id}")));
     };
-    let detail = match app.server_detail(&s.actor, s.tenant, id, Some(500)).await {
+    let detail = match app.server_detail(&s.actor, s.tenant, id, Some(100)).await {
         Ok(d) => d,
         Err(e) => return error_page(&e),
     };
