@@ -61,7 +61,7 @@ enum Command {
     /// Plan a cycle into waves (windows, blackouts, dependencies, budgets, rings), store it, explain it.
     #[command(long_about = commands::plan::LONG_ABOUT)]
     Plan(commands::plan::PlanArgs),
-    /// Run the server: REST API /api/v1 with OpenAPI and Swagger UI, TLS by default.
+    /// Run the server: the web UI at /, the REST API /api/v1 with OpenAPI and Swagger UI, TLS by default.
     Serve(commands::serve::ServeArgs),
     /// Server settings: print an example config file.
     #[command(subcommand)]
