@@ -3,8 +3,9 @@
 //! Required columns: `name`, `os`. Optional (any order, case-insensitive, spaces or dashes
 //! allowed in names): `build, installation, kbs, fqdn, roles, owner, owner_email, tier,
 //! environment, site, exposure, tags, hotpatch, windows, ring, backup_policy,
-//! estimated_duration, last_boot, last_scan, pending_reboot`. Lists inside a field are
-//! separated by `;` or `,` (KBs also by spaces). Unknown columns are ignored with a warning.
+//! estimated_duration, last_boot, last_scan, pending_reboot` (a boolean, or the reasons a
+//! reboot is pending). Lists inside a field are separated by `;` or `,` (KBs also by spaces).
+//! Unknown columns are ignored with a warning.
 //!
 //! The whole file is validated before anything is returned: up to [`ParseErrors::LIMIT`]
 //! errors are reported, each naming the file, line and field. Duplicate names are errors.
