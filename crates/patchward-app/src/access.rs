@@ -27,7 +27,7 @@ pub const TOKEN_DAYS_MAX: u32 = 3650;
 const TOKEN_PREFIX: &str = "pwt_";
 
 /// 32 random bytes, hex.
-fn secret() -> Result<String> {
+pub(crate) fn new_secret() -> Result<String> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| AppError::internal(format!("no randomness: {e}")))?;
     Ok(hex(&b))
@@ -304,7 +304,7 @@ impl<S: ControlStore> App<S> {
                 format!("a token lasts 1 to {TOKEN_DAYS_MAX} days"),
             ));
         }
-        let secret = format!("{TOKEN_PREFIX}{}", secret()?);
+        let secret = format!("{TOKEN_PREFIX}{}", new_secret()?);
         let now = self.now();
         let label = label.unwrap_or("api").trim();
         if label.len() > 200 {
@@ -477,8 +477,8 @@ impl<S: ControlStore> App<S> {
         self.store
             .record_login(user.id, true, LOCKOUT_AFTER, now)
             .await?;
-        let csrf = secret()?;
-        let secret = secret()?;
+        let csrf = new_secret()?;
+        let secret = new_secret()?;
         let expires_at = now + SESSION_FOR;
         self.store
             .create_session(&SessionRecord {
@@ -615,7 +615,7 @@ impl<S: ControlStore> App<S> {
         if !self.store.users(None).await?.is_empty() {
             return Ok(None);
         }
-        let password = secret()?[..24].to_string();
+        let password = new_secret()?[..24].to_string();
         let user = self
             .add_user(
                 &Actor::system("bootstrap"),

@@ -1,11 +1,12 @@
 //! The use cases of Patchward over a [`ControlStore`] and a [`Clock`]: importing hosts,
 //! assessing fleets, reading servers and CVEs, accounts, tokens, sessions and the audit log.
-//! The CLI, the server and (later) the agent endpoints call these; none re-implements them.
+//! The CLI, the server and the agent endpoints call these; none re-implements them.
 //!
 //! Every use case takes the [`Actor`] doing it: its role is checked here (not only in the
 //! server), its tenant scopes what it sees, and writes are recorded in the audit log.
 
 pub mod access;
+pub mod agents;
 pub mod audit;
 pub mod clock;
 pub mod error;
@@ -79,6 +80,8 @@ pub struct App<S: ControlStore> {
     fleets: Mutex<HashMap<TenantId, Arc<fleet::FleetView>>>,
     /// Set once [`App::warm`] has built the index and every tenant's fleet.
     warm: std::sync::atomic::AtomicBool,
+    /// Coalesced agent check-ins and the enrolment rate limit (this replica's only).
+    agents: agents::AgentMemory,
 }
 
 impl<S: ControlStore> App<S> {
@@ -90,6 +93,7 @@ impl<S: ControlStore> App<S> {
             intel: tokio::sync::Mutex::new(None),
             fleets: Mutex::new(HashMap::new()),
             warm: std::sync::atomic::AtomicBool::new(false),
+            agents: agents::AgentMemory::default(),
         }
     }
 

@@ -6,10 +6,10 @@ use patchward_core::exposure::Catalog;
 use patchward_core::intel::{EpssScore, KevEntry, LifecycleEntry, NvdRecord};
 use patchward_core::inventory::{Estate, Server};
 use patchward_store::{
-    AccessStore, AuditEntry, AuditQuery, AuditStore, Counts, CycleRecord, DocumentImport,
-    ExceptionRecord, FeedStatus, ImportOutcome, NewAuditEntry, NewToken, NewUser, Result,
-    SessionRecord, SqliteStore, Store, StoredServer, Tenant, TenantId, TokenRecord, UserRecord,
-    WorkflowStore,
+    AccessStore, AgentRecord, AgentStore, AuditEntry, AuditQuery, AuditStore, Counts, CycleRecord,
+    DocumentImport, EnrolTokenRecord, Enrolment, ExceptionRecord, FeedStatus, ImportOutcome,
+    NewAgent, NewAuditEntry, NewEnrolToken, NewToken, NewUser, Result, SessionRecord, SqliteStore,
+    Store, StoredServer, Tenant, TenantId, TokenRecord, TokenRefusal, UserRecord, WorkflowStore,
 };
 use patchward_store_postgres::PgStore;
 use std::path::Path;
@@ -330,5 +330,58 @@ impl WorkflowStore for AnyStore {
     }
     async fn set_workflow_rules(&self, tenant: TenantId, body: &str, now: Timestamp) -> Result<()> {
         dispatch!(self, s => s.set_workflow_rules(tenant, body, now))
+    }
+}
+
+impl AgentStore for AnyStore {
+    async fn create_enrol_token(
+        &self,
+        token: &NewEnrolToken<'_>,
+        now: Timestamp,
+    ) -> Result<EnrolTokenRecord> {
+        dispatch!(self, s => s.create_enrol_token(token, now))
+    }
+    async fn enrol_tokens(&self, tenant: TenantId) -> Result<Vec<EnrolTokenRecord>> {
+        dispatch!(self, s => s.enrol_tokens(tenant))
+    }
+    async fn revoke_enrol_token(&self, tenant: TenantId, id: i64, now: Timestamp) -> Result<bool> {
+        dispatch!(self, s => s.revoke_enrol_token(tenant, id, now))
+    }
+    async fn enrol_agent(
+        &self,
+        token_hash: &str,
+        agent: &NewAgent<'_>,
+        now: Timestamp,
+    ) -> Result<std::result::Result<Enrolment, TokenRefusal>> {
+        dispatch!(self, s => s.enrol_agent(token_hash, agent, now))
+    }
+    async fn agent_by_credential(&self, hash: &str) -> Result<Option<AgentRecord>> {
+        dispatch!(self, s => s.agent_by_credential(hash))
+    }
+    async fn agent(&self, tenant: TenantId, id: i64) -> Result<Option<AgentRecord>> {
+        dispatch!(self, s => s.agent(tenant, id))
+    }
+    async fn agents(&self, tenant: TenantId) -> Result<Vec<AgentRecord>> {
+        dispatch!(self, s => s.agents(tenant))
+    }
+    async fn touch_agents(&self, seen: &[(i64, Timestamp)]) -> Result<()> {
+        dispatch!(self, s => s.touch_agents(seen))
+    }
+    async fn record_agent_report(
+        &self,
+        agent: i64,
+        digest: &str,
+        report: &str,
+        agent_version: &str,
+        protocol: i64,
+        now: Timestamp,
+    ) -> Result<()> {
+        dispatch!(self, s => s.record_agent_report(agent, digest, report, agent_version, protocol, now))
+    }
+    async fn agent_report(&self, tenant: TenantId, id: i64) -> Result<Option<String>> {
+        dispatch!(self, s => s.agent_report(tenant, id))
+    }
+    async fn revoke_agent(&self, tenant: TenantId, id: i64, now: Timestamp) -> Result<bool> {
+        dispatch!(self, s => s.revoke_agent(tenant, id, now))
     }
 }

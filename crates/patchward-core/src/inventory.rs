@@ -71,6 +71,25 @@ impl Role {
         }
     }
 
+    /// The role a Windows Server role or feature (its `Get-WindowsFeature` name) stands for,
+    /// when it matters for patching; features that carry no role (tools, RSAT, .NET) are `None`.
+    pub fn from_windows_feature(name: &str) -> Option<Role> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "ad-domain-services" => Some(Role::DomainController),
+            "dns" => Some(Role::Dns),
+            "dhcp" => Some(Role::Dhcp),
+            "fs-fileserver" | "fs-dfs-namespace" | "fs-dfs-replication" => Some(Role::File),
+            "print-services" | "print-server" => Some(Role::Print),
+            "hyper-v" => Some(Role::HyperVHost),
+            "web-server" | "web-webserver" => Some(Role::Web),
+            "rds-rd-server" | "rds-connection-broker" | "rds-gateway" | "rds-web-access" => {
+                Some(Role::Rds)
+            }
+            "adcs-cert-authority" => Some(Role::CertificateAuthority),
+            _ => None,
+        }
+    }
+
     pub fn label(&self) -> &str {
         match self {
             Role::DomainController => "domain controller",

@@ -27,6 +27,10 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request body is larger than the server accepts.
     PayloadTooLarge,
+    /// Too many attempts from one address (enrolment): wait and try again.
+    RateLimited,
+    /// The agent's credential was revoked: it must stop and be enrolled again.
+    AgentRevoked,
     /// The server is starting or its database is unreachable.
     NotReady,
     /// Something failed inside the server (logged there; no details leak).
@@ -34,7 +38,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -45,6 +49,8 @@ impl ErrorCode {
         ErrorCode::CsrfRejected,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::AgentRevoked,
         ErrorCode::NotReady,
         ErrorCode::Internal,
     ];
@@ -52,7 +58,8 @@ impl ErrorCode {
     /// The HTTP status the code is answered with.
     pub fn status(self) -> u16 {
         match self {
-            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Unauthenticated | ErrorCode::AgentRevoked => 401,
+            ErrorCode::RateLimited => 429,
             ErrorCode::Forbidden | ErrorCode::CsrfRejected => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::BadRequest => 400,
@@ -83,6 +90,8 @@ impl ErrorCode {
             }
             ErrorCode::MethodNotAllowed => "the path does not take this method",
             ErrorCode::PayloadTooLarge => "the request body is too large",
+            ErrorCode::RateLimited => "too many attempts; wait a minute and try again",
+            ErrorCode::AgentRevoked => "this agent was revoked; enrol it again",
             ErrorCode::NotReady => "the server is not ready",
             ErrorCode::Internal => "internal error (see the server log)",
         }
@@ -100,6 +109,8 @@ impl ErrorCode {
             ErrorCode::CsrfRejected => "csrf_rejected",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::AgentRevoked => "agent_revoked",
             ErrorCode::NotReady => "not_ready",
             ErrorCode::Internal => "internal",
         }

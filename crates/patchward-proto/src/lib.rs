@@ -1,9 +1,11 @@
-//! Wire types of Patchward's REST API (`/api/v1`) and its error-code table.
+//! Wire types of Patchward's REST API (`/api/v1`), its error-code table, and the agent
+//! protocol (`/agent/v1`, module [`agent`]).
 //!
 //! These are what clients see; core structs are neither the API nor the stored JSON, so either
 //! side can change without breaking the other. Instants are RFC 3339 strings (UTC), dates
 //! `YYYY-MM-DD`.
 
+pub mod agent;
 mod error;
 mod types;
 mod workflow;

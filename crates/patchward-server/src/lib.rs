@@ -6,6 +6,7 @@
 //! its results to wire types. The server keeps no state between requests beyond caches the
 //! store's revisions validate, so replicas behind a load balancer are safe.
 
+mod agent_api;
 mod api;
 mod auth;
 mod error;
@@ -70,6 +71,18 @@ pub async fn serve(
             Err(e) => tracing::error!(error = %e, "warming up failed; requests will retry"),
         }
     });
+    // Agents' check-ins are coalesced in memory and written together every second.
+    let beats = app.clone();
+    let heartbeats = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = beats.flush_heartbeats().await {
+                tracing::warn!(error = %e, "cannot record agents' check-ins; will retry");
+            }
+        }
+    });
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
@@ -92,6 +105,10 @@ pub async fn serve(
                 .serve(service)
                 .await?
         }
+    }
+    heartbeats.abort();
+    if let Err(e) = app.flush_heartbeats().await {
+        tracing::warn!(error = %e, "agents' last check-ins were not recorded");
     }
     Ok(())
 }

@@ -14,6 +14,7 @@
 //!   are folded first, the way SQLite's row-by-row upsert would have left them.
 
 mod access;
+mod agents;
 mod audit;
 mod estate;
 mod feeds;

@@ -384,6 +384,157 @@ pub trait WorkflowStore {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Agents (per tenant): enrolment tokens and enrolled agents. Secrets are kept only as their
+/// SHA-256; the store redeems a token and creates the agent in one transaction, so a token
+/// is never used more often than it allows, even by enrolments at the same instant.
+pub trait AgentStore {
+    fn create_enrol_token(
+        &self,
+        token: &NewEnrolToken<'_>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<EnrolTokenRecord>> + Send;
+    /// The tenant's enrolment tokens, newest first.
+    fn enrol_tokens(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Vec<EnrolTokenRecord>>> + Send;
+    /// Revoke; `false` when there is no such token (in this tenant) or it was revoked before.
+    fn revoke_enrol_token(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Redeem the token with `token_hash` (one use) and enrol an agent for `agent.server` in
+    /// the token's tenant, revoking the server's earlier active agents (a reinstalled host
+    /// enrols again). Refused, with nothing changed, when the token is unknown, revoked,
+    /// expired at `now` or used up.
+    fn enrol_agent(
+        &self,
+        token_hash: &str,
+        agent: &NewAgent<'_>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<std::result::Result<Enrolment, TokenRefusal>>> + Send;
+    /// The agent with this credential hash (revoked ones included: the caller decides).
+    fn agent_by_credential(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<AgentRecord>>> + Send;
+    /// Another tenant's id is `None`, like an id that does not exist.
+    fn agent(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<AgentRecord>>> + Send;
+    /// The tenant's agents by server name, newest enrolment first within a server.
+    fn agents(&self, tenant: TenantId) -> impl Future<Output = Result<Vec<AgentRecord>>> + Send;
+    /// Record when agents were last seen, many at once (check-ins are coalesced); a time
+    /// older than the stored one is ignored.
+    fn touch_agents(&self, seen: &[(i64, Timestamp)]) -> impl Future<Output = Result<()>> + Send;
+    /// Keep the agent's latest inventory report (JSON) and its digest.
+    fn record_agent_report(
+        &self,
+        agent: i64,
+        digest: &str,
+        report: &str,
+        agent_version: &str,
+        protocol: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The agent's latest inventory report (JSON), if any.
+    fn agent_report(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Revoke; `false` when there is no such agent (in this tenant) or it was revoked before.
+    fn revoke_agent(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEnrolToken<'a> {
+    pub tenant: TenantId,
+    /// SHA-256 of the token, hex.
+    pub hash: &'a str,
+    pub label: &'a str,
+    pub uses: i64,
+    pub created_by: &'a str,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrolTokenRecord {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub label: String,
+    pub uses_left: i64,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl EnrolTokenRecord {
+    /// Why this token cannot enrol anyone at `now`, if it cannot.
+    pub fn refusal(&self, now: Timestamp) -> Option<TokenRefusal> {
+        if self.revoked_at.is_some() {
+            Some(TokenRefusal::Revoked)
+        } else if self.expires_at <= now {
+            Some(TokenRefusal::Expired)
+        } else if self.uses_left <= 0 {
+            Some(TokenRefusal::UsedUp)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a token did not enrol an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    Unknown,
+    Revoked,
+    Expired,
+    UsedUp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAgent<'a> {
+    pub server: &'a str,
+    /// SHA-256 of the agent's credential, hex.
+    pub credential_hash: &'a str,
+    pub agent_version: &'a str,
+    pub protocol: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrolment {
+    pub agent: AgentRecord,
+    /// The token it used.
+    pub token: i64,
+    /// Earlier agents of the same server, revoked by this enrolment.
+    pub replaced: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRecord {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub server: String,
+    pub agent_version: String,
+    pub protocol: i64,
+    pub enrolled_at: Timestamp,
+    pub last_seen: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub inventory_digest: Option<String>,
+    pub reported_at: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CycleRecord {
     pub id: i64,
@@ -411,11 +562,12 @@ pub struct ExceptionRecord {
 
 /// Everything a server needs from one backend, shareable between request handlers.
 pub trait ControlStore:
-    Store + AccessStore + AuditStore + WorkflowStore + Clone + Send + Sync + 'static
+    Store + AccessStore + AuditStore + WorkflowStore + AgentStore + Clone + Send + Sync + 'static
 {
 }
-impl<T: Store + AccessStore + AuditStore + WorkflowStore + Clone + Send + Sync + 'static>
-    ControlStore for T
+impl<
+    T: Store + AccessStore + AuditStore + WorkflowStore + AgentStore + Clone + Send + Sync + 'static,
+> ControlStore for T
 {
 }
 

@@ -72,6 +72,16 @@ enum Command {
     /// API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Tokens(commands::access::TokensCommand),
+    /// Enrolment tokens for agents: create (printed once), list, revoke.
+    #[command(subcommand, name = "enrol-tokens")]
+    EnrolTokens(commands::agents::EnrolTokensCommand),
+    /// Agents enrolled in the tenant: list, revoke.
+    #[command(subcommand)]
+    Agents(commands::agents::AgentsCommand),
+    /// Run an agent: enrol with a token, then check in and report this host's inventory.
+    Agent(commands::agents::AgentArgs),
+    /// Run N simulated Windows Server agents against a server (tests, demos, load).
+    Simulate(commands::agents::SimulateArgs),
     /// The audit log: verify its hash chain.
     #[command(subcommand)]
     Audit(commands::access::AuditCommand),
@@ -199,6 +209,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Users(c) => commands::access::users(&db, cli.tenant.as_deref(), c).await,
         Command::Tokens(c) => commands::access::tokens(&db, c).await,
         Command::Audit(c) => commands::access::audit(&db, c).await,
+        Command::EnrolTokens(c) => {
+            commands::agents::enrol_tokens(&db, cli.tenant.as_deref(), c).await
+        }
+        Command::Agents(c) => commands::agents::agents(&db, cli.tenant.as_deref(), c).await,
+        Command::Agent(a) => commands::agents::agent(a).await,
+        Command::Simulate(a) => commands::agents::simulate(a).await,
         Command::Openapi => {
             println!("{}", patchward_server::openapi().to_pretty_json()?);
             Ok(())

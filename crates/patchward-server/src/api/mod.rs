@@ -1,7 +1,8 @@
 //! `/api/v1`: the routes, the permission each needs ([`ROUTES`], the one table both the guard
 //! and the tests read), and the OpenAPI document.
 
-mod handlers;
+mod agents;
+pub(crate) mod handlers;
 mod workflow;
 
 use crate::Shared;
@@ -77,6 +78,11 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/exceptions/{id}/revoke", Need::Approve),
     ("GET", "/api/v1/workflow-rules", Need::Read),
     ("PUT", "/api/v1/workflow-rules", Need::Administer),
+    ("GET", "/api/v1/agents", Need::Read),
+    ("POST", "/api/v1/agents/{id}/revoke", Need::Administer),
+    ("GET", "/api/v1/enrol-tokens", Need::Administer),
+    ("POST", "/api/v1/enrol-tokens", Need::Administer),
+    ("POST", "/api/v1/enrol-tokens/{id}/revoke", Need::Administer),
 ];
 
 /// What a route needs; HEAD is answered like GET. `None`: the path exists, the method not.
@@ -163,6 +169,13 @@ fn api_router() -> OpenApiRouter<Shared> {
         ))
         .routes(routes!(workflow::revoke_exception))
         .routes(routes!(workflow::get_rules, workflow::set_rules))
+        .routes(routes!(agents::list_agents))
+        .routes(routes!(agents::revoke_agent))
+        .routes(routes!(
+            agents::list_enrol_tokens,
+            agents::create_enrol_token
+        ))
+        .routes(routes!(agents::revoke_enrol_token))
 }
 
 /// The OpenAPI document (also served at `/api/v1/openapi.json`).
@@ -194,6 +207,7 @@ pub fn router(app: Shared) -> Router {
     Router::new()
         .merge(api)
         .merge(crate::ui::router())
+        .merge(crate::agent_api::router())
         .route("/healthz", axum::routing::get(handlers::healthz))
         .route("/readyz", axum::routing::get(handlers::readyz))
         .fallback(handlers::no_route)

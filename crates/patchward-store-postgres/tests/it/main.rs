@@ -80,7 +80,10 @@ impl TestDb {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         let mut last = None;
         for _ in 0..10 {
-            match sqlx::query(AssertSqlSafe(sql.clone())).execute(&mut conn).await {
+            match sqlx::query(AssertSqlSafe(sql.clone()))
+                .execute(&mut conn)
+                .await
+            {
                 Ok(_) => {
                     last = None;
                     break;

@@ -2,6 +2,7 @@
 //! `access`, the audit log in `audit`.
 
 mod access;
+mod agents;
 mod audit;
 mod workflow;
 

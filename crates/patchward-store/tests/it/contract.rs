@@ -14,8 +14,9 @@ use patchward_core::inventory::{
 };
 use patchward_core::product::{Installation, ProductKind, ServerRelease};
 use patchward_store::{
-    AccessStore, AuditEntry, AuditQuery, AuditStore, DocumentImport, ImportOutcome, NewAuditEntry,
-    NewToken, NewUser, SessionRecord, Store, StoreError, TenantId, WorkflowStore,
+    AccessStore, AgentStore, AuditEntry, AuditQuery, AuditStore, DocumentImport, ImportOutcome,
+    NewAgent, NewAuditEntry, NewEnrolToken, NewToken, NewUser, SessionRecord, Store, StoreError,
+    TenantId, TokenRefusal, WorkflowStore,
 };
 
 pub const T: TenantId = TenantId::DEFAULT;
@@ -1247,10 +1248,203 @@ pub async fn cycle_versions_concurrent<S: WorkflowStore + Clone + Send + Sync + 
     }
 }
 
+fn new_agent<'a>(server: &'a str, cred: &'a str) -> NewAgent<'a> {
+    NewAgent {
+        server,
+        credential_hash: cred,
+        agent_version: "0.1.0",
+        protocol: 1,
+    }
+}
+
+/// Enrolment tokens and agents: uses, expiry, revocation, re-enrolment, tenants, check-ins.
+pub async fn agents(store: &(impl AccessStore + AgentStore)) {
+    let now = t("2026-12-04T10:00:00Z");
+    let other = store.ensure_tenant("other", now).await.unwrap().id;
+    let tok = store
+        .create_enrol_token(
+            &NewEnrolToken {
+                tenant: T,
+                hash: "h-two",
+                label: "two",
+                uses: 2,
+                created_by: "alice",
+                expires_at: t("2026-12-05T10:00:00Z"),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!((tok.uses_left, tok.tenant), (2, T));
+    let a = store
+        .enrol_agent("h-two", &new_agent("web01", "c1"), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.agent.server.as_str(), a.agent.tenant, a.token),
+        ("web01", T, tok.id)
+    );
+    assert!(a.replaced.is_empty());
+    // Enrolling WEB01 again (a reinstalled host) revokes the first agent.
+    let b = store
+        .enrol_agent("h-two", &new_agent("WEB01", "c2"), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.replaced, vec![a.agent.id]);
+    let first = store.agent_by_credential("c1").await.unwrap().unwrap();
+    assert_eq!(first.revoked_at, Some(now));
+    // Used up; unknown; nothing changed by a refusal.
+    let used = store
+        .enrol_agent("h-two", &new_agent("web02", "c3"), now)
+        .await
+        .unwrap();
+    assert_eq!(used.err(), Some(TokenRefusal::UsedUp));
+    let unknown = store
+        .enrol_agent("nope", &new_agent("web02", "c3"), now)
+        .await
+        .unwrap();
+    assert_eq!(unknown.err(), Some(TokenRefusal::Unknown));
+    assert!(store.agent_by_credential("c3").await.unwrap().is_none());
+    assert_eq!(store.agents(T).await.unwrap().len(), 2);
+    // Expiry and revocation.
+    let short = store
+        .create_enrol_token(
+            &NewEnrolToken {
+                tenant: other,
+                hash: "h-short",
+                label: "short",
+                uses: 5,
+                created_by: "bob",
+                expires_at: t("2026-12-04T11:00:00Z"),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let late = store
+        .enrol_agent(
+            "h-short",
+            &new_agent("db01", "c4"),
+            t("2026-12-04T11:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.err(), Some(TokenRefusal::Expired));
+    assert!(
+        !store.revoke_enrol_token(T, short.id, now).await.unwrap(),
+        "another tenant's"
+    );
+    assert!(
+        store
+            .revoke_enrol_token(other, short.id, now)
+            .await
+            .unwrap()
+    );
+    let revoked = store
+        .enrol_agent("h-short", &new_agent("db01", "c4"), now)
+        .await
+        .unwrap();
+    assert_eq!(revoked.err(), Some(TokenRefusal::Revoked));
+    assert_eq!(
+        store.enrol_tokens(other).await.unwrap()[0].revoked_at,
+        Some(now)
+    );
+    // Tenants: the token's tenant owns the agent; another tenant's id is not found.
+    assert!(store.agent(other, b.agent.id).await.unwrap().is_none());
+    assert!(store.agents(other).await.unwrap().is_empty());
+    assert!(!store.revoke_agent(other, b.agent.id, now).await.unwrap());
+    // Check-ins: many at once; an older time never moves last_seen back.
+    let later = t("2026-12-04T10:05:00Z");
+    store
+        .touch_agents(&[(b.agent.id, later), (a.agent.id, later)])
+        .await
+        .unwrap();
+    store.touch_agents(&[(b.agent.id, now)]).await.unwrap();
+    let seen = store.agent(T, b.agent.id).await.unwrap().unwrap();
+    assert_eq!(seen.last_seen, later);
+    store
+        .record_agent_report(b.agent.id, "d1", "{\"os\":\"x\"}", "0.2.0", 1, later)
+        .await
+        .unwrap();
+    let r = store.agent(T, b.agent.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            r.inventory_digest.as_deref(),
+            r.reported_at,
+            r.agent_version.as_str()
+        ),
+        (Some("d1"), Some(later), "0.2.0")
+    );
+    assert_eq!(
+        store.agent_report(T, b.agent.id).await.unwrap().as_deref(),
+        Some("{\"os\":\"x\"}")
+    );
+    assert!(
+        store
+            .agent_report(other, b.agent.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.revoke_agent(T, b.agent.id, later).await.unwrap());
+    assert!(
+        !store.revoke_agent(T, b.agent.id, later).await.unwrap(),
+        "twice"
+    );
+}
+
+/// Many enrolments at once with a token of three uses: exactly three agents.
+pub async fn enrol_concurrent<S: AgentStore + Clone + Send + Sync + 'static>(store: S) {
+    let now = t("2026-12-04T10:00:00Z");
+    store
+        .create_enrol_token(
+            &NewEnrolToken {
+                tenant: T,
+                hash: "h-three",
+                label: "three",
+                uses: 3,
+                created_by: "alice",
+                expires_at: t("2026-12-05T10:00:00Z"),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("host{i}");
+            let cred = format!("cred{i}");
+            s.enrol_agent("h-three", &new_agent(&name, &cred), now)
+                .await
+                .unwrap()
+                .is_ok()
+        }));
+    }
+    let mut enrolled = 0;
+    for t in tasks {
+        enrolled += usize::from(t.await.unwrap());
+    }
+    assert_eq!(enrolled, 3);
+    assert_eq!(store.agents(T).await.unwrap().len(), 3);
+    assert_eq!(store.enrol_tokens(T).await.unwrap()[0].uses_left, 0);
+}
+
 /// Every contract above as one test each, run by `$run` (an async fn taking a closure that
 /// gets a fresh store).
 macro_rules! contract_tests {
     ($run:path) => {
+        #[tokio::test]
+        async fn contract_agents() {
+            $run(|s| async move { $crate::contract::agents(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_enrol_concurrent() {
+            $run(|s| async move { $crate::contract::enrol_concurrent(s).await }).await
+        }
         #[tokio::test]
         async fn contract_workflow() {
             $run(|s| async move { $crate::contract::workflow(&s).await }).await

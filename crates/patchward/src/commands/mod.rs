@@ -1,6 +1,7 @@
 //! One module per command family. Each opens the store, calls the domain, renders.
 
 pub mod access;
+pub mod agents;
 pub mod assess;
 pub mod bench;
 pub mod bench_api;

@@ -1,0 +1,313 @@
+//! A simulated Windows Server: deterministic from a seed, fed by Microsoft's real KB → fixed
+//! build table (`fixtures/builds`, from every MSRC month 2016–2026), so the control plane
+//! assesses it exactly as it would a real host. Each host starts on a real cumulative update
+//! of its release, some months behind the newest, with realistic roles, services and backups.
+
+use crate::host::Host;
+use jiff::{SignedDuration, Timestamp};
+use patchward_core::OsBuild;
+use patchward_core::catalog::{Classification, Kb};
+use patchward_core::product::{Installation, ProductKind, ServerRelease};
+use patchward_proto::agent::{AGENT_PROTOCOL, BackupEvidence, InventoryReport, ServiceState};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The KB → fixed build table compiled into the binary (35 KB compressed).
+const BUILDS: &[u8] = include_bytes!(
+    "../../../fixtures/builds/windows-server-kb-fixedbuild_from-msrc-cvrf_2016-2026.csv.zst"
+);
+
+/// SplitMix64: a tiny, well-distributed generator; enough for reproducible simulations.
+pub fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One cumulative update of a release's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamUpdate {
+    pub kb: Kb,
+    pub build: OsBuild,
+}
+
+/// Per release, its monthly cumulative updates in build order (the OS servicing stream).
+#[derive(Debug, Clone, Default)]
+pub struct Streams {
+    pub by_release: BTreeMap<ServerRelease, Vec<StreamUpdate>>,
+}
+
+impl Streams {
+    /// The streams of the bundled table.
+    pub fn bundled() -> Result<Streams, String> {
+        let bytes = zstd::decode_all(BUILDS).map_err(|e| format!("bundled KB table: {e}"))?;
+        let table = patchward_feeds::kbbuilds::parse("bundled KB table", &bytes)
+            .map_err(|e| e.to_string())?;
+        let mut by_release: BTreeMap<ServerRelease, BTreeMap<OsBuild, Kb>> = BTreeMap::new();
+        for u in table.merged() {
+            let Some(product) = table.product(&u.product_id) else {
+                continue;
+            };
+            let ProductKind::Os { release, .. } = product.kind else {
+                continue;
+            };
+            let cumulative = matches!(
+                u.classification,
+                Classification::SecurityCumulativeUpdate | Classification::MonthlyRollup
+            );
+            if let (true, Some(build)) = (cumulative, u.fixed_build)
+                && ServerRelease::from_build(&build) == Some(release)
+            {
+                by_release.entry(release).or_default().insert(build, u.kb);
+            }
+        }
+        Ok(Streams {
+            by_release: by_release
+                .into_iter()
+                .map(|(r, m)| {
+                    let v = m.into_iter().map(|(build, kb)| StreamUpdate { kb, build });
+                    (r, v.collect())
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Releases a simulated estate is drawn from, with weights (percent) like a typical estate.
+const RELEASES: [(ServerRelease, u64); 5] = [
+    (ServerRelease::Server2016, 20),
+    (ServerRelease::Server2019, 35),
+    (ServerRelease::Server2022, 30),
+    (ServerRelease::Server2025, 10),
+    (ServerRelease::Server2012R2, 5),
+];
+
+/// Roles as Windows names them (`Get-WindowsFeature`), and the services each brings.
+const ROLE_SETS: [(&[&str], &[&str]); 6] = [
+    (&["Web-Server"], &["W3SVC", "WAS"]),
+    (&["FS-FileServer"], &["LanmanServer"]),
+    (
+        &["AD-Domain-Services", "DNS"],
+        &["NTDS", "DNS", "Netlogon", "KDC", "DFSR"],
+    ),
+    (&["Hyper-V"], &["vmms", "vmcompute"]),
+    (&["Print-Services"], &["Spooler"]),
+    (&[], &[]),
+];
+
+/// Services every Windows Server runs automatically.
+const BASE_SERVICES: [&str; 8] = [
+    "EventLog",
+    "W32Time",
+    "WinRM",
+    "Dnscache",
+    "LanmanWorkstation",
+    "RpcSs",
+    "Schedule",
+    "wuauserv",
+];
+
+/// A simulated host.
+#[derive(Debug, Clone)]
+pub struct SimulatedHost {
+    pub name: String,
+    pub release: ServerRelease,
+    pub installation: Installation,
+    pub build: OsBuild,
+    pub kbs: BTreeSet<Kb>,
+    pub roles: Vec<String>,
+    pub services: Vec<ServiceState>,
+    pub last_boot: Timestamp,
+    pub last_backup: Timestamp,
+    pub pending_reboot: Vec<String>,
+    pub free_mib: u64,
+    /// The release's stream, shared by every host of a simulation.
+    pub stream: Arc<Vec<StreamUpdate>>,
+}
+
+impl SimulatedHost {
+    /// Host number `index` of simulation `seed`, as of `now`: the same inputs always give
+    /// the same host.
+    pub fn generate(
+        streams: &Streams,
+        seed: u64,
+        index: u32,
+        now: Timestamp,
+    ) -> Option<SimulatedHost> {
+        let mut rng = seed ^ (u64::from(index).wrapping_mul(0xA24B_AED4_963E_E407));
+        let _ = splitmix(&mut rng);
+        let mut pick = splitmix(&mut rng) % 100;
+        let mut release = RELEASES[0].0;
+        for (r, w) in RELEASES {
+            if pick < w {
+                release = r;
+                break;
+            }
+            pick -= w;
+        }
+        let stream = streams
+            .by_release
+            .get(&release)
+            .or_else(|| streams.by_release.values().next())?;
+        let latest = stream.len().checked_sub(1)?;
+        // Most hosts are 0–3 months behind; one in ten is a year or more behind.
+        let behind = if splitmix(&mut rng).is_multiple_of(10) {
+            12 + (splitmix(&mut rng) % 12) as usize
+        } else {
+            (splitmix(&mut rng) % 4) as usize
+        };
+        let at = stream[latest.saturating_sub(behind)].clone();
+        let installation =
+            if release == ServerRelease::Server2012R2 || !splitmix(&mut rng).is_multiple_of(3) {
+                Installation::Desktop
+            } else {
+                Installation::ServerCore
+            };
+        let (roles, role_services) =
+            ROLE_SETS[(splitmix(&mut rng) % ROLE_SETS.len() as u64) as usize];
+        let services = BASE_SERVICES
+            .iter()
+            .chain(role_services)
+            .map(|s| ServiceState {
+                name: (*s).to_string(),
+                start_mode: "auto".into(),
+                state: "running".into(),
+            })
+            .collect();
+        let uptime_hours = 1 + (splitmix(&mut rng) % (24 * 40)) as i64;
+        let backup_age_hours = 1 + (splitmix(&mut rng) % 20) as i64;
+        Some(SimulatedHost {
+            name: format!("sim{:02}-{index:05}", seed % 100),
+            release,
+            installation,
+            build: at.build,
+            kbs: BTreeSet::from([at.kb]),
+            roles: roles.iter().map(|s| (*s).to_string()).collect(),
+            services,
+            last_boot: now - SignedDuration::from_hours(uptime_hours),
+            last_backup: now - SignedDuration::from_hours(backup_age_hours),
+            pending_reboot: Vec::new(),
+            free_mib: 8_000 + splitmix(&mut rng) % 60_000,
+            stream: Arc::new(stream.clone()),
+        })
+    }
+
+    /// The OS caption Windows reports.
+    pub fn caption(&self) -> String {
+        format!(
+            "Microsoft Windows Server {} Datacenter",
+            self.release.name().trim_start_matches("Windows Server ")
+        )
+    }
+}
+
+impl Host for SimulatedHost {
+    fn hostname(&self) -> String {
+        self.name.clone()
+    }
+
+    fn inventory(&mut self, _now: Timestamp) -> InventoryReport {
+        InventoryReport {
+            protocol: AGENT_PROTOCOL,
+            fqdn: Some(format!("{}.sim.example", self.name.to_ascii_lowercase())),
+            os: self.caption(),
+            build: self.build.to_string(),
+            installation: Some(
+                match self.installation {
+                    Installation::Desktop => "full",
+                    Installation::ServerCore => "core",
+                }
+                .into(),
+            ),
+            installed_kbs: self.kbs.iter().map(|k| k.to_string()).collect(),
+            roles: self.roles.clone(),
+            pending_reboot: self.pending_reboot.clone(),
+            last_boot: Some(self.last_boot.to_string()),
+            services: self.services.clone(),
+            backups: vec![BackupEvidence {
+                source: "Windows Server Backup".into(),
+                last_success: Some(self.last_backup.to_string()),
+                last_result: Some("success".into()),
+            }],
+            system_drive_free_mib: Some(self.free_mib),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-11-20T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn streams_hold_real_cumulative_updates_in_build_order() {
+        let s = Streams::bundled().unwrap();
+        let y2022 = &s.by_release[&ServerRelease::Server2022];
+        // Golden fact from the May 2022 CVRF: KB5013944 fixes Server 2022 at 10.0.20348.707.
+        let may = y2022.iter().find(|u| u.kb.to_string() == "KB5013944");
+        assert_eq!(
+            may.map(|u| u.build.to_string()).as_deref(),
+            Some("10.0.20348.707")
+        );
+        assert!(y2022.windows(2).all(|w| w[0].build < w[1].build));
+        for (r, stream) in &s.by_release {
+            assert!(
+                stream
+                    .iter()
+                    .all(|u| ServerRelease::from_build(&u.build) == Some(*r))
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_hosts_and_another_seed_others() {
+        let s = Streams::bundled().unwrap();
+        let a: Vec<_> = (0..20)
+            .filter_map(|i| SimulatedHost::generate(&s, 7, i, now()))
+            .map(|h| (h.name, h.build, h.kbs))
+            .collect();
+        let b: Vec<_> = (0..20)
+            .filter_map(|i| SimulatedHost::generate(&s, 7, i, now()))
+            .map(|h| (h.name, h.build, h.kbs))
+            .collect();
+        let c: Vec<_> = (0..20)
+            .filter_map(|i| SimulatedHost::generate(&s, 8, i, now()))
+            .map(|h| (h.build, h.kbs))
+            .collect();
+        assert_eq!(a.len(), 20);
+        assert_eq!(a, b);
+        assert_ne!(a.iter().map(|x| (x.1, x.2.clone())).collect::<Vec<_>>(), c);
+    }
+
+    #[test]
+    fn a_host_reports_a_build_its_release_and_its_installed_kb_agree_on() {
+        let s = Streams::bundled().unwrap();
+        for i in 0..50 {
+            let Some(mut h) = SimulatedHost::generate(&s, 3, i, now()) else {
+                panic!("host {i} not generated");
+            };
+            let r = h.inventory(now());
+            let build: OsBuild = r.build.parse().unwrap();
+            assert_eq!(ServerRelease::from_build(&build), Some(h.release), "{r:?}");
+            let kb = &r.installed_kbs[0];
+            assert!(
+                h.stream
+                    .iter()
+                    .any(|u| u.kb.to_string() == *kb && u.build == build),
+                "{kb} {build}"
+            );
+            assert_eq!(
+                patchward_core::product::release_from_caption(&r.os),
+                Some(h.release),
+                "{}",
+                r.os
+            );
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! `enrol-tokens`, `agents`, `agent` and `simulate`: the CLI side of agents. Tokens and the
+//! agent list go through the application layer like the API; `agent` and `simulate` are
+//! clients of a running server's `/agent/v1`, exactly as an agent on a Windows Server is.
+
+use super::{app, now, open, tenant};
+use crate::render::Table;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use patchward_agent::simulated::{SimulatedHost, Streams};
+use patchward_agent::{Agent, AgentClient, AgentError, Tls};
+use patchward_app::Actor;
+use patchward_proto::agent::NewEnrolToken;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum EnrolTokensCommand {
+    /// Create an enrolment token for the tenant (`--tenant`); prints only the token (shown once).
+    Create(EnrolTokenArgs),
+    /// List the tenant's enrolment tokens (never their secrets).
+    List,
+    /// Revoke an enrolment token by id.
+    Revoke { id: i64 },
+}
+
+#[derive(Args)]
+pub struct EnrolTokenArgs {
+    /// How many agents may enrol with it (default 1: a one-time token; `simulate --agents N`
+    /// needs N).
+    #[arg(long)]
+    pub uses: Option<u32>,
+    /// Hours until it expires (default 24, at most 720).
+    #[arg(long)]
+    pub expires_hours: Option<u32>,
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum AgentsCommand {
+    /// List the tenant's agents: server, version, last check-in, status.
+    List,
+    /// Revoke an agent by id: its next call is refused.
+    Revoke { id: i64 },
+}
+
+/// How an agent reaches the server.
+#[derive(Args, Clone)]
+pub struct ConnectArgs {
+    /// The control plane's URL (what `patchward serve` printed).
+    #[arg(long, env = "PATCHWARD_SERVER")]
+    pub server: String,
+    /// Trust exactly the certificate with this SHA-256 fingerprint (what `patchward serve`
+    /// printed for its self-signed certificate); without it, the platform's trust store.
+    #[arg(long, env = "PATCHWARD_SERVER_FINGERPRINT")]
+    pub server_fingerprint: Option<String>,
+    /// The enrolment token (needed only the first time).
+    #[arg(long, env = "PATCHWARD_ENROL_TOKEN")]
+    pub enrol_token: Option<String>,
+}
+
+impl ConnectArgs {
+    fn client(&self) -> Result<AgentClient> {
+        let tls = match &self.server_fingerprint {
+            Some(fp) => Tls::pinned(fp).map_err(|e| anyhow!("--server-fingerprint: {e}"))?,
+            None => Tls::Platform,
+        };
+        Ok(AgentClient::new(&self.server, &tls)?)
+    }
+}
+
+#[derive(Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Where the agent keeps its state (credential, last report).
+    #[arg(long, env = "PATCHWARD_AGENT_STATE", default_value = "patchward-agent")]
+    pub state_dir: PathBuf,
+    /// How the agent sees its host: `simulated` (a deterministic Windows Server from
+    /// `--seed`); on Windows, `wua` (the Windows Update Agent).
+    #[arg(long, default_value = "simulated")]
+    pub backend: String,
+    /// Seed of the simulated host.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Check in once (and report if asked), then exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// How many simulated agents to run (each a real HTTP client with its own credential).
+    #[arg(long, default_value_t = 10)]
+    pub agents: u32,
+    /// Seed of the simulated estate: the same seed gives the same hosts.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fault profile: `none` (faults that act on jobs arrive with jobs).
+    #[arg(long, default_value = "none")]
+    pub faults: String,
+    /// Stop after this many seconds (default: enrol, report, check in once, then exit).
+    #[arg(long)]
+    pub duration: Option<u64>,
+}
+
+pub async fn enrol_tokens(
+    db: &Path,
+    tenant_name: Option<&str>,
+    c: EnrolTokensCommand,
+) -> Result<()> {
+    let store = open(db).await?;
+    let t = tenant(&store, tenant_name).await?;
+    let app = app(store);
+    let cli = Actor::cli();
+    match c {
+        EnrolTokensCommand::Create(a) => {
+            let req = NewEnrolToken {
+                tenant: None,
+                uses: a.uses,
+                expires_hours: a.expires_hours,
+                label: a.label,
+            };
+            let (rec, secret) =
+                app.create_enrol_token(&cli, t, &req)
+                    .await
+                    .map_err(|e| match &e.field {
+                        Some(f) => anyhow!("--{}: {}", f.replace('_', "-"), e.message),
+                        None => anyhow!(e.message),
+                    })?;
+            // The token alone on stdout: `T=$(patchward enrol-tokens create)`.
+            println!("{secret}");
+            eprintln!(
+                "enrolment token {} allows {} enrolment(s) until {} (shown once)",
+                rec.id, rec.uses_left, rec.expires_at
+            );
+        }
+        EnrolTokensCommand::List => {
+            let mut table = Table::new(&["id", "label", "uses left", "expires", "status", "by"]);
+            for rec in app.enrol_tokens(&cli, t).await? {
+                let v = app.enrol_token_view(&rec, None).await?;
+                table.row(vec![
+                    v.id.to_string(),
+                    v.label,
+                    v.uses_left.to_string(),
+                    v.expires_at,
+                    v.status,
+                    v.created_by,
+                ]);
+            }
+            print!("{}", table.render());
+        }
+        EnrolTokensCommand::Revoke { id } => {
+            app.revoke_enrol_token(&cli, t, id).await?;
+            eprintln!("enrolment token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+pub async fn agents(db: &Path, tenant_name: Option<&str>, c: AgentsCommand) -> Result<()> {
+    let store = open(db).await?;
+    let t = tenant(&store, tenant_name).await?;
+    let app = app(store);
+    let cli = Actor::cli();
+    match c {
+        AgentsCommand::List => {
+            let mut table =
+                Table::new(&["id", "server", "version", "last seen", "status", "reported"]);
+            for v in app.agents(&cli, t).await? {
+                table.row(vec![
+                    v.id.to_string(),
+                    v.server,
+                    v.agent_version,
+                    v.last_seen,
+                    v.status,
+                    v.reported_at.unwrap_or_default(),
+                ]);
+            }
+            print!("{}", table.render());
+        }
+        AgentsCommand::Revoke { id } => {
+            let v = app.revoke_agent(&cli, t, id).await?;
+            eprintln!("agent {id} of {} revoked", v.server);
+        }
+    }
+    Ok(())
+}
+
+fn streams() -> Result<Streams> {
+    Streams::bundled().map_err(|e| anyhow!("the bundled KB table: {e}"))
+}
+
+/// `patchward agent`: one agent, its state in `--state-dir`, until stopped (or `--once`).
+pub async fn agent(a: AgentArgs) -> Result<()> {
+    let host = match a.backend.as_str() {
+        "simulated" => SimulatedHost::generate(&streams()?, a.seed, 0, now())
+            .ok_or_else(|| anyhow!("the bundled KB table has no cumulative updates"))?,
+        "wua" => bail!(
+            "--backend wua: the Windows Update Agent backend runs only on Windows and is not \
+             built into this binary yet"
+        ),
+        other => bail!("--backend {other:?}: expected simulated or wua"),
+    };
+    let mut agent = Agent::new(host, a.connect.client()?, Some(a.state_dir.clone()))?;
+    if agent
+        .ensure_enrolled(a.connect.enrol_token.as_deref())
+        .await?
+    {
+        let s = agent.state().map(|s| (s.agent_id, s.server.clone()));
+        if let Some((id, server)) = s {
+            eprintln!(
+                "enrolled as agent {id} for {server}; state in {}",
+                a.state_dir.display()
+            );
+        }
+    }
+    loop {
+        let next = match agent.tick(now()).await {
+            Ok(t) => {
+                if let Some(n) = &t.notice {
+                    eprintln!("server says: {n}");
+                }
+                if t.sent_inventory {
+                    eprintln!("inventory reported");
+                }
+                t.next
+            }
+            Err(AgentError::Revoked(m)) => bail!("{m}"),
+            Err(e) if a.once => return Err(e.into()),
+            Err(e) => {
+                eprintln!("check-in failed, retrying in a minute: {e}");
+                Duration::from_secs(60)
+            }
+        };
+        if a.once {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(next) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// `patchward simulate`: N simulated agents in this process, each enrolling with the token,
+/// reporting its host and checking in, as real HTTP clients.
+pub async fn simulate(a: SimulateArgs) -> Result<()> {
+    if a.faults != "none" {
+        bail!(
+            "--faults {:?}: only `none` for now (install failures, rollbacks at boot and other \
+             faults act on jobs, which arrive with job execution)",
+            a.faults
+        );
+    }
+    if a.agents == 0 || a.agents > 100_000 {
+        bail!("--agents: 1 to 100000");
+    }
+    let token = a
+        .connect
+        .enrol_token
+        .clone()
+        .context("--enrol-token: simulated agents enrol with it (create one with `enrol-tokens create --uses N`)")?;
+    let streams = std::sync::Arc::new(streams()?);
+    let client = a.connect.client()?;
+    let start = now();
+    let deadline = a
+        .duration
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    // Enrol in parallel, a bounded number at a time (each enrolment is one write).
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..a.agents {
+        let host = SimulatedHost::generate(&streams, a.seed, i, start)
+            .ok_or_else(|| anyhow!("the bundled KB table has no cumulative updates"))?;
+        let mut agent = Agent::new(host, client.clone(), None)?
+            .with_jitter_seed(a.seed.wrapping_mul(31).wrapping_add(u64::from(i)));
+        let token = token.clone();
+        let sem = sem.clone();
+        tasks.spawn(async move {
+            {
+                let _permit = sem.acquire().await;
+                agent.ensure_enrolled(Some(&token)).await?;
+                agent.tick(now()).await?;
+            }
+            let Some(deadline) = deadline else {
+                return Ok::<_, AgentError>(agent.host.name);
+            };
+            // Spread the first check-ins over the interval, then keep the agent's rhythm.
+            let mut next =
+                Duration::from_millis(u64::from(i) * 60_000 / u64::from(a.agents.max(1)));
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(next) => {}
+                    _ = tokio::time::sleep_until(deadline) => return Ok(agent.host.name),
+                }
+                next = agent.tick(now()).await?.next;
+            }
+        });
+    }
+    let (mut ok, mut failed) = (0u32, Vec::new());
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(e)) => failed.push(e.to_string()),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    eprintln!(
+        "{ok} simulated agents enrolled and reported to {}{}",
+        a.connect.server,
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!("; {} failed", failed.len())
+        }
+    );
+    if let Some(first) = failed.first() {
+        bail!(
+            "{} of {} agents failed; the first: {first}",
+            failed.len(),
+            a.agents
+        );
+    }
+    Ok(())
+}
