@@ -590,12 +590,9 @@ pub fn server_from_report(name: &str, r: &InventoryReport, now: Timestamp) -> Re
             )
         })?),
     };
-    if last_boot.is_some_and(|b| b > now + SignedDuration::from_hours(24)) {
-        return Err(AppError::field(
-            "last_boot",
-            "the last boot is in the future",
-        ));
-    }
+    // A host whose clock is far ahead still reports its updates; its boot time is not kept
+    // (verification compares boot times, and one from the future would pass any check).
+    let last_boot = last_boot.filter(|b| *b <= now + SignedDuration::from_hours(24));
     let fqdn = r
         .fqdn
         .as_deref()

@@ -1408,6 +1408,35 @@ async fn tls_by_default_with_a_kept_self_signed_certificate() {
         .map(|r| r.status().is_success())
         .unwrap_or(false);
     assert!(!answered, "plain HTTP must not be served on the TLS port");
+    // An agent pins the printed fingerprint: it enrols; pinned to another, it refuses.
+    let printed = fp.split_whitespace().last().unwrap();
+    let token = ok(&pw(&db, &["enrol-tokens", "create", "--uses", "2"]));
+    let host = || {
+        let streams = patchward_agent::simulated::Streams::bundled().unwrap();
+        patchward_agent::simulated::SimulatedHost::generate(
+            &streams,
+            9,
+            0,
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+        .unwrap()
+    };
+    let pinned = patchward_agent::Tls::pinned(printed).unwrap();
+    let agent_client = patchward_agent::AgentClient::new(&server.url, &pinned).unwrap();
+    let mut agent = patchward_agent::Agent::new(host(), agent_client, None).unwrap();
+    assert!(agent.ensure_enrolled(Some(token.trim())).await.unwrap());
+    let wrong = patchward_agent::Tls::pinned(&"00".repeat(32)).unwrap();
+    let mut impostor = patchward_agent::Agent::new(
+        host(),
+        patchward_agent::AgentClient::new(&server.url, &wrong).unwrap(),
+        None,
+    )
+    .unwrap();
+    let e = impostor
+        .ensure_enrolled(Some(token.trim()))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("fingerprint"), "{e}");
     drop(server);
     // The certificate is kept: the same fingerprint on the next start.
     let again = start(&db, &[]);

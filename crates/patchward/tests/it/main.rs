@@ -2,6 +2,7 @@
 //! rules, properties, and the command line end to end against a real SQLite file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agents;
 mod api;
 mod browser;
 mod cli;

@@ -62,6 +62,13 @@ pub(crate) struct InProcess {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl InProcess {
+    /// The server's clock now.
+    pub fn clock_now(&self) -> jiff::Timestamp {
+        patchward_app::Clock::now(&*self.clock)
+    }
+}
+
 impl Drop for InProcess {
     fn drop(&mut self) {
         self.task.abort();
