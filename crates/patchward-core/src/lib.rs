@@ -5,6 +5,7 @@ pub mod access;
 pub mod build;
 pub mod calendar;
 pub mod catalog;
+pub mod execution;
 pub mod exposure;
 pub mod intel;
 pub mod inventory;

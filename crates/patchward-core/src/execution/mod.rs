@@ -1,0 +1,274 @@
+//! Execution (PRODUCT.md C7, C8): jobs, the gates checked right before a server is touched,
+//! verification after its reboot, and ring promotion. Pure rules over values: the application
+//! layer evaluates them with the store's facts and the clock's time.
+//!
+//! # Rules
+//! - A job is the work on one server in one cycle: gates → scan → download → install → reboot
+//!   → verify, each step timestamped, with a result per update (the Windows HRESULT when one
+//!   failed). States: `waiting` (its ring or slot has not come), `blocked` (a gate failed: the
+//!   reasons are kept and the gates are checked again at the agent's next check-in while the
+//!   window lasts), `running` (leased to the server's agent), then `succeeded` (installed and
+//!   verified), `failed` (an update failed to install), `needs_remediation` (verification
+//!   failed, or the server did not come back), `rolled_back`, or `cancelled`. A job never
+//!   skips silently: a window that closes on a blocked job ends it as `failed` with the last
+//!   gate reasons.
+//! - Gates ([`evaluate_gates`]): the ring is approved; the window is open now and the whole
+//!   expected duration still fits in it; no blackout applies now; the backup is fresh per the
+//!   server's policy; a rollback plan exists where one is required; enough free space on the
+//!   system drive; no pending reboot from before (an unexplained one would hide whether our
+//!   install needs one); the servers it depends on are healthy (not down, failed or being
+//!   patched); the disruption budget of each of its services has room.
+//! - Verification ([`verify`]): the expected updates are installed and the OS build is at
+//!   least the expected revision; no reboot is pending; every automatic service that ran
+//!   before runs again; no new critical events since the reboot (6008, 41, 7000, 7001, 7023,
+//!   7031, 7034, 20, 1000); backups still succeed.
+//! - Rings ([`ring_gate`]): ring k+1 starts only when every job of ring k is verified (or
+//!   ended and counted) and the soak since the last one has passed; a ring whose failures
+//!   exceed its failure budget halts, and later rings wait for a decision.
+
+mod gates;
+#[cfg(test)]
+mod tests;
+mod verify;
+
+pub use gates::{
+    Gate, GateInput, GateResult, RingGate, RingJob, evaluate_gates, failure_allowance, ring_gate,
+};
+pub use verify::{CRITICAL_EVENT_IDS, Check, CriticalEvent, Verification, verify};
+
+use crate::OsBuild;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Waiting,
+    Blocked,
+    Running,
+    Succeeded,
+    Failed,
+    NeedsRemediation,
+    RolledBack,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 8] = [
+        JobState::Waiting,
+        JobState::Blocked,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::NeedsRemediation,
+        JobState::RolledBack,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Waiting => "waiting",
+            JobState::Blocked => "blocked",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::NeedsRemediation => "needs_remediation",
+            JobState::RolledBack => "rolled_back",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|j| j.as_str() == s)
+    }
+
+    /// No more work will happen on it.
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            JobState::Waiting | JobState::Blocked | JobState::Running
+        )
+    }
+
+    /// Counts against the ring's failure budget.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            JobState::Failed | JobState::NeedsRemediation | JobState::RolledBack
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Gates,
+    Scan,
+    Download,
+    Install,
+    Reboot,
+    Verify,
+    Rollback,
+}
+
+impl StepKind {
+    pub const ALL: [StepKind; 7] = [
+        StepKind::Gates,
+        StepKind::Scan,
+        StepKind::Download,
+        StepKind::Install,
+        StepKind::Reboot,
+        StepKind::Verify,
+        StepKind::Rollback,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Gates => "gates",
+            StepKind::Scan => "scan",
+            StepKind::Download => "download",
+            StepKind::Install => "install",
+            StepKind::Reboot => "reboot",
+            StepKind::Verify => "verify",
+            StepKind::Rollback => "rollback",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepKind> {
+        StepKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One step of a job, as it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: StepKind,
+    pub started: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Timestamp>,
+    /// `None` while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<bool>,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// What happened to one update on the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateResult {
+    pub kb: String,
+    pub installed: bool,
+    /// The Windows result code when it failed (`0x800F0922`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hresult: Option<String>,
+}
+
+/// A host as the agent last described it: what gates and verification compare.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSnapshot {
+    pub at: Option<Timestamp>,
+    pub build: Option<OsBuild>,
+    pub installed_kbs: Vec<String>,
+    pub pending_reboot: Vec<String>,
+    pub last_boot: Option<Timestamp>,
+    /// (name, start mode, state) of every service.
+    pub services: Vec<(String, String, String)>,
+    /// The last successful backup, across the sources the agent sees.
+    pub last_backup: Option<Timestamp>,
+    /// Whether the last backup attempt failed.
+    pub backup_failing: bool,
+    pub free_mib: Option<u64>,
+}
+
+/// The work on one server in one cycle (stored as the job's body).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub server: String,
+    pub ring: Option<String>,
+    pub updates: Vec<String>,
+    /// The build the newest cumulative update in `updates` brings, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_build: Option<OsBuild>,
+    /// The planned slot.
+    pub slot_start: Timestamp,
+    pub slot_end: Timestamp,
+    pub state: JobState,
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+    #[serde(default)]
+    pub results: Vec<UpdateResult>,
+    /// The last gate evaluation that blocked it (empty once it ran).
+    #[serde(default)]
+    pub blocked_by: Vec<GateResult>,
+    /// The host before it was touched (verification compares with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<HostSnapshot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+    /// Why it ended as it did, in a sentence.
+    #[serde(default)]
+    pub outcome: String,
+    #[serde(default)]
+    pub started: Option<Timestamp>,
+    #[serde(default)]
+    pub finished: Option<Timestamp>,
+}
+
+impl Job {
+    /// Record the start of a step (closing a step of the same kind still open).
+    pub fn step_started(&mut self, step: StepKind, at: Timestamp, detail: &str) {
+        if self
+            .steps
+            .last()
+            .is_some_and(|s| s.step == step && s.finished.is_none())
+        {
+            return;
+        }
+        self.steps.push(StepRecord {
+            step,
+            started: at,
+            finished: None,
+            ok: None,
+            detail: detail.to_string(),
+        });
+    }
+
+    /// Record the end of a step (starting it at `at` when it was never started).
+    pub fn step_finished(&mut self, step: StepKind, at: Timestamp, ok: bool, detail: &str) {
+        match self
+            .steps
+            .iter_mut()
+            .rev()
+            .find(|s| s.step == step && s.finished.is_none())
+        {
+            Some(s) => {
+                s.finished = Some(at);
+                s.ok = Some(ok);
+                if !detail.is_empty() {
+                    s.detail = detail.to_string();
+                }
+            }
+            None => self.steps.push(StepRecord {
+                step,
+                started: at,
+                finished: Some(at),
+                ok: Some(ok),
+                detail: detail.to_string(),
+            }),
+        }
+    }
+
+    /// End the job.
+    pub fn end(&mut self, state: JobState, at: Timestamp, outcome: impl Into<String>) {
+        self.state = state;
+        self.finished = Some(at);
+        self.outcome = outcome.into();
+    }
+}

@@ -1,0 +1,311 @@
+#![allow(clippy::unwrap_used)]
+
+use super::gates::RingJob;
+use super::*;
+use crate::calendar::Interval;
+use crate::inventory::{BackupPolicy, Blackout, BlackoutScope};
+use jiff::{SignedDuration, Timestamp};
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn host() -> HostSnapshot {
+    HostSnapshot {
+        at: Some(t("2026-12-08T21:00:00Z")),
+        build: Some("10.0.20348.4000".parse().unwrap()),
+        installed_kbs: vec!["KB5000001".into()],
+        pending_reboot: vec![],
+        last_boot: Some(t("2026-12-01T03:00:00Z")),
+        services: vec![
+            ("W3SVC".into(), "auto".into(), "running".into()),
+            ("Spooler".into(), "manual".into(), "stopped".into()),
+        ],
+        last_backup: Some(t("2026-12-08T02:00:00Z")),
+        backup_failing: false,
+        free_mib: Some(20_000),
+    }
+}
+
+fn policy() -> BackupPolicy {
+    BackupPolicy {
+        name: "nightly".into(),
+        source: "Veeam".into(),
+        max_age: SignedDuration::from_hours(24),
+        job_window: None,
+    }
+}
+
+fn input<'a>(
+    h: &'a HostSnapshot,
+    p: &'a BackupPolicy,
+    blackouts: &'a [&'a Blackout],
+) -> GateInput<'a> {
+    GateInput {
+        now: t("2026-12-08T22:00:00Z"),
+        approved: true,
+        window: Some(Interval::new(
+            t("2026-12-08T21:00:00Z"),
+            t("2026-12-09T01:00:00Z"),
+        )),
+        window_name: "Tue night",
+        duration: SignedDuration::from_mins(90),
+        blackouts,
+        backup_policy: Some(p),
+        backup_window: None,
+        host: Some(h),
+        rollback_required: true,
+        rollback_present: true,
+        min_free_mib: 10_240,
+        unhealthy_dependencies: vec![],
+        full_budgets: vec![],
+    }
+}
+
+fn failed(r: &[GateResult]) -> Vec<Gate> {
+    r.iter().filter(|g| !g.passed).map(|g| g.gate).collect()
+}
+
+#[test]
+fn every_gate_passes_on_a_ready_server_and_each_fails_with_its_reason() {
+    let (h, p) = (host(), policy());
+    let ok = evaluate_gates(&input(&h, &p, &[]));
+    assert_eq!(ok.len(), 10);
+    assert!(failed(&ok).is_empty(), "{ok:?}");
+
+    let mut i = input(&h, &p, &[]);
+    i.now = t("2026-12-09T00:00:00Z"); // 60 minutes left, 90 needed
+    let r = evaluate_gates(&i);
+    assert_eq!(failed(&r), vec![Gate::Window]);
+    assert!(
+        r[1].reason.contains("less than the expected"),
+        "{}",
+        r[1].reason
+    );
+
+    let b = Blackout {
+        name: "year-end freeze".into(),
+        scope: BlackoutScope::Global,
+        start: t("2026-12-08T23:00:00Z"),
+        end: t("2026-12-10T00:00:00Z"),
+        reason: None,
+    };
+    let bs = [&b];
+    assert_eq!(
+        failed(&evaluate_gates(&input(&h, &p, &bs))),
+        vec![Gate::Blackout]
+    );
+
+    let mut stale = host();
+    stale.last_backup = Some(t("2026-12-06T02:00:00Z"));
+    stale.pending_reboot = vec!["CBS RebootPending".into()];
+    stale.free_mib = Some(2_000);
+    let mut i = input(&stale, &p, &[]);
+    i.approved = false;
+    i.rollback_present = false;
+    i.unhealthy_dependencies = vec!["sql01 (its job failed)".into()];
+    i.full_budgets = vec!["service web: 1 of 1 members already down".into()];
+    i.backup_window = Some(Interval::new(
+        t("2026-12-08T23:00:00Z"),
+        t("2026-12-09T00:00:00Z"),
+    ));
+    let r = evaluate_gates(&i);
+    assert_eq!(
+        failed(&r),
+        vec![
+            Gate::Approval,
+            Gate::BackupWindow,
+            Gate::Backup,
+            Gate::RollbackPlan,
+            Gate::DiskSpace,
+            Gate::PendingReboot,
+            Gate::Dependencies,
+            Gate::DisruptionBudget
+        ]
+    );
+    assert!(r.iter().all(|g| !g.reason.is_empty()));
+}
+
+fn rj<'a>(ring: Option<&'a str>, state: JobState, finished: Option<&str>) -> RingJob<'a> {
+    RingJob {
+        ring,
+        state,
+        finished: finished.map(t),
+    }
+}
+
+#[test]
+fn a_ring_waits_for_the_one_before_to_be_verified_and_soaked_and_halts_over_budget() {
+    let rings = [
+        ("pilot", SignedDuration::from_hours(24)),
+        ("broad", SignedDuration::from_hours(12)),
+    ];
+    let now = t("2026-12-09T12:00:00Z");
+    let running = [
+        rj(
+            Some("pilot"),
+            JobState::Succeeded,
+            Some("2026-12-08T23:00:00Z"),
+        ),
+        rj(Some("pilot"), JobState::Running, None),
+        rj(Some("broad"), JobState::Waiting, None),
+    ];
+    assert_eq!(
+        ring_gate(&rings, &running, Some("pilot"), 10, now),
+        RingGate::Open
+    );
+    assert!(
+        matches!(ring_gate(&rings, &running, Some("broad"), 10, now), RingGate::Waiting(w) if w.contains("not yet verified"))
+    );
+    let soaking = [
+        rj(
+            Some("pilot"),
+            JobState::Succeeded,
+            Some("2026-12-08T23:00:00Z"),
+        ),
+        rj(
+            Some("PILOT"),
+            JobState::Succeeded,
+            Some("2026-12-09T01:00:00Z"),
+        ),
+        rj(Some("broad"), JobState::Waiting, None),
+        rj(None, JobState::Waiting, None),
+    ];
+    assert!(
+        matches!(ring_gate(&rings, &soaking, Some("broad"), 10, now), RingGate::Waiting(w) if w.contains("soaks until 2026-12-10T01:00:00Z"))
+    );
+    assert_eq!(
+        ring_gate(
+            &rings,
+            &soaking,
+            Some("broad"),
+            10,
+            t("2026-12-10T01:00:00Z")
+        ),
+        RingGate::Open
+    );
+    // Servers without a ring wait for every ring.
+    assert!(matches!(
+        ring_gate(&rings, &soaking, None, 10, t("2026-12-10T01:00:00Z")),
+        RingGate::Waiting(_)
+    ));
+    // One failure of two is over a 10% budget: the ring halts, and so does everything after.
+    let failed = [
+        rj(
+            Some("pilot"),
+            JobState::Succeeded,
+            Some("2026-12-08T23:00:00Z"),
+        ),
+        rj(
+            Some("pilot"),
+            JobState::Failed,
+            Some("2026-12-08T23:30:00Z"),
+        ),
+        rj(Some("broad"), JobState::Waiting, None),
+    ];
+    let later = t("2026-12-12T00:00:00Z");
+    assert!(
+        matches!(ring_gate(&rings, &failed, Some("broad"), 10, later), RingGate::Halted(h) if h.contains("1 of 2"))
+    );
+    assert!(matches!(
+        ring_gate(&rings, &failed, Some("pilot"), 10, later),
+        RingGate::Halted(_)
+    ));
+    // A 50% budget tolerates it.
+    assert_eq!(
+        ring_gate(&rings, &failed, Some("broad"), 50, later),
+        RingGate::Open
+    );
+}
+
+fn job() -> Job {
+    Job {
+        server: "web01".into(),
+        ring: Some("pilot".into()),
+        updates: vec!["KB5000002".into()],
+        expected_build: Some("10.0.20348.4100".parse().unwrap()),
+        slot_start: t("2026-12-08T21:00:00Z"),
+        slot_end: t("2026-12-08T22:30:00Z"),
+        state: JobState::Running,
+        steps: vec![],
+        results: vec![],
+        blocked_by: vec![],
+        before: Some(host()),
+        verification: None,
+        outcome: String::new(),
+        started: Some(t("2026-12-08T21:00:00Z")),
+        finished: None,
+    }
+}
+
+#[test]
+fn verification_passes_only_when_every_check_does_and_names_what_failed() {
+    let j = job();
+    let mut after = host();
+    after.installed_kbs = vec!["KB5000002".into()];
+    after.build = Some("10.0.20348.4100".parse().unwrap());
+    let v = verify(&j, j.before.as_ref(), &after, &[]);
+    assert!(v.verified, "{v:?}");
+    assert_eq!(v.checks.len(), 6);
+
+    let mut bad = after.clone();
+    bad.build = Some("10.0.20348.4000".parse().unwrap());
+    bad.pending_reboot = vec!["CBS RebootPending".into()];
+    bad.services = vec![("W3SVC".into(), "auto".into(), "stopped".into())];
+    bad.backup_failing = true;
+    let events = [
+        CriticalEvent {
+            id: 7031,
+            source: "Service Control Manager".into(),
+            at: t("2026-12-08T21:40:00Z"),
+            message: String::new(),
+        },
+        // Before the job: not ours.
+        CriticalEvent {
+            id: 6008,
+            source: "EventLog".into(),
+            at: t("2026-12-07T01:00:00Z"),
+            message: String::new(),
+        },
+        // Not a critical ID.
+        CriticalEvent {
+            id: 19,
+            source: "WindowsUpdateClient".into(),
+            at: t("2026-12-08T21:30:00Z"),
+            message: String::new(),
+        },
+    ];
+    let v = verify(&j, j.before.as_ref(), &bad, &events);
+    assert!(!v.verified);
+    let f = v.failures();
+    assert_eq!(f.len(), 5, "{f:?}");
+    assert!(f.iter().any(|x| x.contains("W3SVC")));
+    assert!(f.iter().any(|x| x.contains("7031") && !x.contains("6008")));
+    let mut missing = after.clone();
+    missing.installed_kbs = vec!["KB5000001".into()];
+    let v = verify(&j, j.before.as_ref(), &missing, &[]);
+    assert_eq!(
+        v.failures(),
+        vec!["updates installed: not installed: KB5000002".to_string()]
+    );
+}
+
+#[test]
+fn steps_open_and_close_in_order_and_states_parse_back() {
+    let mut j = job();
+    j.step_started(StepKind::Install, t("2026-12-08T21:05:00Z"), "2 updates");
+    j.step_started(StepKind::Install, t("2026-12-08T21:06:00Z"), "again");
+    assert_eq!(j.steps.len(), 1);
+    j.step_finished(StepKind::Install, t("2026-12-08T21:20:00Z"), true, "");
+    j.step_finished(StepKind::Reboot, t("2026-12-08T21:25:00Z"), true, "back");
+    assert_eq!(j.steps[0].detail, "2 updates");
+    assert_eq!(j.steps[1].started, j.steps[1].finished.unwrap());
+    for s in JobState::ALL {
+        assert_eq!(JobState::parse(s.as_str()), Some(s));
+    }
+    for k in StepKind::ALL {
+        assert_eq!(StepKind::parse(k.as_str()), Some(k));
+    }
+    assert!(JobState::NeedsRemediation.is_failure() && JobState::Failed.is_terminal());
+    assert!(!JobState::Blocked.is_terminal());
+}
