@@ -8,8 +8,9 @@ use patchward_core::inventory::{Estate, Server};
 use patchward_store::{
     AccessStore, AgentRecord, AgentStore, AuditEntry, AuditQuery, AuditStore, Counts, CycleRecord,
     DocumentImport, EnrolTokenRecord, Enrolment, ExceptionRecord, FeedStatus, ImportOutcome,
-    NewAgent, NewAuditEntry, NewEnrolToken, NewToken, NewUser, Result, SessionRecord, SqliteStore,
-    Store, StoredServer, Tenant, TenantId, TokenRecord, TokenRefusal, UserRecord, WorkflowStore,
+    JobRecord, JobStore, LeaseChange, NewAgent, NewAuditEntry, NewEnrolToken, NewJob, NewToken,
+    NewUser, Result, SessionRecord, SqliteStore, Store, StoredServer, Tenant, TenantId,
+    TokenRecord, TokenRefusal, UserRecord, WorkflowStore,
 };
 use patchward_store_postgres::PgStore;
 use std::path::Path;
@@ -383,5 +384,41 @@ impl AgentStore for AnyStore {
     }
     async fn revoke_agent(&self, tenant: TenantId, id: i64, now: Timestamp) -> Result<bool> {
         dispatch!(self, s => s.revoke_agent(tenant, id, now))
+    }
+}
+
+impl JobStore for AnyStore {
+    async fn create_jobs(
+        &self,
+        tenant: TenantId,
+        cycle: i64,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<usize> {
+        dispatch!(self, s => s.create_jobs(tenant, cycle, jobs, now))
+    }
+    async fn jobs(&self, tenant: TenantId, cycle: i64) -> Result<Vec<JobRecord>> {
+        dispatch!(self, s => s.jobs(tenant, cycle))
+    }
+    async fn job(&self, tenant: TenantId, id: i64) -> Result<Option<JobRecord>> {
+        dispatch!(self, s => s.job(tenant, id))
+    }
+    async fn open_jobs_for_server(&self, tenant: TenantId, server: &str) -> Result<Vec<JobRecord>> {
+        dispatch!(self, s => s.open_jobs_for_server(tenant, server))
+    }
+    async fn lapsed_jobs(&self, before: Timestamp) -> Result<Vec<JobRecord>> {
+        dispatch!(self, s => s.lapsed_jobs(before))
+    }
+    async fn update_job(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        version: i64,
+        state: &str,
+        body: &str,
+        lease: LeaseChange,
+        now: Timestamp,
+    ) -> Result<Option<JobRecord>> {
+        dispatch!(self, s => s.update_job(tenant, id, version, state, body, lease, now))
     }
 }

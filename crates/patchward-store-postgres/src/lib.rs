@@ -18,6 +18,7 @@ mod agents;
 mod audit;
 mod estate;
 mod feeds;
+mod jobs;
 mod workflow;
 
 use jiff::Timestamp;

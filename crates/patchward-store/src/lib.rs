@@ -456,6 +456,98 @@ pub trait AgentStore {
     ) -> impl Future<Output = Result<bool>> + Send;
 }
 
+/// Jobs (per tenant): one per server in a running cycle. Every write is versioned, so
+/// replicas sharing a database never both lease, advance or finish the same job.
+pub trait JobStore {
+    /// Create the jobs a cycle does not have yet (one per server; existing ones are kept, so
+    /// starting again after a crash creates only what is missing). Returns how many were new.
+    fn create_jobs(
+        &self,
+        tenant: TenantId,
+        cycle: i64,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<usize>> + Send;
+    /// A cycle's jobs by server name.
+    fn jobs(
+        &self,
+        tenant: TenantId,
+        cycle: i64,
+    ) -> impl Future<Output = Result<Vec<JobRecord>>> + Send;
+    fn job(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<JobRecord>>> + Send;
+    /// The server's unfinished jobs (waiting, blocked, running) in running cycles, oldest
+    /// first.
+    fn open_jobs_for_server(
+        &self,
+        tenant: TenantId,
+        server: &str,
+    ) -> impl Future<Output = Result<Vec<JobRecord>>> + Send;
+    /// Running jobs whose lease ended before `before` (every tenant): the sweeper's work.
+    fn lapsed_jobs(&self, before: Timestamp)
+    -> impl Future<Output = Result<Vec<JobRecord>>> + Send;
+    /// Write a job only if its version is still `version`. `lease`: grant a new lease (the
+    /// fencing token grows by one), keep the current one, or release it. `None`: the version
+    /// moved on.
+    #[allow(clippy::too_many_arguments)] // one write, spelled out
+    fn update_job(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        version: i64,
+        state: &str,
+        body: &str,
+        lease: LeaseChange,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<JobRecord>>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub server: String,
+    pub ring: Option<String>,
+    pub state: String,
+    /// JSON.
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseChange {
+    Keep,
+    /// Lease to this agent until this instant, with the next fencing token.
+    Grant {
+        agent: i64,
+        until: Timestamp,
+    },
+    /// Extend the current lease (same agent, same token).
+    Extend {
+        until: Timestamp,
+    },
+    Release,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub cycle: i64,
+    pub server: String,
+    pub ring: Option<String>,
+    pub state: String,
+    pub version: i64,
+    pub lease_agent: Option<i64>,
+    /// Grows with every lease: the token an agent's reports must carry.
+    pub lease_token: i64,
+    pub lease_until: Option<Timestamp>,
+    /// JSON.
+    pub body: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEnrolToken<'a> {
     pub tenant: TenantId,
@@ -562,11 +654,29 @@ pub struct ExceptionRecord {
 
 /// Everything a server needs from one backend, shareable between request handlers.
 pub trait ControlStore:
-    Store + AccessStore + AuditStore + WorkflowStore + AgentStore + Clone + Send + Sync + 'static
+    Store
+    + AccessStore
+    + AuditStore
+    + WorkflowStore
+    + AgentStore
+    + JobStore
+    + Clone
+    + Send
+    + Sync
+    + 'static
 {
 }
 impl<
-    T: Store + AccessStore + AuditStore + WorkflowStore + AgentStore + Clone + Send + Sync + 'static,
+    T: Store
+        + AccessStore
+        + AuditStore
+        + WorkflowStore
+        + AgentStore
+        + JobStore
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 > ControlStore for T
 {
 }

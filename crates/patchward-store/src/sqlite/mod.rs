@@ -4,6 +4,7 @@
 mod access;
 mod agents;
 mod audit;
+mod jobs;
 mod workflow;
 
 use crate::codec::{

@@ -15,8 +15,8 @@ use patchward_core::inventory::{
 use patchward_core::product::{Installation, ProductKind, ServerRelease};
 use patchward_store::{
     AccessStore, AgentStore, AuditEntry, AuditQuery, AuditStore, DocumentImport, ImportOutcome,
-    NewAgent, NewAuditEntry, NewEnrolToken, NewToken, NewUser, SessionRecord, Store, StoreError,
-    TenantId, TokenRefusal, WorkflowStore,
+    JobStore, LeaseChange, NewAgent, NewAuditEntry, NewEnrolToken, NewJob, NewToken, NewUser,
+    SessionRecord, Store, StoreError, TenantId, TokenRefusal, WorkflowStore,
 };
 
 pub const T: TenantId = TenantId::DEFAULT;
@@ -1433,10 +1433,237 @@ pub async fn enrol_concurrent<S: AgentStore + Clone + Send + Sync + 'static>(sto
     assert_eq!(store.enrol_tokens(T).await.unwrap()[0].uses_left, 0);
 }
 
+fn nj(server: &str, ring: &str) -> NewJob {
+    NewJob {
+        server: server.into(),
+        ring: Some(ring.into()),
+        state: "waiting".into(),
+        body: format!("{{\"server\":\"{server}\"}}"),
+    }
+}
+
+/// Jobs: created once per server, read per cycle and per server (running cycles only),
+/// versioned writes, leases with a growing fencing token, lapsed leases, tenants.
+pub async fn jobs(store: &(impl AccessStore + WorkflowStore + JobStore)) {
+    let now = t("2026-12-08T21:00:00Z");
+    let other = store.ensure_tenant("other", now).await.unwrap().id;
+    let c = store
+        .create_cycle(T, "2026-12 Patch Tuesday", "running", "{}", now)
+        .await
+        .unwrap();
+    let d = store
+        .create_cycle(T, "draft one", "draft", "{}", now)
+        .await
+        .unwrap();
+    let made = store
+        .create_jobs(T, c.id, &[nj("web01", "pilot"), nj("sql01", "broad")], now)
+        .await
+        .unwrap();
+    assert_eq!(made, 2);
+    // Starting again creates only what is missing.
+    let again = store
+        .create_jobs(T, c.id, &[nj("WEB01", "pilot"), nj("app01", "broad")], now)
+        .await
+        .unwrap();
+    assert_eq!(again, 1);
+    store
+        .create_jobs(T, d.id, &[nj("web01", "pilot")], now)
+        .await
+        .unwrap();
+    let all = store.jobs(T, c.id).await.unwrap();
+    assert_eq!(
+        all.iter().map(|j| j.server.as_str()).collect::<Vec<_>>(),
+        vec!["app01", "sql01", "web01"]
+    );
+    assert!(store.jobs(other, c.id).await.unwrap().is_empty());
+    // Only jobs of running cycles are open work.
+    let open = store.open_jobs_for_server(T, "WEB01").await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].cycle, c.id);
+    assert!(
+        store
+            .open_jobs_for_server(other, "web01")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let w = &open[0];
+    assert_eq!((w.version, w.lease_token, w.lease_agent), (1, 0, None));
+    // A lease: the token grows; a stale version writes nothing.
+    let until = t("2026-12-08T21:10:00Z");
+    let leased = store
+        .update_job(
+            T,
+            w.id,
+            1,
+            "running",
+            "{\"v\":2}",
+            LeaseChange::Grant { agent: 7, until },
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            leased.version,
+            leased.lease_token,
+            leased.lease_agent,
+            leased.lease_until
+        ),
+        (2, 1, Some(7), Some(until))
+    );
+    let stale = store
+        .update_job(
+            T,
+            w.id,
+            1,
+            "running",
+            "{}",
+            LeaseChange::Grant { agent: 8, until },
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(stale.is_none());
+    assert!(
+        store
+            .update_job(other, w.id, 2, "failed", "{}", LeaseChange::Release, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let later = t("2026-12-08T21:20:00Z");
+    let extended = store
+        .update_job(
+            T,
+            w.id,
+            2,
+            "running",
+            "{\"v\":3}",
+            LeaseChange::Extend { until: later },
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (extended.lease_token, extended.lease_until),
+        (1, Some(later))
+    );
+    // Lapsed leases, every tenant.
+    assert!(store.lapsed_jobs(later).await.unwrap().is_empty());
+    let lapsed = store.lapsed_jobs(t("2026-12-08T21:30:00Z")).await.unwrap();
+    assert_eq!(lapsed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![w.id]);
+    let regranted = store
+        .update_job(
+            T,
+            w.id,
+            3,
+            "running",
+            "{}",
+            LeaseChange::Grant {
+                agent: 7,
+                until: later,
+            },
+            later,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(regranted.lease_token, 2);
+    let done = store
+        .update_job(
+            T,
+            w.id,
+            4,
+            "succeeded",
+            "{\"done\":1}",
+            LeaseChange::Release,
+            later,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (done.state.as_str(), done.lease_agent, done.lease_until),
+        ("succeeded", None, None)
+    );
+    assert_eq!(
+        done.lease_token, 2,
+        "the token survives the release (fencing)"
+    );
+    assert!(
+        store
+            .open_jobs_for_server(T, "web01")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.job(T, w.id).await.unwrap().unwrap().body,
+        "{\"done\":1}"
+    );
+    assert!(store.job(other, w.id).await.unwrap().is_none());
+}
+
+/// Replicas leasing the same job at once: exactly one lease is granted.
+pub async fn job_lease_concurrent<
+    S: AccessStore + WorkflowStore + JobStore + Clone + Send + Sync + 'static,
+>(
+    store: S,
+) {
+    let now = t("2026-12-08T21:00:00Z");
+    let c = store
+        .create_cycle(T, "c", "running", "{}", now)
+        .await
+        .unwrap();
+    store
+        .create_jobs(T, c.id, &[nj("web01", "pilot")], now)
+        .await
+        .unwrap();
+    let job = store.jobs(T, c.id).await.unwrap().remove(0);
+    let mut tasks = Vec::new();
+    for agent in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.update_job(
+                T,
+                job.id,
+                job.version,
+                "running",
+                "{}",
+                LeaseChange::Grant {
+                    agent,
+                    until: t("2026-12-08T21:10:00Z"),
+                },
+                now,
+            )
+            .await
+            .unwrap()
+            .is_some()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    assert_eq!(store.job(T, job.id).await.unwrap().unwrap().lease_token, 1);
+}
+
 /// Every contract above as one test each, run by `$run` (an async fn taking a closure that
 /// gets a fresh store).
 macro_rules! contract_tests {
     ($run:path) => {
+        #[tokio::test]
+        async fn contract_jobs() {
+            $run(|s| async move { $crate::contract::jobs(&s).await }).await
+        }
+        #[tokio::test]
+        async fn contract_job_lease_concurrent() {
+            $run(|s| async move { $crate::contract::job_lease_concurrent(s).await }).await
+        }
         #[tokio::test]
         async fn contract_agents() {
             $run(|s| async move { $crate::contract::agents(&s).await }).await

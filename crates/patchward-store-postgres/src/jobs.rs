@@ -1,0 +1,159 @@
+//! Jobs on PostgreSQL.
+
+use crate::PgStore;
+use jiff::Timestamp;
+use patchward_store::codec::{from_ms, ms, random_id};
+use patchward_store::{JobRecord, JobStore, LeaseChange, NewJob, Result, TenantId};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+const JOB_COLUMNS: &str = "id, tenant_id, cycle_id, server, ring, state, version, lease_agent, \
+     lease_token, lease_until, body, created_at, updated_at";
+
+fn job_row(r: &PgRow) -> Result<JobRecord> {
+    Ok(JobRecord {
+        id: r.try_get("id")?,
+        tenant: TenantId(r.try_get("tenant_id")?),
+        cycle: r.try_get("cycle_id")?,
+        server: r.try_get("server")?,
+        ring: r.try_get("ring")?,
+        state: r.try_get("state")?,
+        version: r.try_get("version")?,
+        lease_agent: r.try_get("lease_agent")?,
+        lease_token: r.try_get("lease_token")?,
+        lease_until: from_ms(r.try_get("lease_until")?),
+        body: r.try_get("body")?,
+        created_at: from_ms(r.try_get("created_at")?).unwrap_or(Timestamp::UNIX_EPOCH),
+        updated_at: from_ms(r.try_get("updated_at")?).unwrap_or(Timestamp::UNIX_EPOCH),
+    })
+}
+
+impl JobStore for PgStore {
+    async fn create_jobs(
+        &self,
+        tenant: TenantId,
+        cycle: i64,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut created = 0;
+        for j in jobs {
+            let done = sqlx::query(
+                "INSERT INTO jobs (id, tenant_id, cycle_id, server, ring, state, version, body,
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9)
+                 ON CONFLICT (cycle_id, lower(server)) DO NOTHING",
+            )
+            .bind(random_id()?)
+            .bind(tenant.0)
+            .bind(cycle)
+            .bind(&j.server)
+            .bind(&j.ring)
+            .bind(&j.state)
+            .bind(&j.body)
+            .bind(ms(now))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            created += done.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn jobs(&self, tenant: TenantId, cycle: i64) -> Result<Vec<JobRecord>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND cycle_id = $2
+             ORDER BY lower(server)"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .bind(cycle)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_row).collect()
+    }
+
+    async fn job(&self, tenant: TenantId, id: i64) -> Result<Option<JobRecord>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_row).transpose()
+    }
+
+    async fn open_jobs_for_server(&self, tenant: TenantId, server: &str) -> Result<Vec<JobRecord>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND lower(server) = lower($2)
+             AND state IN ('waiting', 'blocked', 'running')
+             AND cycle_id IN (SELECT id FROM cycles WHERE tenant_id = $3 AND state = 'running')
+             ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .bind(server)
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_row).collect()
+    }
+
+    async fn lapsed_jobs(&self, before: Timestamp) -> Result<Vec<JobRecord>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running' AND lease_until < $1
+             ORDER BY lease_until, id LIMIT 1000"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms(before))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_row).collect()
+    }
+
+    async fn update_job(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        version: i64,
+        state: &str,
+        body: &str,
+        lease: LeaseChange,
+        now: Timestamp,
+    ) -> Result<Option<JobRecord>> {
+        // Placeholders: $1 state, $2 body, $3 now, then the lease's, then tenant, id, version.
+        let (lease_sql, next) = match lease {
+            LeaseChange::Keep => (String::new(), 4),
+            LeaseChange::Grant { .. } => (
+                ", lease_agent = $4, lease_until = $5, lease_token = lease_token + 1".to_string(),
+                6,
+            ),
+            LeaseChange::Extend { .. } => (", lease_until = $4".to_string(), 5),
+            LeaseChange::Release => (", lease_agent = NULL, lease_until = NULL".to_string(), 4),
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = $1, body = $2, version = version + 1, updated_at = $3{lease_sql}
+             WHERE tenant_id = ${} AND id = ${} AND version = ${} RETURNING {JOB_COLUMNS}",
+            next,
+            next + 1,
+            next + 2
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state)
+            .bind(body)
+            .bind(ms(now));
+        match lease {
+            LeaseChange::Grant { agent, until } => q = q.bind(agent).bind(ms(until)),
+            LeaseChange::Extend { until } => q = q.bind(ms(until)),
+            LeaseChange::Keep | LeaseChange::Release => {}
+        }
+        let row = q
+            .bind(tenant.0)
+            .bind(id)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_row).transpose()
+    }
+}
