@@ -7,7 +7,9 @@ use crate::host::Host;
 use crate::state::{AgentState, StateError};
 use jiff::Timestamp;
 use patchward_proto::ErrorCode;
-use patchward_proto::agent::{AGENT_PROTOCOL, CheckIn, Directive, EnrolRequest};
+use patchward_proto::agent::{
+    AGENT_PROTOCOL, CheckIn, Directive, EnrolRequest, JobOffer, StepReply, StepReport,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ pub enum AgentError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tick {
     pub sent_inventory: bool,
+    /// A job it ran: (job id, the job's state when the agent stopped working on it).
+    pub job: Option<(i64, String)>,
     /// How long to wait before the next check-in (interval plus jitter).
     pub next: Duration,
     /// A message from the server the operator should see (upgrade).
@@ -153,6 +157,10 @@ impl<H: Host> Agent<H> {
             self.state = Some(state);
             sent = true;
         }
+        let job = match &reply.job {
+            Some(offer) => Some((offer.job_id, self.run_job(offer, now).await?)),
+            None => None,
+        };
         let jitter = u64::from(reply.jitter_seconds) * 1000;
         let spread = if jitter == 0 {
             0
@@ -161,10 +169,120 @@ impl<H: Host> Agent<H> {
         };
         Ok(Tick {
             sent_inventory: sent,
+            job,
             next: Duration::from_secs(u64::from(reply.check_in_seconds.max(1)))
                 + Duration::from_millis(spread),
             notice,
         })
+    }
+
+    /// Run a leased job's remaining steps, reporting each. Returns the job's state when the
+    /// agent stopped (the host did not come back from its reboot: `rebooting`).
+    async fn run_job(&mut self, offer: &JobOffer, now: Timestamp) -> Result<String, AgentError> {
+        let credential = self
+            .state
+            .as_ref()
+            .map(|s| s.credential.clone())
+            .ok_or(AgentError::NotEnrolled)?;
+        let done = |s: &str| offer.done.iter().any(|d| d == s);
+        let report = |step: &str, status: &str, detail: String| StepReport {
+            token: offer.token,
+            step: step.into(),
+            status: status.into(),
+            detail,
+            results: Vec::new(),
+            inventory: None,
+            events: Vec::new(),
+        };
+        for step in ["scan", "download"] {
+            if done(step) {
+                continue;
+            }
+            let r = self
+                .send(
+                    &credential,
+                    offer.job_id,
+                    report(step, "finished", format!("{} updates", offer.updates.len())),
+                )
+                .await?;
+            if !r.proceed {
+                return Ok(r.state);
+            }
+        }
+        if !done("install") {
+            self.send(
+                &credential,
+                offer.job_id,
+                report("install", "started", offer.updates.join(", ")),
+            )
+            .await?;
+            let results = self
+                .host
+                .install(&offer.updates, offer.expected_build.as_deref(), now);
+            let ok = results.iter().all(|r| r.installed);
+            let mut r = report(
+                "install",
+                if ok { "finished" } else { "failed" },
+                format!(
+                    "{} of {} installed",
+                    results.iter().filter(|r| r.installed).count(),
+                    results.len()
+                ),
+            );
+            r.results = results;
+            let reply = self.send(&credential, offer.job_id, r).await?;
+            if !reply.proceed {
+                return Ok(reply.state);
+            }
+        }
+        if !done("reboot") {
+            let needed = self.host.reboot_pending() || offer.reboot == "always";
+            if needed && offer.reboot != "never" {
+                self.send(
+                    &credential,
+                    offer.job_id,
+                    report("reboot", "started", "restarting".into()),
+                )
+                .await?;
+                if !self.host.reboot(now) {
+                    return Ok("rebooting".into());
+                }
+                let mut r = report("reboot", "finished", "back".into());
+                r.inventory = Some(self.host.inventory(now));
+                let reply = self.send(&credential, offer.job_id, r).await?;
+                if !reply.proceed {
+                    return Ok(reply.state);
+                }
+            } else {
+                let reply = self
+                    .send(
+                        &credential,
+                        offer.job_id,
+                        report("reboot", "finished", "no reboot needed".into()),
+                    )
+                    .await?;
+                if !reply.proceed {
+                    return Ok(reply.state);
+                }
+            }
+        }
+        let mut r = report("verify", "finished", "checked".into());
+        r.inventory = Some(self.host.inventory(now));
+        // Events since the lease began (the server keeps only those after the job started).
+        r.events = self
+            .host
+            .critical_events(now - jiff::SignedDuration::from_hours(24));
+        let reply = self.send(&credential, offer.job_id, r).await?;
+        Ok(reply.state)
+    }
+
+    async fn send(
+        &self,
+        credential: &str,
+        job: i64,
+        r: StepReport,
+    ) -> Result<StepReply, AgentError> {
+        self.client.step(credential, job, &r).await.map_err(revoked)
     }
 
     fn random(&mut self) -> u64 {

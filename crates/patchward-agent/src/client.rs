@@ -3,7 +3,9 @@
 //! `patchward serve` prints for its self-signed certificate).
 
 use patchward_proto::ApiError;
-use patchward_proto::agent::{CheckIn, CheckInReply, EnrolReply, EnrolRequest, InventoryReport};
+use patchward_proto::agent::{
+    CheckIn, CheckInReply, EnrolReply, EnrolRequest, InventoryReport, StepReply, StepReport,
+};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -116,6 +118,20 @@ impl AgentClient {
         self.post::<_, serde_json::Value>("/agent/v1/inventory", Some(credential), report)
             .await
             .map(|_| ())
+    }
+
+    pub async fn step(
+        &self,
+        credential: &str,
+        job: i64,
+        report: &StepReport,
+    ) -> Result<StepReply, ClientError> {
+        self.post(
+            &format!("/agent/v1/jobs/{job}/steps"),
+            Some(credential),
+            report,
+        )
+        .await
     }
 
     async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(

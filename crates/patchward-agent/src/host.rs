@@ -1,7 +1,7 @@
 //! What the agent needs of the machine it runs on.
 
 use jiff::Timestamp;
-use patchward_proto::agent::InventoryReport;
+use patchward_proto::agent::{EventRecord, InventoryReport, UpdateOutcome};
 
 /// A Windows Server as the agent sees it. Calls may block (WMI, the registry, the Windows
 /// Update Agent): the agent runs them off the async runtime's threads when it matters.
@@ -10,4 +10,21 @@ pub trait Host: Send {
     fn hostname(&self) -> String;
     /// OS, build with UBR, installed KBs, roles, pending reboot, services, backups.
     fn inventory(&mut self, now: Timestamp) -> InventoryReport;
+    /// Search for the updates by KB, download and install them; one outcome per update
+    /// (the Windows HRESULT when one failed). `expected_build` is what the control plane
+    /// expects the updates to bring (a simulated host that does not know a KB uses it).
+    fn install(
+        &mut self,
+        updates: &[String],
+        expected_build: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<UpdateOutcome>;
+    /// Whether the installed updates wait for a reboot.
+    fn reboot_pending(&self) -> bool;
+    /// Reboot. `false`: the host did not come back (a real agent's process ends here and
+    /// resumes from its state file after the boot; a simulated host may be told never to
+    /// return).
+    fn reboot(&mut self, now: Timestamp) -> bool;
+    /// Critical events logged since `since` (System and Application logs).
+    fn critical_events(&self, since: Timestamp) -> Vec<EventRecord>;
 }

@@ -8,7 +8,9 @@ use jiff::{SignedDuration, Timestamp};
 use patchward_core::OsBuild;
 use patchward_core::catalog::{Classification, Kb};
 use patchward_core::product::{Installation, ProductKind, ServerRelease};
-use patchward_proto::agent::{AGENT_PROTOCOL, BackupEvidence, InventoryReport, ServiceState};
+use patchward_proto::agent::{
+    AGENT_PROTOCOL, BackupEvidence, EventRecord, InventoryReport, ServiceState, UpdateOutcome,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -109,6 +111,43 @@ const BASE_SERVICES: [&str; 8] = [
     "wuauserv",
 ];
 
+/// What can go wrong on a simulated host (PRODUCT.md C7's injectable faults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Installing fails with this HRESULT (`0x800F0922`: CBS could not apply it;
+    /// `0x80070002`: a file is missing).
+    InstallFailure(String),
+    /// The update installs, then Windows rolls it back at boot ("We couldn't complete the
+    /// updates. Undoing changes"), logging event 20.
+    RolledBackAtBoot,
+    /// The reboot never comes back.
+    RebootNeverReturns,
+    /// A service that ran before does not start after the reboot (event 7000).
+    ServiceDoesNotStart,
+    /// The last successful backup is days old.
+    StaleBackup,
+}
+
+impl Fault {
+    /// The faults a profile assigns, by host: `none`, or `mixed` (about one host in five has
+    /// one fault, drawn from the seed).
+    pub fn profile(name: &str) -> Result<fn(u64) -> Option<Fault>, String> {
+        match name {
+            "none" => Ok(|_| None),
+            "mixed" => Ok(|r| match r % 20 {
+                0 => Some(Fault::InstallFailure("0x800F0922".into())),
+                1 => Some(Fault::InstallFailure("0x80070002".into())),
+                2 => Some(Fault::RolledBackAtBoot),
+                3 => Some(Fault::ServiceDoesNotStart),
+                _ if r % 50 == 4 => Some(Fault::RebootNeverReturns),
+                _ if r % 50 == 5 => Some(Fault::StaleBackup),
+                _ => None,
+            }),
+            other => Err(format!("fault profile {other:?}: expected none or mixed")),
+        }
+    }
+}
+
 /// A simulated host.
 #[derive(Debug, Clone)]
 pub struct SimulatedHost {
@@ -125,6 +164,12 @@ pub struct SimulatedHost {
     pub free_mib: u64,
     /// The release's stream, shared by every host of a simulation.
     pub stream: Arc<Vec<StreamUpdate>>,
+    pub fault: Option<Fault>,
+    /// Build and KBs before the last install (what a rollback at boot returns to).
+    pub before_install: Option<(OsBuild, BTreeSet<Kb>)>,
+    pub events: Vec<EventRecord>,
+    /// The reboot never returned: the host is gone.
+    pub down: bool,
 }
 
 impl SimulatedHost {
@@ -189,9 +234,31 @@ impl SimulatedHost {
             last_boot: now - SignedDuration::from_hours(uptime_hours),
             last_backup: now - SignedDuration::from_hours(backup_age_hours),
             pending_reboot: Vec::new(),
-            free_mib: 8_000 + splitmix(&mut rng) % 60_000,
+            free_mib: 12_000 + splitmix(&mut rng) % 60_000,
             stream: Arc::new(stream.clone()),
+            fault: None,
+            before_install: None,
+            events: Vec::new(),
+            down: false,
         })
+    }
+
+    /// This host with a fault.
+    pub fn with_fault(mut self, fault: Option<Fault>, now: Timestamp) -> Self {
+        if fault == Some(Fault::StaleBackup) {
+            self.last_backup = now - SignedDuration::from_hours(24 * 5);
+        }
+        self.fault = fault;
+        self
+    }
+
+    fn event(&mut self, id: u32, source: &str, at: Timestamp, message: &str) {
+        self.events.push(EventRecord {
+            id,
+            source: source.into(),
+            at: at.to_string(),
+            message: message.into(),
+        });
     }
 
     /// The OS caption Windows reports.
@@ -206,6 +273,133 @@ impl SimulatedHost {
 impl Host for SimulatedHost {
     fn hostname(&self) -> String {
         self.name.clone()
+    }
+
+    fn install(
+        &mut self,
+        updates: &[String],
+        expected_build: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<UpdateOutcome> {
+        if let Some(Fault::InstallFailure(hresult)) = &self.fault {
+            let hresult = hresult.clone();
+            self.event(
+                20,
+                "Microsoft-Windows-WindowsUpdateClient",
+                now,
+                "installation failure",
+            );
+            return updates
+                .iter()
+                .map(|kb| UpdateOutcome {
+                    kb: kb.clone(),
+                    installed: false,
+                    hresult: Some(hresult.clone()),
+                })
+                .collect();
+        }
+        self.before_install = Some((self.build, self.kbs.clone()));
+        let mut out = Vec::with_capacity(updates.len());
+        for kb in updates {
+            let Ok(k) = kb.parse::<Kb>() else {
+                out.push(UpdateOutcome {
+                    kb: kb.clone(),
+                    installed: false,
+                    hresult: Some("0x80240024".into()), // WU_E_NO_UPDATE: not found
+                });
+                continue;
+            };
+            // A cumulative update of the stream sets the build and replaces the ones it
+            // supersedes; anything else is simply added.
+            if let Some(u) = self.stream.iter().find(|u| u.kb == k)
+                && u.build > self.build
+            {
+                let older: Vec<Kb> = self
+                    .stream
+                    .iter()
+                    .filter(|o| o.build < u.build)
+                    .map(|o| o.kb)
+                    .collect();
+                self.kbs.retain(|x| !older.contains(x));
+                self.build = u.build;
+            }
+            // A cumulative update newer than the bundled table: Windows Update knows what it
+            // brings; the control plane told us.
+            let known = self.stream.iter().any(|u| u.kb == k);
+            if !known
+                && let Some(b) = expected_build.and_then(|b| b.parse::<OsBuild>().ok())
+                && b.same_release(&self.build)
+                && b > self.build
+            {
+                self.kbs.retain(|x| !self.stream.iter().any(|u| u.kb == *x));
+                self.build = b;
+            }
+            self.kbs.insert(k);
+            out.push(UpdateOutcome {
+                kb: kb.clone(),
+                installed: true,
+                hresult: None,
+            });
+        }
+        self.pending_reboot = vec![
+            "CBS RebootPending".into(),
+            "WindowsUpdate RebootRequired".into(),
+        ];
+        out
+    }
+
+    fn reboot_pending(&self) -> bool {
+        !self.pending_reboot.is_empty()
+    }
+
+    fn reboot(&mut self, now: Timestamp) -> bool {
+        if self.fault == Some(Fault::RebootNeverReturns) {
+            self.down = true;
+            return false;
+        }
+        self.last_boot = now;
+        self.pending_reboot.clear();
+        match self.fault {
+            Some(Fault::RolledBackAtBoot) => {
+                if let Some((build, kbs)) = self.before_install.take() {
+                    self.build = build;
+                    self.kbs = kbs;
+                }
+                self.event(
+                    20,
+                    "Microsoft-Windows-WindowsUpdateClient",
+                    now,
+                    "We couldn't complete the updates. Undoing changes.",
+                );
+            }
+            Some(Fault::ServiceDoesNotStart) => {
+                if let Some(s) = self
+                    .services
+                    .iter_mut()
+                    .rev()
+                    .find(|s| s.start_mode == "auto")
+                {
+                    s.state = "stopped".into();
+                    let name = s.name.clone();
+                    self.event(
+                        7000,
+                        "Service Control Manager",
+                        now,
+                        &format!("The {name} service failed to start"),
+                    );
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    fn critical_events(&self, since: Timestamp) -> Vec<EventRecord> {
+        self.events
+            .iter()
+            .filter(|e| e.at.parse::<Timestamp>().is_ok_and(|t| t >= since))
+            .cloned()
+            .collect()
     }
 
     fn inventory(&mut self, _now: Timestamp) -> InventoryReport {

@@ -17,6 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 use patchward_core::OsBuild;
 use patchward_core::access::{Permission, Role as UserRole};
 use patchward_core::catalog::Kb;
+use patchward_core::execution::HostSnapshot;
 use patchward_core::inventory::{Role, Server};
 use patchward_core::product::Installation;
 use patchward_proto::ErrorCode;
@@ -342,8 +343,17 @@ impl<S: ControlStore> App<S> {
         Ok(agent)
     }
 
-    /// A check-in: remembers when the agent was seen and says what it should do next.
-    pub fn check_in(&self, agent: &AgentRecord, req: &CheckIn) -> CheckInReply {
+    /// A check-in: remembers when the agent was seen and says what it should do next,
+    /// including the job of its server when its ring may start and its gates pass now.
+    pub async fn check_in(&self, agent: &AgentRecord, req: &CheckIn) -> Result<CheckInReply> {
+        let mut reply = self.check_in_reply(agent, req);
+        if reply.directive.is_none() && !reply.send_inventory {
+            reply.job = self.offer_job(agent).await?;
+        }
+        Ok(reply)
+    }
+
+    fn check_in_reply(&self, agent: &AgentRecord, req: &CheckIn) -> CheckInReply {
         let now = self.now();
         lock(&self.agents.heartbeats)
             .entry(agent.id)
@@ -369,6 +379,7 @@ impl<S: ControlStore> App<S> {
             jitter_seconds: JITTER_SECONDS,
             send_inventory,
             directive,
+            job: None,
         }
     }
 
@@ -618,6 +629,33 @@ pub fn server_from_report(name: &str, r: &InventoryReport, now: Timestamp) -> Re
         last_scan: Some(now),
         ..Server::default()
     })
+}
+
+/// What gates and verification compare, from an inventory report received at `at`.
+pub(crate) fn snapshot_of(r: &InventoryReport, at: Option<Timestamp>) -> HostSnapshot {
+    let successes = r
+        .backups
+        .iter()
+        .filter_map(|b| b.last_success.as_deref())
+        .filter_map(|t| t.parse::<Timestamp>().ok());
+    HostSnapshot {
+        at,
+        build: r.build.trim().parse().ok(),
+        installed_kbs: r.installed_kbs.clone(),
+        pending_reboot: r.pending_reboot.clone(),
+        last_boot: r.last_boot.as_deref().and_then(|t| t.parse().ok()),
+        services: r
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), s.start_mode.clone(), s.state.clone()))
+            .collect(),
+        last_backup: successes.max(),
+        backup_failing: r
+            .backups
+            .iter()
+            .any(|b| b.last_result.as_deref() == Some("failed")),
+        free_mib: r.system_drive_free_mib,
+    }
 }
 
 fn clip(s: &str) -> String {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod feeds;
 pub mod fleet;
 pub mod hosts;
+pub mod jobs;
 pub mod plan;
 pub mod store;
 mod wire;
@@ -82,6 +83,8 @@ pub struct App<S: ControlStore> {
     warm: std::sync::atomic::AtomicBool,
     /// Coalesced agent check-ins and the enrolment rate limit (this replica's only).
     agents: agents::AgentMemory,
+    /// Per tenant: the estate as of its revision (the gates read it at every offer).
+    estates: jobs::EstateCache,
 }
 
 impl<S: ControlStore> App<S> {
@@ -94,6 +97,7 @@ impl<S: ControlStore> App<S> {
             fleets: Mutex::new(HashMap::new()),
             warm: std::sync::atomic::AtomicBool::new(false),
             agents: agents::AgentMemory::default(),
+            estates: jobs::EstateCache::default(),
         }
     }
 

@@ -72,6 +72,86 @@ pub struct CheckInReply {
     /// Something the agent must do before anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directive: Option<Directive>,
+    /// Work for this server: its gates passed just now and the job is leased to this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobOffer>,
+}
+
+/// A job leased to the agent. Every report on it carries `token` (the fencing token): a
+/// report with an older token (the lease lapsed and was granted again) is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobOffer {
+    pub job_id: i64,
+    pub token: i64,
+    pub cycle: String,
+    /// The updates to install (`KB5041160`), found on the host by KB.
+    pub updates: Vec<String>,
+    /// The OS build the updates bring, when known (`10.0.20348.2655`).
+    #[serde(default)]
+    pub expected_build: Option<String>,
+    /// `if_required`, `never` or `always`.
+    pub reboot: String,
+    /// Steps already done (a job resumed after a reboot or an agent restart).
+    #[serde(default)]
+    pub done: Vec<String>,
+    /// Report within this many seconds or the lease lapses.
+    pub lease_seconds: u32,
+}
+
+/// `POST /agent/v1/jobs/{id}/steps`: a step started, finished or failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepReport {
+    pub token: i64,
+    /// `scan`, `download`, `install`, `reboot`, `verify`, `rollback`.
+    pub step: String,
+    /// `started`, `finished` or `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub detail: String,
+    /// Per update, with `install` (and `rollback`).
+    #[serde(default)]
+    pub results: Vec<UpdateOutcome>,
+    /// The host as it is now, with `reboot` finished and `verify`.
+    #[serde(default)]
+    pub inventory: Option<InventoryReport>,
+    /// Critical events logged since the job started, with `verify`.
+    #[serde(default)]
+    pub events: Vec<EventRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOutcome {
+    pub kb: String,
+    pub installed: bool,
+    /// The Windows result code when it failed (`0x800F0922`).
+    #[serde(default)]
+    pub hresult: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventRecord {
+    pub id: u32,
+    pub source: String,
+    /// RFC 3339.
+    pub at: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// What the server says after a step report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StepReply {
+    /// Go on with the next step; `false`: stop (the job ended or was cancelled).
+    #[serde(rename = "continue")]
+    pub proceed: bool,
+    pub lease_seconds: u32,
+    /// The job's state after the report.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// An instruction that overrides the normal loop.

@@ -328,3 +328,69 @@ pub struct Dashboard {
     pub trend: Vec<TrendPoint>,
     pub proposals: Vec<EmergencyProposal>,
 }
+
+/// A job: the work on one server in a running cycle (`GET /api/v1/cycles/{id}/jobs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    pub id: i64,
+    pub server: String,
+    pub ring: Option<String>,
+    /// `waiting`, `blocked`, `running`, `succeeded`, `failed`, `needs_remediation`,
+    /// `rolled_back`, `cancelled`.
+    pub state: String,
+    pub updates: Vec<String>,
+    pub expected_build: Option<String>,
+    pub slot_start: String,
+    pub slot_end: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    /// Each step as it happened.
+    pub steps: Vec<JobStepView>,
+    /// Per update: installed, or the Windows HRESULT it failed with.
+    pub results: Vec<JobUpdateView>,
+    /// Why it is waiting or blocked now, or why it ended as it did.
+    pub reasons: Vec<String>,
+    /// The verification's checks, once verified or failed.
+    pub checks: Vec<JobCheckView>,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobStepView {
+    pub step: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub ok: Option<bool>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobUpdateView {
+    pub kb: String,
+    pub installed: bool,
+    pub hresult: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobCheckView {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// A cycle's jobs and where its rings stand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CycleJobs {
+    pub cycle: i64,
+    pub state: String,
+    /// Per ring in order: `open`, `waiting: …` or `halted: …`.
+    pub rings: Vec<RingStatusView>,
+    pub jobs: Vec<JobView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RingStatusView {
+    pub ring: String,
+    pub status: String,
+    pub reason: Option<String>,
+}

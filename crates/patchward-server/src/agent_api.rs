@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::post;
 use patchward_app::AppError;
-use patchward_proto::agent::{CheckIn, CheckInReply, EnrolReply, EnrolRequest, InventoryReport};
+use patchward_proto::agent::{
+    CheckIn, CheckInReply, EnrolReply, EnrolRequest, InventoryReport, StepReply, StepReport,
+};
 use patchward_store::AgentRecord;
 use std::net::SocketAddr;
 
@@ -71,7 +73,7 @@ async fn check_in(
     b: Result<Json<CheckIn>, JsonRejection>,
 ) -> Res<Json<CheckInReply>> {
     let req = body(b)?;
-    Ok(Json(app.check_in(&agent, &req)))
+    Ok(Json(app.check_in(&agent, &req).await?))
 }
 
 async fn inventory(
@@ -84,11 +86,23 @@ async fn inventory(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn step(
+    State(app): State<Shared>,
+    CallingAgent(agent): CallingAgent,
+    p: Result<axum::extract::Path<i64>, axum::extract::rejection::PathRejection>,
+    b: Result<Json<StepReport>, JsonRejection>,
+) -> Res<Json<StepReply>> {
+    let id = crate::api::handlers::id(p)?;
+    let report = body(b)?;
+    Ok(Json(app.report_step(&agent, id, &report).await?))
+}
+
 pub fn router() -> Router<Shared> {
     Router::new()
         .route("/agent/v1/enrol", post(enrol))
         .route("/agent/v1/check-in", post(check_in))
         .route("/agent/v1/inventory", post(inventory))
+        .route("/agent/v1/jobs/{id}/steps", post(step))
         // An inventory report of a big host (thousands of KBs and services) stays far below.
         .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
 }

@@ -71,7 +71,8 @@ pub async fn serve(
             Err(e) => tracing::error!(error = %e, "warming up failed; requests will retry"),
         }
     });
-    // Agents' check-ins are coalesced in memory and written together every second.
+    // Agents' check-ins are coalesced in memory and written together every second; the same
+    // task ends jobs whose lease lapsed.
     let beats = app.clone();
     let heartbeats = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -80,6 +81,10 @@ pub async fn serve(
             tick.tick().await;
             if let Err(e) = beats.flush_heartbeats().await {
                 tracing::warn!(error = %e, "cannot record agents' check-ins; will retry");
+            }
+            // Jobs whose server never came back from its reboot, and lapsed leases.
+            if let Err(e) = beats.sweep_jobs().await {
+                tracing::warn!(error = %e, "cannot sweep lapsed jobs; will retry");
             }
         }
     });

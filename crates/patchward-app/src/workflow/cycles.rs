@@ -237,7 +237,11 @@ fn counts_as_approver(actor: &Actor, rules: &WorkflowRules) -> bool {
 }
 
 impl<S: ControlStore> App<S> {
-    async fn load_cycle(&self, tenant: TenantId, id: i64) -> Result<(CycleRecord, Cycle)> {
+    pub(crate) async fn load_cycle(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> Result<(CycleRecord, Cycle)> {
         let rec = self
             .store
             .cycle(tenant, id)

@@ -37,9 +37,21 @@ pub use gates::{
 pub use verify::{CRITICAL_EVENT_IDS, Check, CriticalEvent, Verification, verify};
 
 use crate::OsBuild;
+use jiff::SignedDuration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// Failures a ring tolerates, in percent of its servers (rounded down): 10% halts a ring of
+/// fewer than ten servers at its first failure.
+pub const FAILURE_BUDGET_PERCENT: u32 = 10;
+/// Free space the system drive needs before a cumulative update (Microsoft asks for about
+/// 10 GB for feature and cumulative updates).
+pub const MIN_FREE_MIB: u64 = 10 * 1024;
+/// How long a leased job may go without a report before its lease lapses.
+pub const LEASE: SignedDuration = SignedDuration::from_mins(15);
+/// How long a server may take to come back from its reboot.
+pub const REBOOT_TIMEOUT: SignedDuration = SignedDuration::from_mins(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -196,6 +208,8 @@ pub struct Job {
     /// The build the newest cumulative update in `updates` brings, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_build: Option<OsBuild>,
+    /// The maintenance window the plan placed it in.
+    pub window: String,
     /// The planned slot.
     pub slot_start: Timestamp,
     pub slot_end: Timestamp,

@@ -224,6 +224,7 @@ fn job() -> Job {
         ring: Some("pilot".into()),
         updates: vec!["KB5000002".into()],
         expected_build: Some("10.0.20348.4100".parse().unwrap()),
+        window: "Tue night".into(),
         slot_start: t("2026-12-08T21:00:00Z"),
         slot_end: t("2026-12-08T22:30:00Z"),
         state: JobState::Running,

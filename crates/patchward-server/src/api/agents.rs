@@ -9,7 +9,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use patchward_app::Actor;
 use patchward_proto::agent::{AgentView, EnrolTokenView, NewEnrolToken};
-use patchward_proto::{ApiError, TenantQuery};
+use patchward_proto::{ApiError, CycleJobs, CycleView, TenantQuery};
 
 /// The tenant's agents: server, version, last check-in, status (`active`, `silent` after
 /// three missed check-ins, `revoked`).
@@ -86,4 +86,35 @@ pub async fn revoke_enrol_token(
     let t = tenant(&app, &actor, query(q)?.tenant.as_deref()).await?;
     app.revoke_enrol_token(&actor, t, id(p)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start an approved cycle: it becomes running and every placed server gets a job. Each job
+/// starts when its ring may (earlier rings verified and soaked, none over its failure budget)
+/// and every gate passes at its agent's check-in. Starting again only adds missing jobs.
+#[utoipa::path(post, path = "/api/v1/cycles/{id}/start", tag = "jobs",
+    params(("id" = i64, Path, description = "Cycle id"), TenantQuery),
+    responses((status = 200, body = CycleView), (status = 409, body = ApiError)))]
+pub async fn start_cycle(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    p: Result<Path<i64>, PathRejection>,
+    q: Result<Query<TenantQuery>, QueryRejection>,
+) -> Res<Json<CycleView>> {
+    let t = tenant(&app, &actor, query(q)?.tenant.as_deref()).await?;
+    Ok(Json(app.start_cycle(&actor, t, id(p)?).await?))
+}
+
+/// A cycle's jobs: each server's state, steps, per-update results (with the HRESULT of a
+/// failure), gate reasons, verification checks; and where each ring stands.
+#[utoipa::path(get, path = "/api/v1/cycles/{id}/jobs", tag = "jobs",
+    params(("id" = i64, Path, description = "Cycle id"), TenantQuery),
+    responses((status = 200, body = CycleJobs), (status = 404, body = ApiError)))]
+pub async fn cycle_jobs(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    p: Result<Path<i64>, PathRejection>,
+    q: Result<Query<TenantQuery>, QueryRejection>,
+) -> Res<Json<CycleJobs>> {
+    let t = tenant(&app, &actor, query(q)?.tenant.as_deref()).await?;
+    Ok(Json(app.cycle_jobs(&actor, t, id(p)?).await?))
 }

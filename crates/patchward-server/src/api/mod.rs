@@ -72,6 +72,8 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("PUT", "/api/v1/cycles/{id}/scope", Need::Operate),
     ("POST", "/api/v1/cycles/{id}/deferrals", Need::Operate),
     ("POST", "/api/v1/cycles/{id}/transitions", Need::Operate),
+    ("POST", "/api/v1/cycles/{id}/start", Need::Operate),
+    ("GET", "/api/v1/cycles/{id}/jobs", Need::Read),
     ("GET", "/api/v1/emergencies", Need::Read),
     ("GET", "/api/v1/exceptions", Need::Read),
     ("POST", "/api/v1/exceptions", Need::Approve),
@@ -162,6 +164,8 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(workflow::edit_scope))
         .routes(routes!(workflow::defer))
         .routes(routes!(workflow::transition))
+        .routes(routes!(agents::start_cycle))
+        .routes(routes!(agents::cycle_jobs))
         .routes(routes!(workflow::emergencies))
         .routes(routes!(
             workflow::list_exceptions,

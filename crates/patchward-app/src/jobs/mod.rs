@@ -1,0 +1,358 @@
+//! Execution's use cases (C7, C8): starting an approved cycle turns its plan into jobs; an
+//! agent's check-in is offered its server's job when the ring may start and every gate passes
+//! (`offer`); the agent reports each step and the server verifies the result (`steps`); a
+//! sweeper ends jobs whose server never came back. The rules are
+//! `patchward_core::execution`; every write of a job is versioned, so replicas sharing a
+//! database never lease or finish one twice, and a restarted server loses nothing.
+
+mod offer;
+mod steps;
+
+use crate::workflow::{decode, encode};
+use crate::{Actor, App, AppError, Result};
+use jiff::Timestamp;
+use patchward_core::access::Permission;
+use patchward_core::execution::{
+    FAILURE_BUDGET_PERCENT, Job, JobState, REBOOT_TIMEOUT, RingGate, RingJob, StepKind, ring_gate,
+};
+use patchward_core::inventory::Estate;
+use patchward_core::workflow::CycleState;
+use patchward_proto::{
+    CycleJobs, CycleView, JobCheckView, JobStepView, JobUpdateView, JobView, RingStatusView,
+    TransitionRequest,
+};
+use patchward_store::{ControlStore, JobRecord, LeaseChange, NewJob, TenantId};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+fn rfc3339(t: Timestamp) -> String {
+    t.round(jiff::Unit::Second).unwrap_or(t).to_string()
+}
+
+/// Per tenant: the estate as of a revision (gates read windows, blackouts, backup policies,
+/// services and dependencies at every offer).
+#[derive(Default)]
+pub struct EstateCache(std::sync::Mutex<HashMap<TenantId, (i64, Arc<Estate>)>>);
+
+impl<S: ControlStore> App<S> {
+    /// Start an approved cycle: it becomes running and its plan becomes one job per placed
+    /// server (unplaced servers stay in the plan's list with their reason). Starting again
+    /// creates only the jobs that are missing (after a crash between the two writes).
+    pub async fn start_cycle(&self, actor: &Actor, tenant: TenantId, id: i64) -> Result<CycleView> {
+        actor.require(Permission::Operate)?;
+        let (_, c) = self.load_cycle(tenant, id).await?;
+        if c.state != CycleState::Running {
+            self.transition_cycle(
+                actor,
+                tenant,
+                id,
+                &TransitionRequest {
+                    to: "running".into(),
+                    reason: Some("started".into()),
+                },
+            )
+            .await?;
+        }
+        let made = self.ensure_jobs(tenant, id).await?;
+        self.record(
+            actor,
+            Some(tenant),
+            "cycle.start",
+            &format!("cycle:{id}"),
+            serde_json::json!({"jobs_created": made}),
+        )
+        .await?;
+        self.cycle_view(actor, tenant, id).await
+    }
+
+    /// The jobs of a running cycle's plan that do not exist yet.
+    async fn ensure_jobs(&self, tenant: TenantId, id: i64) -> Result<usize> {
+        let (_, c) = self.load_cycle(tenant, id).await?;
+        let plan = self.stored_plan(tenant, &c.name).await?;
+        let ix = self.index().await?;
+        let today = self.today();
+        let updates: HashMap<String, &Vec<String>> = c
+            .scope
+            .iter()
+            .map(|s| (s.server.to_ascii_lowercase(), &s.updates))
+            .collect();
+        let mut jobs = Vec::with_capacity(plan.placements.len());
+        for p in &plan.placements {
+            let Some(kbs) = updates.get(&p.server.to_ascii_lowercase()) else {
+                continue;
+            };
+            let expected_build = match self.store.server(tenant, &p.server).await? {
+                Some(server) => {
+                    let e = ix.assess(&server, today);
+                    e.missing_updates
+                        .iter()
+                        .filter(|m| kbs.iter().any(|k| *k == m.kb.to_string()))
+                        .filter_map(|m| m.fixed_build)
+                        .filter(|b| server.build.is_none_or(|sb| sb.same_release(b)))
+                        .max()
+                }
+                None => None,
+            };
+            let job = Job {
+                server: p.server.clone(),
+                ring: p.ring.clone(),
+                updates: (*kbs).clone(),
+                expected_build,
+                window: p.window.clone(),
+                slot_start: p.start,
+                slot_end: p.end,
+                state: JobState::Waiting,
+                steps: Vec::new(),
+                results: Vec::new(),
+                blocked_by: Vec::new(),
+                before: None,
+                verification: None,
+                outcome: format!("planned for {} in {}", p.start, p.window),
+                started: None,
+                finished: None,
+            };
+            jobs.push(NewJob {
+                server: p.server.clone(),
+                ring: p.ring.clone(),
+                state: JobState::Waiting.as_str().into(),
+                body: encode("job", &job)?,
+            });
+        }
+        Ok(self
+            .store
+            .create_jobs(tenant, id, &jobs, self.now())
+            .await?)
+    }
+
+    /// The tenant's estate, read once per revision.
+    pub(crate) async fn cached_estate(&self, tenant: TenantId) -> Result<Arc<Estate>> {
+        let rev = self.store.estate_revision(tenant).await?;
+        if let Some((r, e)) = self
+            .estates
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+            && *r == rev
+        {
+            return Ok(e.clone());
+        }
+        let e = Arc::new(self.store.estate(tenant).await?);
+        self.estates
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant, (rev, e.clone()));
+        Ok(e)
+    }
+
+    /// A cycle's jobs, and where each ring stands.
+    pub async fn cycle_jobs(&self, actor: &Actor, tenant: TenantId, id: i64) -> Result<CycleJobs> {
+        actor.require(Permission::Read)?;
+        let (_, c) = self.load_cycle(tenant, id).await?;
+        let records = self.store.jobs(tenant, id).await?;
+        let estate = self.cached_estate(tenant).await?;
+        let now = self.now();
+        let rings = ring_order(&estate);
+        let ring_jobs = ring_jobs(&records);
+        let mut names: Vec<Option<String>> = records.iter().map(|r| r.ring.clone()).collect();
+        names.sort_by_key(|r| {
+            r.as_deref()
+                .and_then(|r| rings.iter().position(|(n, _)| n.eq_ignore_ascii_case(r)))
+                .unwrap_or(usize::MAX)
+        });
+        names.dedup_by(|a, b| {
+            a.as_deref().map(str::to_ascii_lowercase) == b.as_deref().map(str::to_ascii_lowercase)
+        });
+        let ring_status = names
+            .iter()
+            .map(|r| {
+                let (status, reason) = match ring_gate(
+                    &rings,
+                    &ring_jobs,
+                    r.as_deref(),
+                    FAILURE_BUDGET_PERCENT,
+                    now,
+                ) {
+                    RingGate::Open => ("open", None),
+                    RingGate::Waiting(w) => ("waiting", Some(w)),
+                    RingGate::Halted(h) => ("halted", Some(h)),
+                };
+                RingStatusView {
+                    ring: r.clone().unwrap_or_else(|| "(no ring)".into()),
+                    status: status.into(),
+                    reason,
+                }
+            })
+            .collect();
+        let mut jobs = Vec::with_capacity(records.len());
+        for r in &records {
+            let job: Job = decode("job", r.id, &r.body)?;
+            jobs.push(job_view(r.id, &job));
+        }
+        Ok(CycleJobs {
+            cycle: id,
+            state: c.state.as_str().into(),
+            rings: ring_status,
+            jobs,
+        })
+    }
+
+    /// End running jobs whose server did not come back from its reboot in time, and release
+    /// other lapsed leases (the agent is offered the job again when it returns). The server
+    /// calls this every few seconds; returns how many jobs it changed.
+    pub async fn sweep_jobs(&self) -> Result<usize> {
+        let now = self.now();
+        let mut changed = 0;
+        for rec in self.store.lapsed_jobs(now).await? {
+            let mut job: Job = decode("job", rec.id, &rec.body)?;
+            let rebooting = job
+                .steps
+                .last()
+                .is_some_and(|s| s.step == StepKind::Reboot && s.finished.is_none());
+            if rebooting {
+                let since = job.steps.last().map(|s| s.started).unwrap_or(now);
+                job.step_finished(StepKind::Reboot, now, false, "did not come back");
+                job.end(
+                    JobState::NeedsRemediation,
+                    now,
+                    format!(
+                        "{} did not come back from its reboot (started {since}) within {}",
+                        rec.server,
+                        patchward_core::calendar::format_duration(REBOOT_TIMEOUT)
+                    ),
+                );
+            }
+            let state = job.state;
+            let lease = LeaseChange::Release;
+            let written = self
+                .store
+                .update_job(
+                    rec.tenant,
+                    rec.id,
+                    rec.version,
+                    state.as_str(),
+                    &encode("job", &job)?,
+                    lease,
+                    now,
+                )
+                .await?;
+            if written.is_some() {
+                changed += 1;
+                if rebooting {
+                    self.record(
+                        &Actor::system("sweeper"),
+                        Some(rec.tenant),
+                        "job.needs_remediation",
+                        &format!("job:{}", rec.id),
+                        serde_json::json!({"server": rec.server, "outcome": job.outcome}),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// The estate's rings in order with their soak.
+pub(crate) fn ring_order(estate: &Estate) -> Vec<(&str, jiff::SignedDuration)> {
+    let mut rings: Vec<_> = estate.rings.iter().collect();
+    rings.sort_by_key(|r| (r.order, r.name.to_ascii_lowercase()));
+    rings.iter().map(|r| (r.name.as_str(), r.soak)).collect()
+}
+
+/// Jobs as ring promotion sees them: a terminal job finished at its last write.
+pub(crate) fn ring_jobs(records: &[JobRecord]) -> Vec<RingJob<'_>> {
+    records
+        .iter()
+        .map(|r| {
+            let state = JobState::parse(&r.state).unwrap_or(JobState::Waiting);
+            RingJob {
+                ring: r.ring.as_deref(),
+                state,
+                finished: state.is_terminal().then_some(r.updated_at),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn job_view(id: i64, j: &Job) -> JobView {
+    let reasons: Vec<String> = match j.state {
+        JobState::Blocked => j
+            .blocked_by
+            .iter()
+            .filter(|g| !g.passed)
+            .map(|g| format!("{}: {}", g.gate.as_str(), g.reason))
+            .collect(),
+        _ => j
+            .verification
+            .as_ref()
+            .map(|v| v.failures())
+            .unwrap_or_default(),
+    };
+    let failed: BTreeSet<&str> = j
+        .results
+        .iter()
+        .filter(|r| !r.installed)
+        .map(|r| r.kb.as_str())
+        .collect();
+    let mut reasons = reasons;
+    if reasons.is_empty() && (!failed.is_empty() || !j.state.is_terminal()) && !j.outcome.is_empty()
+    {
+        reasons.push(j.outcome.clone());
+    }
+    JobView {
+        id,
+        server: j.server.clone(),
+        ring: j.ring.clone(),
+        state: j.state.as_str().into(),
+        updates: j.updates.clone(),
+        expected_build: j.expected_build.map(|b| b.to_string()),
+        slot_start: rfc3339(j.slot_start),
+        slot_end: rfc3339(j.slot_end),
+        started: j.started.map(rfc3339),
+        finished: j.finished.map(rfc3339),
+        steps: j
+            .steps
+            .iter()
+            .map(|s| JobStepView {
+                step: s.step.as_str().into(),
+                started: rfc3339(s.started),
+                finished: s.finished.map(rfc3339),
+                ok: s.ok,
+                detail: s.detail.clone(),
+            })
+            .collect(),
+        results: j
+            .results
+            .iter()
+            .map(|r| JobUpdateView {
+                kb: r.kb.clone(),
+                installed: r.installed,
+                hresult: r.hresult.clone(),
+            })
+            .collect(),
+        reasons,
+        checks: j
+            .verification
+            .as_ref()
+            .map(|v| {
+                v.checks
+                    .iter()
+                    .map(|c| JobCheckView {
+                        name: c.name.clone(),
+                        passed: c.passed,
+                        detail: c.detail.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        outcome: j.outcome.clone(),
+    }
+}
+
+/// A job that is not the caller's is answered like one that does not exist.
+pub(crate) fn not_found(id: i64) -> AppError {
+    AppError::not_found(format!("job {id}"))
+}

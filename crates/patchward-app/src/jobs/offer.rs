@@ -1,0 +1,404 @@
+//! Offering an agent its server's job: ring promotion, then every gate, right before the
+//! server is touched. A failed gate blocks the job with its reasons (written only when they
+//! change, so an agent checking in every minute does not rewrite it) and the gates are checked
+//! again at the next check-in while the window lasts; a window that closes on a blocked job
+//! ends it as failed with the last reasons — never a silent skip.
+
+use super::{ring_jobs, ring_order};
+use crate::agents::snapshot_of;
+use crate::workflow::{decode, encode};
+use crate::{Actor, App, Result};
+use jiff::{SignedDuration, Timestamp};
+use patchward_core::calendar::{Interval, WindowCalendar, blackout_applies};
+use patchward_core::execution::{
+    FAILURE_BUDGET_PERCENT, GateInput, GateResult, Job, JobState, LEASE, MIN_FREE_MIB, RingGate,
+    StepKind, evaluate_gates, ring_gate,
+};
+use patchward_core::inventory::{DependencyTarget, Estate};
+use patchward_core::workflow::ring_key;
+use patchward_proto::agent::{InventoryReport, JobOffer};
+use patchward_store::{AgentRecord, ControlStore, JobRecord, LeaseChange};
+
+impl<S: ControlStore> App<S> {
+    /// The job to give this agent now, if any (leased to it).
+    pub(crate) async fn offer_job(&self, agent: &AgentRecord) -> Result<Option<JobOffer>> {
+        let open = self
+            .store
+            .open_jobs_for_server(agent.tenant, &agent.server)
+            .await?;
+        let Some(rec) = open.into_iter().next() else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let mut job: Job = decode("job", rec.id, &rec.body)?;
+        if job.state == JobState::Running {
+            // The agent is back (after its reboot, or a restart): it resumes the job.
+            let lease =
+                if rec.lease_agent == Some(agent.id) && rec.lease_until.is_some_and(|u| u > now) {
+                    LeaseChange::Extend { until: now + LEASE }
+                } else {
+                    LeaseChange::Grant {
+                        agent: agent.id,
+                        until: now + LEASE,
+                    }
+                };
+            return self.lease(&rec, &job, lease, now).await;
+        }
+        if now < job.slot_start {
+            return Ok(None);
+        }
+        let cycle_jobs = self.store.jobs(rec.tenant, rec.cycle).await?;
+        let estate = self.cached_estate(rec.tenant).await?;
+        let rings = ring_order(&estate);
+        let ring = ring_gate(
+            &rings,
+            &ring_jobs(&cycle_jobs),
+            rec.ring.as_deref(),
+            FAILURE_BUDGET_PERCENT,
+            now,
+        );
+        let waiting = match ring {
+            RingGate::Open => None,
+            RingGate::Waiting(w) => Some(w),
+            RingGate::Halted(h) => Some(h),
+        };
+        if let Some(why) = waiting {
+            if job.state != JobState::Waiting || job.outcome != why {
+                job.state = JobState::Waiting;
+                job.outcome = why;
+                self.write(&rec, &job, LeaseChange::Keep, now).await?;
+            }
+            return Ok(None);
+        }
+        let report = match self.store.agent_report(rec.tenant, agent.id).await? {
+            Some(json) => Some(decode::<InventoryReport>("agent report", agent.id, &json)?),
+            None => None,
+        };
+        let host = report.as_ref().map(|r| snapshot_of(r, agent.reported_at));
+        let window = occurrence(&estate, &job);
+        if window.is_none_or(|w| now >= w.end) {
+            let why = if job.blocked_by.is_empty() {
+                "its window passed before it could start".to_string()
+            } else {
+                format!(
+                    "its window closed while blocked: {}",
+                    failures(&job.blocked_by).join("; ")
+                )
+            };
+            job.end(JobState::Failed, now, why.clone());
+            if self.write(&rec, &job, LeaseChange::Release, now).await? {
+                self.audit_job(&rec, "job.failed", serde_json::json!({"outcome": why}))
+                    .await?;
+            }
+            return Ok(None);
+        }
+        let (_, cycle) = self.load_cycle(rec.tenant, rec.cycle).await?;
+        let rules = crate::workflow::rules_of(&self.store, rec.tenant).await?;
+        let key = ring_key(rec.ring.as_deref());
+        let approved = cycle
+            .ring_approvals(&rules)
+            .iter()
+            .any(|r| r.ring == key && r.approved);
+        let gates = self.gates(
+            &rec,
+            &job,
+            &estate,
+            &cycle_jobs,
+            host.as_ref(),
+            window,
+            approved,
+            now,
+        )?;
+        if gates.iter().all(|g| g.passed) {
+            job.state = JobState::Running;
+            job.started = Some(now);
+            job.before = host;
+            job.blocked_by.clear();
+            job.outcome = "running".into();
+            job.step_finished(StepKind::Gates, now, true, "every gate passed");
+            let offer = self
+                .lease(
+                    &rec,
+                    &job,
+                    LeaseChange::Grant {
+                        agent: agent.id,
+                        until: now + LEASE,
+                    },
+                    now,
+                )
+                .await?;
+            if offer.is_some() {
+                self.audit_job(
+                    &rec,
+                    "job.start",
+                    serde_json::json!({"gates": gates.iter().map(|g| &g.reason).collect::<Vec<_>>()}),
+                )
+                .await?;
+            }
+            return Ok(offer);
+        }
+        if job.state != JobState::Blocked || job.blocked_by != gates {
+            job.state = JobState::Blocked;
+            job.outcome = format!("blocked: {}", failures(&gates).join("; "));
+            job.blocked_by = gates.clone();
+            if self.write(&rec, &job, LeaseChange::Keep, now).await? {
+                self.audit_job(
+                    &rec,
+                    "job.blocked",
+                    serde_json::json!({"gates": failures(&gates)}),
+                )
+                .await?;
+            }
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gates(
+        &self,
+        rec: &JobRecord,
+        job: &Job,
+        estate: &Estate,
+        cycle_jobs: &[JobRecord],
+        host: Option<&patchward_core::execution::HostSnapshot>,
+        window: Option<Interval>,
+        approved: bool,
+        now: Timestamp,
+    ) -> Result<Vec<GateResult>> {
+        let server = estate
+            .servers
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(&rec.server));
+        let duration = job
+            .slot_start
+            .duration_until(job.slot_end)
+            .max(SignedDuration::from_mins(1));
+        let services: Vec<&patchward_core::inventory::Service> = estate
+            .services
+            .iter()
+            .filter(|s| {
+                s.members
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(&rec.server))
+            })
+            .collect();
+        let service_names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        let blackouts: Vec<&patchward_core::inventory::Blackout> = estate
+            .blackouts
+            .iter()
+            .filter(|b| {
+                blackout_applies(
+                    b,
+                    &rec.server,
+                    server.and_then(|s| s.site.as_deref()),
+                    &service_names,
+                )
+            })
+            .collect();
+        let policy = server
+            .and_then(|s| s.backup_policy.as_deref())
+            .and_then(|p| {
+                estate
+                    .backup_policies
+                    .iter()
+                    .find(|b| b.name.eq_ignore_ascii_case(p))
+            });
+        let span = Interval::new(now, now + duration);
+        let backup_window = policy
+            .and_then(|p| p.job_window.as_ref())
+            .and_then(|w| WindowCalendar::new(w).ok())
+            .and_then(|cal| {
+                cal.occurrences(now - SignedDuration::from_hours(48), span.end)
+                    .into_iter()
+                    .find(|o| o.overlaps(&span))
+            });
+        let state_of = |name: &str| {
+            cycle_jobs
+                .iter()
+                .find(|j| j.server.eq_ignore_ascii_case(name))
+                .and_then(|j| JobState::parse(&j.state))
+        };
+        let mut unhealthy = Vec::new();
+        for d in &estate.dependencies {
+            let mine = match &d.dependent {
+                DependencyTarget::Server(s) => s.eq_ignore_ascii_case(&rec.server),
+                DependencyTarget::Service(s) => {
+                    service_names.iter().any(|n| n.eq_ignore_ascii_case(s))
+                }
+            };
+            if !mine {
+                continue;
+            }
+            let targets: Vec<String> = match &d.depends_on {
+                DependencyTarget::Server(s) => vec![s.clone()],
+                DependencyTarget::Service(s) => estate
+                    .services
+                    .iter()
+                    .filter(|x| x.name.eq_ignore_ascii_case(s))
+                    .flat_map(|x| x.members.clone())
+                    .collect(),
+            };
+            for t in targets {
+                if t.eq_ignore_ascii_case(&rec.server) {
+                    continue;
+                }
+                match state_of(&t) {
+                    Some(JobState::Running) => unhealthy.push(format!("{t} (being patched now)")),
+                    Some(s) if s.is_failure() => unhealthy.push(format!("{t} (its job {s})")),
+                    _ => {}
+                }
+            }
+        }
+        let mut full_budgets = Vec::new();
+        for s in &services {
+            let down = s
+                .members
+                .iter()
+                .filter(|m| !m.eq_ignore_ascii_case(&rec.server))
+                .filter(|m| {
+                    state_of(m).is_some_and(|st| st == JobState::Running || st.is_failure())
+                })
+                .count();
+            let allowed = s.budget.allowed(s.members.len());
+            if down >= allowed {
+                full_budgets.push(format!(
+                    "service {}: {down} of {} members down, its budget allows {allowed}",
+                    s.name,
+                    s.members.len()
+                ));
+            }
+        }
+        let input = GateInput {
+            now,
+            approved,
+            window,
+            window_name: &job.window,
+            duration,
+            blackouts: &blackouts,
+            backup_policy: policy,
+            backup_window,
+            host,
+            rollback_required: server.is_some_and(|s| s.requires_rollback_plan()),
+            rollback_present: server.is_some_and(|s| s.rollback.is_some()),
+            min_free_mib: MIN_FREE_MIB,
+            unhealthy_dependencies: unhealthy,
+            full_budgets,
+        };
+        Ok(evaluate_gates(&input))
+    }
+
+    /// Lease the job (or extend its lease) and make the offer; `None` when another writer got
+    /// there first (the agent asks again at its next check-in).
+    async fn lease(
+        &self,
+        rec: &JobRecord,
+        job: &Job,
+        lease: LeaseChange,
+        now: Timestamp,
+    ) -> Result<Option<JobOffer>> {
+        let Some(w) = self
+            .store
+            .update_job(
+                rec.tenant,
+                rec.id,
+                rec.version,
+                JobState::Running.as_str(),
+                &encode("job", job)?,
+                lease,
+                now,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let cycle = self
+            .store
+            .cycle(rec.tenant, rec.cycle)
+            .await?
+            .map(|c| c.name)
+            .unwrap_or_default();
+        let done = job
+            .steps
+            .iter()
+            .filter(|s| s.ok == Some(true))
+            .map(|s| s.step.as_str().to_string())
+            .collect();
+        Ok(Some(JobOffer {
+            job_id: w.id,
+            token: w.lease_token,
+            cycle,
+            updates: job.updates.clone(),
+            expected_build: job.expected_build.map(|b| b.to_string()),
+            reboot: "if_required".into(),
+            done,
+            lease_seconds: u32::try_from(LEASE.as_secs()).unwrap_or(900),
+        }))
+    }
+
+    /// A versioned write; `false` when another writer got there first.
+    pub(crate) async fn write(
+        &self,
+        rec: &JobRecord,
+        job: &Job,
+        lease: LeaseChange,
+        now: Timestamp,
+    ) -> Result<bool> {
+        Ok(self
+            .store
+            .update_job(
+                rec.tenant,
+                rec.id,
+                rec.version,
+                job.state.as_str(),
+                &encode("job", job)?,
+                lease,
+                now,
+            )
+            .await?
+            .is_some())
+    }
+
+    pub(crate) async fn audit_job(
+        &self,
+        rec: &JobRecord,
+        action: &str,
+        mut detail: serde_json::Value,
+    ) -> Result<()> {
+        if let Some(o) = detail.as_object_mut() {
+            o.insert("server".into(), rec.server.clone().into());
+            o.insert("cycle".into(), rec.cycle.into());
+        }
+        self.record(
+            &Actor::system("jobs"),
+            Some(rec.tenant),
+            action,
+            &format!("job:{}", rec.id),
+            detail,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn failures(gates: &[GateResult]) -> Vec<String> {
+    gates
+        .iter()
+        .filter(|g| !g.passed)
+        .map(|g| format!("{}: {}", g.gate.as_str(), g.reason))
+        .collect()
+}
+
+/// The occurrence of the job's window that holds its planned start.
+fn occurrence(estate: &Estate, job: &Job) -> Option<Interval> {
+    let w = estate
+        .windows
+        .iter()
+        .find(|w| w.name.eq_ignore_ascii_case(&job.window))?;
+    let cal = WindowCalendar::new(w).ok()?;
+    cal.occurrences(
+        job.slot_start - SignedDuration::from_hours(24 * 8),
+        job.slot_end + SignedDuration::from_hours(1),
+    )
+    .into_iter()
+    .find(|o| o.start <= job.slot_start && job.slot_start < o.end)
+}

@@ -1,0 +1,202 @@
+//! An agent's step reports: each step timestamped on the job; install results with their
+//! HRESULT; the host after its reboot updates the server's inventory; verification compares
+//! the host after with the snapshot taken when the gates passed.
+
+use super::not_found;
+use crate::agents::snapshot_of;
+use crate::workflow::decode;
+use crate::{App, AppError, Result};
+use patchward_core::execution::{
+    CriticalEvent, Job, JobState, LEASE, REBOOT_TIMEOUT, StepKind, UpdateResult, verify,
+};
+use patchward_proto::ErrorCode;
+use patchward_proto::agent::{StepReply, StepReport};
+use patchward_store::{AgentRecord, ControlStore, LeaseChange};
+
+/// Versioned writes lost to another writer are retried this often.
+const RETRIES: usize = 5;
+
+impl<S: ControlStore> App<S> {
+    /// A step report from the agent holding the job's lease.
+    pub async fn report_step(
+        &self,
+        agent: &AgentRecord,
+        job_id: i64,
+        report: &StepReport,
+    ) -> Result<StepReply> {
+        let step = StepKind::parse(&report.step)
+            .filter(|s| *s != StepKind::Gates)
+            .ok_or_else(|| {
+                AppError::field(
+                    "step",
+                    format!(
+                        "{:?}: expected scan, download, install, reboot, verify or rollback",
+                        report.step
+                    ),
+                )
+            })?;
+        let status = match report.status.as_str() {
+            s @ ("started" | "finished" | "failed") => s,
+            other => {
+                return Err(AppError::field(
+                    "status",
+                    format!("{other:?}: expected started, finished or failed"),
+                ));
+            }
+        };
+        let mut events = Vec::with_capacity(report.events.len());
+        for (i, e) in report.events.iter().enumerate() {
+            let at = e.at.parse().map_err(|_| {
+                AppError::field(
+                    &format!("events[{i}].at"),
+                    format!("not an RFC 3339 instant: {:?}", e.at),
+                )
+            })?;
+            events.push(CriticalEvent {
+                id: e.id,
+                source: e.source.clone(),
+                at,
+                message: e.message.clone(),
+            });
+        }
+        // A host report is read (and refused with its field named) before anything is written.
+        let after = match &report.inventory {
+            Some(inv) => {
+                crate::agents::server_from_report(&agent.server, inv, self.now())?;
+                Some(snapshot_of(inv, Some(self.now())))
+            }
+            None => None,
+        };
+        for _ in 0..RETRIES {
+            let now = self.now();
+            let rec = self
+                .store
+                .job(agent.tenant, job_id)
+                .await?
+                .filter(|r| r.server.eq_ignore_ascii_case(&agent.server))
+                .ok_or_else(|| not_found(job_id))?;
+            if rec.lease_agent != Some(agent.id) || rec.lease_token != report.token {
+                return Err(AppError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "job {job_id}: lease token {} is not the current one; ask for the job again",
+                        report.token
+                    ),
+                ));
+            }
+            let mut job: Job = decode("job", rec.id, &rec.body)?;
+            if job.state != JobState::Running {
+                return Ok(StepReply {
+                    proceed: false,
+                    lease_seconds: 0,
+                    state: job.state.as_str().into(),
+                    message: Some(job.outcome.clone()),
+                });
+            }
+            let mut lease = LeaseChange::Extend { until: now + LEASE };
+            let mut ended = None;
+            match status {
+                "started" => {
+                    job.step_started(step, now, &report.detail);
+                    if step == StepKind::Reboot {
+                        lease = LeaseChange::Extend {
+                            until: now + REBOOT_TIMEOUT,
+                        };
+                    }
+                }
+                _ => {
+                    let ok = status == "finished";
+                    if step == StepKind::Install {
+                        job.results = report
+                            .results
+                            .iter()
+                            .map(|r| UpdateResult {
+                                kb: r.kb.clone(),
+                                installed: r.installed,
+                                hresult: r.hresult.clone(),
+                            })
+                            .collect();
+                    }
+                    let failed: Vec<String> = job
+                        .results
+                        .iter()
+                        .filter(|r| !r.installed)
+                        .map(|r| match &r.hresult {
+                            Some(h) => format!("{} failed with {h}", r.kb),
+                            None => format!("{} was not installed", r.kb),
+                        })
+                        .collect();
+                    let ok = ok && (step != StepKind::Install || failed.is_empty());
+                    job.step_finished(step, now, ok, &report.detail);
+                    if !ok {
+                        let why = if failed.is_empty() {
+                            format!("{} failed: {}", step.as_str(), report.detail)
+                        } else {
+                            failed.join("; ")
+                        };
+                        ended = Some((JobState::Failed, why));
+                    } else if step == StepKind::Verify {
+                        let Some(after) = &after else {
+                            return Err(AppError::field(
+                                "inventory",
+                                "verify needs the host as it is now",
+                            ));
+                        };
+                        let v = verify(&job, job.before.as_ref(), after, &events);
+                        let state = if v.verified {
+                            JobState::Succeeded
+                        } else {
+                            JobState::NeedsRemediation
+                        };
+                        let why = if v.verified {
+                            "installed and verified".to_string()
+                        } else {
+                            format!("verification failed: {}", v.failures().join("; "))
+                        };
+                        job.verification = Some(v);
+                        ended = Some((state, why));
+                    }
+                }
+            }
+            if let Some((state, why)) = &ended {
+                job.end(*state, now, why.clone());
+                lease = LeaseChange::Release;
+            }
+            if !self.write(&rec, &job, lease, now).await? {
+                continue;
+            }
+            // The host as it came back updates the server's inventory.
+            if let Some(inv) = &report.inventory {
+                self.report_inventory(agent, inv).await?;
+            }
+            let action = match &ended {
+                Some((s, _)) => format!("job.{s}"),
+                None => "job.step".to_string(),
+            };
+            self.audit_job(
+                &rec,
+                &action,
+                serde_json::json!({
+                    "step": step.as_str(), "status": status, "detail": report.detail,
+                    "outcome": ended.as_ref().map(|(_, w)| w.clone()),
+                }),
+            )
+            .await?;
+            return Ok(StepReply {
+                proceed: ended.is_none(),
+                lease_seconds: match lease {
+                    LeaseChange::Extend { until } => {
+                        u32::try_from(now.duration_until(until).as_secs()).unwrap_or(0)
+                    }
+                    _ => 0,
+                },
+                state: job.state.as_str().into(),
+                message: ended.map(|(_, w)| w),
+            });
+        }
+        Err(AppError::new(
+            ErrorCode::Conflict,
+            format!("job {job_id} kept changing; report the step again"),
+        ))
+    }
+}
