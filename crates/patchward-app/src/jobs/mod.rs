@@ -22,7 +22,7 @@ use patchward_proto::{
     TransitionRequest,
 };
 use patchward_store::{ControlStore, JobRecord, LeaseChange, NewJob, TenantId};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 fn rfc3339(t: Timestamp) -> String {
@@ -57,7 +57,7 @@ impl<S: ControlStore> App<S> {
         self.record(
             actor,
             Some(tenant),
-            "cycle.start",
+            "cycle.jobs",
             &format!("cycle:{id}"),
             serde_json::json!({"jobs_created": made}),
         )
@@ -285,23 +285,13 @@ pub(crate) fn job_view(id: i64, j: &Job) -> JobView {
             .filter(|g| !g.passed)
             .map(|g| format!("{}: {}", g.gate.as_str(), g.reason))
             .collect(),
-        _ => j
-            .verification
-            .as_ref()
-            .map(|v| v.failures())
-            .unwrap_or_default(),
+        JobState::Succeeded | JobState::Running => Vec::new(),
+        _ => match j.verification.as_ref().map(|v| v.failures()) {
+            Some(f) if !f.is_empty() => f,
+            _ if j.outcome.is_empty() => Vec::new(),
+            _ => vec![j.outcome.clone()],
+        },
     };
-    let failed: BTreeSet<&str> = j
-        .results
-        .iter()
-        .filter(|r| !r.installed)
-        .map(|r| r.kb.as_str())
-        .collect();
-    let mut reasons = reasons;
-    if reasons.is_empty() && (!failed.is_empty() || !j.state.is_terminal()) && !j.outcome.is_empty()
-    {
-        reasons.push(j.outcome.clone());
-    }
     JobView {
         id,
         server: j.server.clone(),

@@ -6,6 +6,7 @@ mod agents;
 mod api;
 mod browser;
 mod cli;
+mod execution;
 mod exposure;
 mod golden;
 mod hosts;

@@ -1,0 +1,349 @@
+//! A whole cycle executed by 50 simulated agents across three rings, with faults, on SQLite
+//! and PostgreSQL, against a real server in this process with an injected clock: jobs succeed,
+//! fail with their HRESULT, are rolled back at boot or need remediation as their faults
+//! dictate; promotion waits for verification and soak; a ring over its failure budget halts
+//! and the next ring does not start; a reboot that never returns ends as needs-remediation
+//! after the timeout; every step and gate decision is in the audit log.
+
+use crate::api::{Backend, TestDb, call, client, on_both, user_token};
+use crate::workflow::serve_in_process;
+use crate::{fixtures, ok, pw};
+use jiff::{SignedDuration, Timestamp};
+use patchward_agent::simulated::{Fault, SimulatedHost, Streams};
+use patchward_agent::{Agent, AgentClient, Tls};
+use patchward_core::product::ServerRelease;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+on_both!(a_cycle_runs_through_three_rings_with_faults,);
+
+/// The fault each host index gets (pilot = hosts 0..10, broad = 10..35, late = 35..50).
+/// The pilot's one failure is within its budget (10% of 10); the broad ring's third failure
+/// (agents check in in index order) is over its budget of 2 of 25, so host 34 never starts.
+fn fault_of(i: u32) -> Option<Fault> {
+    match i {
+        5 => Some(Fault::RebootNeverReturns),
+        31 => Some(Fault::InstallFailure("0x800F0922".into())),
+        32 => Some(Fault::RolledBackAtBoot),
+        33 => Some(Fault::ServiceDoesNotStart),
+        _ => None,
+    }
+}
+
+fn ring_of(i: u32) -> &'static str {
+    match i {
+        0..10 => "pilot",
+        10..35 => "broad",
+        _ => "late",
+    }
+}
+
+async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
+    let Some(test_db) = TestDb::new("exec", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
+    let f = |p: &str| fixtures().join(p).to_str().unwrap().to_string();
+    ok(&pw(
+        &db,
+        &[
+            "import",
+            "feeds",
+            &f("builds/windows-server-kb-fixedbuild_from-msrc-cvrf_2016-2026.csv.zst"),
+            &f("msrc-cvrf/2026-Jun.xml.zst"),
+        ],
+    ));
+    let op = user_token(&db, "olga", "operator", Some("default"));
+    let appr = user_token(&db, "alice", "approver", Some("default"));
+    let adm = user_token(&db, "adam", "admin", Some("default"));
+    let start: Timestamp = "2026-08-12T01:00:00Z".parse().unwrap();
+    let srv = serve_in_process(&db, "2026-08-12T01:00:00Z").await;
+    let c = client();
+    let u = |p: &str| format!("{}{p}", srv.url);
+
+    // 50 hosts of supported releases, each three months behind, enrolled and reported.
+    let (_, tok) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/enrol-tokens"),
+        Some(&adm),
+        Some(json!({"uses": 50})),
+    )
+    .await;
+    let token = tok["token"].as_str().unwrap().to_string();
+    let streams = Streams::bundled().unwrap();
+    let mut agents = Vec::new();
+    let mut index = 0u32;
+    while agents.len() < 50 {
+        let mut h = SimulatedHost::generate(&streams, 11, index, start).unwrap();
+        index += 1;
+        if !matches!(
+            h.release,
+            ServerRelease::Server2016 | ServerRelease::Server2019 | ServerRelease::Server2022
+        ) {
+            continue;
+        }
+        let i = agents.len() as u32;
+        let old = h.stream[h.stream.len() - 4].clone();
+        h.build = old.build;
+        h.kbs = [old.kb].into();
+        let h = h.with_fault(fault_of(i), start);
+        let client = AgentClient::new(&srv.url, &Tls::Platform).unwrap();
+        let mut a = Agent::new(h, client, None).unwrap();
+        a.ensure_enrolled(Some(&token)).await.unwrap();
+        assert!(a.tick(start).await.unwrap().sent_inventory);
+        agents.push(a);
+    }
+
+    // The estate gives them rings (soak 1h), a daily window and a duration.
+    let mut toml = String::from(
+        "[capacity]\nmax_in_flight = 50\nmax_in_flight_per_site = 50\n\n\
+         [[rings]]\nname = \"pilot\"\norder = 1\nsoak = \"1h\"\n\n\
+         [[rings]]\nname = \"broad\"\norder = 2\nsoak = \"1h\"\n\n\
+         [[rings]]\nname = \"late\"\norder = 3\nsoak = \"0h\"\n\n\
+         [[windows]]\nname = \"daily\"\nrrule = \"FREQ=DAILY\"\nstart = \"00:00\"\nduration = \"23h\"\ntime_zone = \"UTC\"\n",
+    );
+    for (i, a) in agents.iter().enumerate() {
+        let _ = write!(
+            toml,
+            "\n[[servers]]\nname = \"{}\"\nos = \"{}\"\nwindows = [\"daily\"]\nring = \"{}\"\nestimated_duration = \"60m\"\ntier = 3\n\
+             rollback = {{ method = \"uninstall_kb\", who = \"ops\", tested_on = \"2026-06-01\" }}\n",
+            a.host.name,
+            a.host.caption(),
+            ring_of(i as u32)
+        );
+    }
+    let estate = crate::tmpdir(&format!("exec-estate-{backend:?}")).join("sim-estate.toml");
+    std::fs::write(&estate, toml).unwrap();
+    ok(&pw(&db, &["import", "hosts", estate.to_str().unwrap()]));
+
+    // The cycle: created and planned by the operator, approved by the approver, started.
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/cycles"),
+        Some(&op),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{cy}");
+    assert_eq!(cy["servers"], 50, "every host is behind: {cy}");
+    let id = cy["id"].as_i64().unwrap();
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/cycles/{id}/plan")),
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{cy}");
+    let (s, e) = call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/cycles/{id}/start")),
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "not approved yet: {e}");
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/cycles/{id}/approvals")),
+        Some(&appr),
+        Some(json!({"ticket": "CHG-42"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{cy}");
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/cycles/{id}/start")),
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, cy["state"].as_str()),
+        (StatusCode::OK, Some("running")),
+        "{cy}"
+    );
+
+    // Run: every agent checks in every half hour of the injected clock.
+    let jobs_url = u(&format!("/api/v1/cycles/{id}/jobs"));
+    let mut now = start;
+    let mut jobs = Value::Null;
+    for _ in 0..200 {
+        for a in agents.iter_mut().filter(|a| !a.host.down) {
+            a.tick(now).await.unwrap();
+        }
+        now += SignedDuration::from_mins(30);
+        srv.clock.set(now);
+        let (_, j) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
+        jobs = j;
+        let busy = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["ring"] != "late")
+            .any(|j| matches!(j["state"].as_str(), Some("waiting" | "blocked" | "running")));
+        if !busy {
+            break;
+        }
+    }
+    let by_server: BTreeMap<String, &Value> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["server"].as_str().unwrap().to_string(), j))
+        .collect();
+    assert_eq!(by_server.len(), 50, "one job per placed server: {jobs}");
+    let job = |i: usize| by_server[&agents[i].host.name];
+    // The pilot ring: verified, each server now at the build its update brings, except the
+    // one whose reboot never returned: needs remediation once the timeout passed.
+    for i in (0..10).filter(|i| *i != 5) {
+        let j = job(i);
+        assert_eq!(j["state"], "succeeded", "{j}");
+        assert!(
+            j["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["passed"] == true)
+        );
+        assert_eq!(
+            j["expected_build"].as_str(),
+            Some(agents[i].host.build.to_string().as_str())
+        );
+        let steps: Vec<&str> = j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            ["gates", "scan", "download", "install", "reboot", "verify"],
+            "{j}"
+        );
+    }
+    let gone = job(5);
+    assert_eq!(gone["state"], "needs_remediation", "{gone}");
+    assert!(
+        gone["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("did not come back"),
+        "{gone}"
+    );
+    // Promotion waited for the whole pilot ring (the lost server included) and its soak.
+    let finished = |i: usize| {
+        job(i)["finished"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}", job(i)))
+            .parse::<Timestamp>()
+            .unwrap()
+    };
+    let pilot_done = (0..10).map(finished).max().unwrap();
+    for i in 10..34 {
+        let started: Timestamp = job(i)["started"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}", job(i)))
+            .parse()
+            .unwrap();
+        assert!(
+            started >= pilot_done + SignedDuration::from_hours(1),
+            "{}",
+            job(i)
+        );
+    }
+    // The broad ring's faults, each as it dictates.
+    for i in 10..31 {
+        assert_eq!(job(i)["state"], "succeeded", "{}", job(i));
+    }
+    let failed = job(31);
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["results"][0]["hresult"], "0x800F0922", "{failed}");
+    assert!(
+        failed["reasons"]
+            .to_string()
+            .contains("failed with 0x800F0922"),
+        "{failed}"
+    );
+    let rolled = job(32);
+    assert_eq!(rolled["state"], "needs_remediation", "{rolled}");
+    assert!(
+        rolled["reasons"]
+            .to_string()
+            .contains("updates installed: not installed"),
+        "{rolled}"
+    );
+    assert!(
+        rolled["reasons"]
+            .to_string()
+            .contains("Microsoft-Windows-WindowsUpdateClient 20"),
+        "{rolled}"
+    );
+    let service = job(33);
+    assert_eq!(service["state"], "needs_remediation");
+    assert!(
+        service["reasons"]
+            .to_string()
+            .contains("automatic services"),
+        "{service}"
+    );
+    // Three failures of 25 are over the 10% budget: the ring halts — its last server and the
+    // next ring never start.
+    let broad = jobs["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ring"] == "broad")
+        .unwrap();
+    assert_eq!(broad["status"], "halted", "{jobs}");
+    for i in 34..50 {
+        let j = job(i);
+        assert_eq!(j["state"], "waiting", "{j}");
+        assert!(j["started"].is_null(), "{j}");
+        assert!(
+            j["reasons"].to_string().contains("over its failure budget"),
+            "{j}"
+        );
+    }
+    let late = jobs["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ring"] == "late")
+        .unwrap();
+    assert_eq!(late["status"], "halted", "{jobs}");
+
+    // Every step and gate decision is in the audit log.
+    let (_, audit) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/audit?limit=10000"),
+        Some(&adm),
+        None,
+    )
+    .await;
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for e in audit.as_array().unwrap() {
+        *count
+            .entry(e["action"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(count.get("job.start"), Some(&34), "{count:?}");
+    assert_eq!(count.get("job.succeeded"), Some(&30), "{count:?}");
+    assert_eq!(count.get("job.failed"), Some(&1), "{count:?}");
+    assert_eq!(count.get("job.needs_remediation"), Some(&3), "{count:?}");
+    assert!(
+        count.get("job.step").copied().unwrap_or(0) >= 34 * 4,
+        "{count:?}"
+    );
+    assert_eq!(count.get("cycle.start"), Some(&1));
+    assert_eq!(count.get("cycle.jobs"), Some(&1));
+}
