@@ -89,6 +89,18 @@ impl<H: Host> Agent<H> {
         self.state.as_ref()
     }
 
+    /// Talk to the control plane through another client (it moved, or its certificate
+    /// changed); the agent keeps its identity, and its state file records the new address.
+    pub fn set_client(&mut self, client: AgentClient) -> Result<(), AgentError> {
+        if let Some(mut s) = self.state.clone() {
+            s.server_url = client.server_url().to_string();
+            self.save(&s)?;
+            self.state = Some(s);
+        }
+        self.client = client;
+        Ok(())
+    }
+
     /// Enrol with `token` unless already enrolled. Returns whether it enrolled now.
     pub async fn ensure_enrolled(&mut self, token: Option<&str>) -> Result<bool, AgentError> {
         if self.state.is_some() {

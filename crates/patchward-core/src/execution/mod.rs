@@ -236,12 +236,13 @@ pub struct Job {
 }
 
 impl Job {
-    /// Record the start of a step (closing a step of the same kind still open).
+    /// Record the start of a step; a step of that kind still open (an agent resuming after a
+    /// crash starts it again) is kept as it is.
     pub fn step_started(&mut self, step: StepKind, at: Timestamp, detail: &str) {
         if self
             .steps
-            .last()
-            .is_some_and(|s| s.step == step && s.finished.is_none())
+            .iter()
+            .any(|s| s.step == step && s.finished.is_none())
         {
             return;
         }

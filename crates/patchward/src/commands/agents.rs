@@ -6,7 +6,7 @@ use super::{app, now, open, tenant};
 use crate::render::Table;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use patchward_agent::simulated::{SimulatedHost, Streams};
+use patchward_agent::simulated::{Fault, SimulatedHost, Streams};
 use patchward_agent::{Agent, AgentClient, AgentError, Tls};
 use patchward_app::Actor;
 use patchward_proto::agent::NewEnrolToken;
@@ -98,10 +98,13 @@ pub struct SimulateArgs {
     /// Seed of the simulated estate: the same seed gives the same hosts.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Fault profile: `none` (faults that act on jobs arrive with jobs).
+    /// Fault profile: `none`, or `mixed` (about one host in five fails: install failure with
+    /// 0x800F0922 or 0x80070002, update rolled back at boot, a service that does not start,
+    /// a reboot that never returns, a stale backup).
     #[arg(long, default_value = "none")]
     pub faults: String,
-    /// Stop after this many seconds (default: enrol, report, check in once, then exit).
+    /// Keep the agents checking in (and running the jobs they are offered) for this many
+    /// seconds (default: enrol, report, check in once, then exit).
     #[arg(long)]
     pub duration: Option<u64>,
 }
@@ -248,13 +251,7 @@ pub async fn agent(a: AgentArgs) -> Result<()> {
 /// `patchward simulate`: N simulated agents in this process, each enrolling with the token,
 /// reporting its host and checking in, as real HTTP clients.
 pub async fn simulate(a: SimulateArgs) -> Result<()> {
-    if a.faults != "none" {
-        bail!(
-            "--faults {:?}: only `none` for now (install failures, rollbacks at boot and other \
-             faults act on jobs, which arrive with job execution)",
-            a.faults
-        );
-    }
+    let fault_of = Fault::profile(&a.faults).map_err(|e| anyhow!("--faults: {e}"))?;
     if a.agents == 0 || a.agents > 100_000 {
         bail!("--agents: 1 to 100000");
     }
@@ -273,8 +270,11 @@ pub async fn simulate(a: SimulateArgs) -> Result<()> {
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..a.agents {
+        let mut draw = a.seed ^ u64::from(i).wrapping_mul(0x9E37_79B9);
+        let fault = fault_of(patchward_agent::simulated::splitmix(&mut draw));
         let host = SimulatedHost::generate(&streams, a.seed, i, start)
-            .ok_or_else(|| anyhow!("the bundled KB table has no cumulative updates"))?;
+            .ok_or_else(|| anyhow!("the bundled KB table has no cumulative updates"))?
+            .with_fault(fault, start);
         let mut agent = Agent::new(host, client.clone(), None)?
             .with_jitter_seed(a.seed.wrapping_mul(31).wrapping_add(u64::from(i)));
         let token = token.clone();
@@ -296,7 +296,17 @@ pub async fn simulate(a: SimulateArgs) -> Result<()> {
                     _ = tokio::time::sleep(next) => {}
                     _ = tokio::time::sleep_until(deadline) => return Ok(agent.host.name),
                 }
-                next = agent.tick(now()).await?.next;
+                // A host whose reboot never returned is gone: its agent falls silent.
+                if agent.host.down {
+                    tokio::time::sleep_until(deadline).await;
+                    return Ok(agent.host.name);
+                }
+                match agent.tick(now()).await {
+                    Ok(t) => next = t.next,
+                    Err(AgentError::Revoked(m)) => return Err(AgentError::Revoked(m)),
+                    // The server may be restarting: try again in a minute, as an agent does.
+                    Err(_) => next = Duration::from_secs(60),
+                }
             }
         });
     }

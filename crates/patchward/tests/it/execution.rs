@@ -347,3 +347,292 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
     assert_eq!(count.get("cycle.start"), Some(&1));
     assert_eq!(count.get("cycle.jobs"), Some(&1));
 }
+
+on_both!(killed_servers_and_agents_lose_no_job_and_run_none_twice,);
+
+/// The real server in a child process, killed with SIGKILL at three points of a running cycle
+/// and restarted on the same database; an agent that dies in the middle of its install
+/// resumes from its state file. Every job completes exactly once.
+async fn killed_servers_and_agents_lose_no_job_and_run_none_twice(backend: Backend) {
+    let Some(test_db) = TestDb::new("crash", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
+    let f = |p: &str| fixtures().join(p).to_str().unwrap().to_string();
+    ok(&pw(
+        &db,
+        &[
+            "import",
+            "feeds",
+            &f("builds/windows-server-kb-fixedbuild_from-msrc-cvrf_2016-2026.csv.zst"),
+            &f("msrc-cvrf/2026-Jun.xml.zst"),
+        ],
+    ));
+    let op = user_token(&db, "olga", "operator", Some("default"));
+    let appr = user_token(&db, "alice", "approver", Some("default"));
+    let adm = user_token(&db, "adam", "admin", Some("default"));
+    let mut server = crate::api::start(&db, &["--http"]);
+    let c = client();
+    let now = Timestamp::now();
+    let (_, tok) = call(
+        &c,
+        Method::POST,
+        &format!("{}/api/v1/enrol-tokens", server.url),
+        Some(&adm),
+        Some(json!({"uses": 12})),
+    )
+    .await;
+    let token = tok["token"].as_str().unwrap().to_string();
+    let streams = Streams::bundled().unwrap();
+    let state_dir = crate::tmpdir(&format!("crash-agent-{backend:?}"));
+    let mut agents = Vec::new();
+    let mut index = 0;
+    while agents.len() < 12 {
+        let mut h = SimulatedHost::generate(&streams, 23, index, now).unwrap();
+        index += 1;
+        if !matches!(
+            h.release,
+            ServerRelease::Server2019 | ServerRelease::Server2022
+        ) {
+            continue;
+        }
+        let old = h.stream[h.stream.len() - 3].clone();
+        h.build = old.build;
+        h.kbs = [old.kb].into();
+        // Agent 8 keeps its state in a directory, as a real agent does.
+        let dir = (agents.len() == 8).then(|| state_dir.clone());
+        let client = AgentClient::new(&server.url, &Tls::Platform).unwrap();
+        let mut a = Agent::new(h, client, dir).unwrap();
+        a.ensure_enrolled(Some(&token)).await.unwrap();
+        a.tick(now).await.unwrap();
+        agents.push(a);
+    }
+    // A window open now (UTC), every server in it at once.
+    let from = now - SignedDuration::from_hours(1);
+    let from = from.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let mut toml = format!(
+        "[capacity]\nmax_in_flight = 50\nmax_in_flight_per_site = 50\n\n\
+         [[windows]]\nname = \"now\"\nrrule = \"FREQ=DAILY\"\nstart = \"{:02}:{:02}\"\nduration = \"10h\"\ntime_zone = \"UTC\"\n",
+        from.hour(),
+        from.minute()
+    );
+    for a in &agents {
+        let _ = write!(
+            toml,
+            "\n[[servers]]\nname = \"{}\"\nos = \"{}\"\nwindows = [\"now\"]\nestimated_duration = \"60m\"\ntier = 3\n\
+             rollback = {{ method = \"snapshot\", who = \"ops\", tested_on = \"2026-06-01\" }}\n",
+            a.host.name,
+            a.host.caption()
+        );
+    }
+    let estate = crate::tmpdir(&format!("crash-estate-{backend:?}")).join("estate.toml");
+    std::fs::write(&estate, toml).unwrap();
+    ok(&pw(&db, &["import", "hosts", estate.to_str().unwrap()]));
+    let u = |base: &str, p: &str| format!("{base}{p}");
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &u(&server.url, "/api/v1/cycles"),
+        Some(&op),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (s, cy["servers"].as_u64()),
+        (StatusCode::CREATED, Some(12)),
+        "{cy}"
+    );
+    let id = cy["id"].as_i64().unwrap();
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &u(&server.url, &format!("/api/v1/cycles/{id}/plan")),
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{cy}");
+    let (s, _) = call(
+        &c,
+        Method::POST,
+        &u(&server.url, &format!("/api/v1/cycles/{id}/approvals")),
+        Some(&appr),
+        Some(json!({"ticket": "CHG-7"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &c,
+        Method::POST,
+        &u(&server.url, &format!("/api/v1/cycles/{id}/start")),
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // The plan's slots start at the cycle's start, rounded up to the second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let restart = |old: crate::api::Server| {
+        drop(old); // SIGKILL, no graceful shutdown
+        crate::api::start(&db, &["--http"])
+    };
+    let reconnect = |agents: &mut Vec<Agent<SimulatedHost>>, url: &str| {
+        for a in agents.iter_mut() {
+            a.set_client(AgentClient::new(url, &Tls::Platform).unwrap())
+                .unwrap();
+        }
+    };
+    // 1: killed right after the start; 2: after four agents ran their jobs.
+    server = restart(server);
+    reconnect(&mut agents, &server.url);
+    for a in agents.iter_mut().take(4) {
+        let t = a.tick(Timestamp::now()).await.unwrap();
+        let (_, jobs) = call(
+            &c,
+            Method::GET,
+            &u(&server.url, &format!("/api/v1/cycles/{id}/jobs")),
+            Some(&op),
+            None,
+        )
+        .await;
+        assert_eq!(
+            t.job.as_ref().map(|j| j.1.as_str()),
+            Some("succeeded"),
+            "{t:?} {jobs}"
+        );
+    }
+    server = restart(server);
+    reconnect(&mut agents, &server.url);
+    // 3: killed in the middle of a job: agent 5 took its job and reported the install started.
+    let cred = agents[5].state().unwrap().credential.clone();
+    let raw = AgentClient::new(&server.url, &Tls::Platform).unwrap();
+    let reply = raw
+        .check_in(
+            &cred,
+            &patchward_proto::agent::CheckIn {
+                protocol: 1,
+                agent_version: "test".into(),
+                inventory_digest: Some(
+                    patchward_agent::Host::inventory(&mut agents[5].host, now).digest(),
+                ),
+            },
+        )
+        .await
+        .unwrap();
+    let offer = reply.job.expect("agent 5 is offered its job");
+    let step = |s: &str, st: &str| patchward_proto::agent::StepReport {
+        token: offer.token,
+        step: s.into(),
+        status: st.into(),
+        detail: String::new(),
+        results: vec![],
+        inventory: None,
+        events: vec![],
+    };
+    raw.step(&cred, offer.job_id, &step("scan", "finished"))
+        .await
+        .unwrap();
+    raw.step(&cred, offer.job_id, &step("download", "finished"))
+        .await
+        .unwrap();
+    raw.step(&cred, offer.job_id, &step("install", "started"))
+        .await
+        .unwrap();
+    server = restart(server);
+    reconnect(&mut agents, &server.url);
+    // An agent dies in the middle of its install: a new process with the same state file
+    // resumes the job it holds.
+    let cred8 = agents[8].state().unwrap().credential.clone();
+    let raw = AgentClient::new(&server.url, &Tls::Platform).unwrap();
+    let reply = raw
+        .check_in(
+            &cred8,
+            &patchward_proto::agent::CheckIn {
+                protocol: 1,
+                agent_version: "test".into(),
+                inventory_digest: Some(
+                    patchward_agent::Host::inventory(&mut agents[8].host, now).digest(),
+                ),
+            },
+        )
+        .await
+        .unwrap();
+    let offer8 = reply.job.expect("agent 8 is offered its job");
+    for (name, status) in [
+        ("scan", "finished"),
+        ("download", "finished"),
+        ("install", "started"),
+    ] {
+        let mut s8 = step(name, status);
+        s8.token = offer8.token;
+        raw.step(&cred8, offer8.job_id, &s8).await.unwrap();
+    }
+    let host8 = agents[8].host.clone();
+    agents[8] = Agent::new(
+        host8,
+        AgentClient::new(&server.url, &Tls::Platform).unwrap(),
+        Some(state_dir.clone()),
+    )
+    .unwrap();
+    assert_eq!(
+        agents[8].state().map(|s| s.agent_id),
+        Some(offer8.job_id).and(agents[8].state().map(|s| s.agent_id))
+    );
+    // Everyone checks in until nothing is left.
+    for _ in 0..3 {
+        for a in agents.iter_mut() {
+            a.tick(Timestamp::now()).await.unwrap();
+        }
+    }
+    let (_, jobs) = call(
+        &c,
+        Method::GET,
+        &u(&server.url, &format!("/api/v1/cycles/{id}/jobs")),
+        Some(&op),
+        None,
+    )
+    .await;
+    let jobs = jobs["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 12);
+    for j in jobs {
+        assert_eq!(j["state"], "succeeded", "{j}");
+        let steps: Vec<&str> = j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            ["gates", "scan", "download", "install", "reboot", "verify"],
+            "each step once: {j}"
+        );
+    }
+    let (_, audit) = call(
+        &c,
+        Method::GET,
+        &u(&server.url, "/api/v1/audit?limit=10000"),
+        Some(&adm),
+        None,
+    )
+    .await;
+    let mut per_job: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for e in audit.as_array().unwrap() {
+        let action = e["action"].as_str().unwrap();
+        if action == "job.start" || action == "job.succeeded" {
+            *per_job
+                .entry((
+                    action.to_string(),
+                    e["target"].as_str().unwrap().to_string(),
+                ))
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(per_job.len(), 24, "{per_job:?}");
+    assert!(
+        per_job.values().all(|n| *n == 1),
+        "exactly once: {per_job:?}"
+    );
+    drop(server);
+}
