@@ -321,6 +321,57 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
         .unwrap();
     assert_eq!(late["status"], "halted", "{jobs}");
 
+    // An agent acts only on its own server's job: another agent's job, or one of another
+    // tenant, is not found; a stale fencing token is refused.
+    let target = job(34)["id"].as_i64().unwrap();
+    let mine = job(0)["id"].as_i64().unwrap();
+    let report = json!({"token": 1, "step": "scan", "status": "finished"});
+    let post = |cred: String, id: i64| {
+        let c = c.clone();
+        let url = u(&format!("/agent/v1/jobs/{id}/steps"));
+        let report = report.clone();
+        async move {
+            c.post(url)
+                .bearer_auth(cred)
+                .json(&report)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let cred0 = agents[0].state().unwrap().credential.clone();
+    assert_eq!(post(cred0.clone(), target).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        post(cred0, mine).await,
+        StatusCode::CONFLICT,
+        "its lease is over"
+    );
+    let otto = user_token(&db, "otto", "admin", Some("other"));
+    let (_, ot) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/enrol-tokens"),
+        Some(&otto),
+        Some(json!({})),
+    )
+    .await;
+    let mut stranger = Agent::new(
+        SimulatedHost::generate(&streams, 99, 0, start).unwrap(),
+        AgentClient::new(&srv.url, &Tls::Platform).unwrap(),
+        None,
+    )
+    .unwrap();
+    stranger
+        .ensure_enrolled(Some(ot["token"].as_str().unwrap()))
+        .await
+        .unwrap();
+    let cred = stranger.state().unwrap().credential.clone();
+    assert_eq!(post(cred.clone(), target).await, StatusCode::NOT_FOUND);
+    assert_eq!(post(cred, mine).await, StatusCode::NOT_FOUND);
+    let (s, _) = call(&c, Method::GET, &jobs_url, Some(&otto), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another tenant's cycle");
+
     // Every step and gate decision is in the audit log.
     let (_, audit) = call(
         &c,
