@@ -187,6 +187,14 @@ pub struct Approval {
     pub withdrawn: Option<Withdrawal>,
 }
 
+/// Who paused a cycle, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub by: String,
+    pub at: Timestamp,
+    pub why: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Withdrawal {
     pub at: Timestamp,
@@ -293,6 +301,12 @@ pub struct Cycle {
     pub deferrals: Vec<Deferral>,
     #[serde(default)]
     pub history: Vec<Transition>,
+    /// A paused running cycle starts no new job (running ones finish).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
+    /// Halted rings someone decided to go on with: per ring key, the failures accepted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accepted_failures: BTreeMap<String, usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Snapshot>,
     /// Servers placed and not placed by the last plan.

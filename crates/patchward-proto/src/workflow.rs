@@ -383,6 +383,8 @@ pub struct JobCheckView {
 pub struct CycleJobs {
     pub cycle: i64,
     pub state: String,
+    /// Who paused it, when and why (no new job starts while paused).
+    pub paused: Option<String>,
     /// Per ring in order: `open`, `waiting: …` or `halted: …`.
     pub rings: Vec<RingStatusView>,
     pub jobs: Vec<JobView>,
@@ -393,4 +395,21 @@ pub struct RingStatusView {
     pub ring: String,
     pub status: String,
     pub reason: Option<String>,
+}
+
+/// `POST /api/v1/cycles/{id}/pause`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRequest {
+    pub reason: String,
+}
+
+/// `POST /api/v1/cycles/{id}/resume`: lift a pause, and (with `ring`) go on past a ring that
+/// halted over its failure budget, accepting its failures so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRequest {
+    #[serde(default)]
+    pub ring: Option<String>,
+    pub reason: String,
 }

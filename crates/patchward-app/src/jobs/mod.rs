@@ -16,7 +16,7 @@ use patchward_core::execution::{
     FAILURE_BUDGET_PERCENT, Job, JobState, REBOOT_TIMEOUT, RingGate, RingJob, StepKind, ring_gate,
 };
 use patchward_core::inventory::Estate;
-use patchward_core::workflow::CycleState;
+use patchward_core::workflow::{CycleState, Pause};
 use patchward_proto::{
     CycleJobs, CycleView, JobCheckView, JobStepView, JobUpdateView, JobView, RingStatusView,
     TransitionRequest,
@@ -124,6 +124,158 @@ impl<S: ControlStore> App<S> {
             .await?)
     }
 
+    /// Pause a running cycle: no new job starts (running ones finish). Resuming lifts the
+    /// pause and, naming a halted ring, accepts its failures so far so the rollout goes on.
+    pub async fn pause_cycle(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        id: i64,
+        reason: &str,
+    ) -> Result<CycleView> {
+        actor.require(Permission::Operate)?;
+        let why = crate::workflow::nonempty(reason, "reason")?;
+        self.change_running_cycle(
+            actor,
+            tenant,
+            id,
+            "cycle.pause",
+            serde_json::json!({"reason": why}),
+            |c, now, by| {
+                c.paused = Some(Pause {
+                    by: by.to_string(),
+                    at: now,
+                    why: why.clone(),
+                });
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    pub async fn resume_cycle(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        id: i64,
+        ring: Option<&str>,
+        reason: &str,
+    ) -> Result<CycleView> {
+        actor.require(Permission::Approve)?;
+        let why = crate::workflow::nonempty(reason, "reason")?;
+        let records = self.store.jobs(tenant, id).await?;
+        let accept = match ring {
+            None => None,
+            Some(r) => {
+                let key = patchward_core::workflow::ring_key(Some(r));
+                let failed = records
+                    .iter()
+                    .filter(|j| patchward_core::workflow::ring_key(j.ring.as_deref()) == key)
+                    .filter(|j| JobState::parse(&j.state).is_some_and(JobState::is_failure))
+                    .count();
+                if !records
+                    .iter()
+                    .any(|j| patchward_core::workflow::ring_key(j.ring.as_deref()) == key)
+                {
+                    return Err(AppError::field(
+                        "ring",
+                        format!("the cycle has no job in ring {r:?}"),
+                    ));
+                }
+                Some((key, failed))
+            }
+        };
+        let detail = serde_json::json!({"reason": why, "ring": ring, "failures_accepted": accept.as_ref().map(|a| a.1)});
+        self.change_running_cycle(actor, tenant, id, "cycle.resume", detail, move |c, _, _| {
+            c.paused = None;
+            if let Some((key, failed)) = &accept {
+                c.accepted_failures.insert(key.clone(), *failed);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_running_cycle(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        id: i64,
+        action: &str,
+        detail: serde_json::Value,
+        change: impl Fn(&mut patchward_core::workflow::Cycle, Timestamp, &str) -> Result<()>,
+    ) -> Result<CycleView> {
+        for _ in 0..5 {
+            let (rec, mut c) = self.load_cycle(tenant, id).await?;
+            if c.state != CycleState::Running {
+                return Err(AppError::new(
+                    patchward_proto::ErrorCode::Conflict,
+                    format!(
+                        "the cycle is {}: only a running cycle is paused or resumed",
+                        c.state
+                    ),
+                ));
+            }
+            change(&mut c, self.now(), &actor.name)?;
+            let body = encode("cycle", &c)?;
+            if self
+                .store
+                .update_cycle(
+                    tenant,
+                    id,
+                    rec.version,
+                    c.state.as_str(),
+                    &body,
+                    None,
+                    self.now(),
+                )
+                .await?
+                .is_some()
+            {
+                self.record(actor, Some(tenant), action, &format!("cycle:{id}"), detail)
+                    .await?;
+                return self.cycle_view(actor, tenant, id).await;
+            }
+        }
+        Err(AppError::new(
+            patchward_proto::ErrorCode::Conflict,
+            format!("cycle {id} kept changing; try again"),
+        ))
+    }
+
+    /// A cancelled cycle's unfinished jobs end as cancelled (a running one stops at its
+    /// agent's next report).
+    pub(crate) async fn cancel_jobs(&self, tenant: TenantId, id: i64, why: &str) -> Result<usize> {
+        let mut n = 0;
+        for rec in self.store.jobs(tenant, id).await? {
+            for attempt in 0..5 {
+                let rec = if attempt == 0 {
+                    rec.clone()
+                } else {
+                    match self.store.job(tenant, rec.id).await? {
+                        Some(r) => r,
+                        None => break,
+                    }
+                };
+                let mut job: Job = decode("job", rec.id, &rec.body)?;
+                if job.state.is_terminal() {
+                    break;
+                }
+                let now = self.now();
+                job.end(
+                    JobState::Cancelled,
+                    now,
+                    format!("the cycle was cancelled: {why}"),
+                );
+                if self.write(&rec, &job, LeaseChange::Release, now).await? {
+                    n += 1;
+                    break;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// The tenant's estate, read once per revision.
     pub(crate) async fn cached_estate(&self, tenant: TenantId) -> Result<Arc<Estate>> {
         let rev = self.store.estate_revision(tenant).await?;
@@ -172,6 +324,7 @@ impl<S: ControlStore> App<S> {
                     &ring_jobs,
                     r.as_deref(),
                     FAILURE_BUDGET_PERCENT,
+                    &c.accepted_failures,
                     now,
                 ) {
                     RingGate::Open => ("open", None),
@@ -193,6 +346,10 @@ impl<S: ControlStore> App<S> {
         Ok(CycleJobs {
             cycle: id,
             state: c.state.as_str().into(),
+            paused: c
+                .paused
+                .as_ref()
+                .map(|p| format!("paused by {} at {}: {}", p.by, p.at, p.why)),
             rings: ring_status,
             jobs,
         })

@@ -47,6 +47,15 @@ impl<S: ControlStore> App<S> {
         if now < job.slot_start {
             return Ok(None);
         }
+        let (_, cycle) = self.load_cycle(rec.tenant, rec.cycle).await?;
+        if let Some(p) = &cycle.paused {
+            let why = format!("the cycle is paused ({})", p.why);
+            if job.outcome != why {
+                job.outcome = why;
+                self.write(&rec, &job, LeaseChange::Keep, now).await?;
+            }
+            return Ok(None);
+        }
         let cycle_jobs = self.store.jobs(rec.tenant, rec.cycle).await?;
         let estate = self.cached_estate(rec.tenant).await?;
         let rings = ring_order(&estate);
@@ -55,6 +64,7 @@ impl<S: ControlStore> App<S> {
             &ring_jobs(&cycle_jobs),
             rec.ring.as_deref(),
             FAILURE_BUDGET_PERCENT,
+            &cycle.accepted_failures,
             now,
         );
         let waiting = match ring {
@@ -75,7 +85,36 @@ impl<S: ControlStore> App<S> {
             None => None,
         };
         let host = report.as_ref().map(|r| snapshot_of(r, agent.reported_at));
-        let window = occurrence(&estate, &job);
+        let mut window = occurrence(&estate, &job, job.slot_start);
+        let duration = job.slot_start.duration_until(job.slot_end);
+        if window.is_none_or(|w| now >= w.end) && job.blocked_by.is_empty() {
+            // Its slot passed while it waited (its ring halted and was resumed, the cycle was
+            // paused): the next occurrence of its window where it fits.
+            if let Some(next) = next_fit(&estate, &job, now, duration) {
+                let start = next.start.max(now);
+                job.outcome = format!(
+                    "moved to {start} in {}: its planned slot ({}) passed while it waited",
+                    job.window, job.slot_start
+                );
+                job.slot_start = start;
+                job.slot_end = start + duration;
+                if !self.write(&rec, &job, LeaseChange::Keep, now).await? {
+                    return Ok(None);
+                }
+                self.audit_job(
+                    &rec,
+                    "job.moved",
+                    serde_json::json!({"outcome": job.outcome}),
+                )
+                .await?;
+                if now < job.slot_start {
+                    return Ok(None);
+                }
+                // The write moved the version on: read the job again before going on.
+                return Box::pin(self.offer_job(agent)).await;
+            }
+            window = None;
+        }
         if window.is_none_or(|w| now >= w.end) {
             let why = if job.blocked_by.is_empty() {
                 "its window passed before it could start".to_string()
@@ -92,7 +131,6 @@ impl<S: ControlStore> App<S> {
             }
             return Ok(None);
         }
-        let (_, cycle) = self.load_cycle(rec.tenant, rec.cycle).await?;
         let rules = crate::workflow::rules_of(&self.store, rec.tenant).await?;
         let key = ring_key(rec.ring.as_deref());
         let approved = cycle
@@ -388,17 +426,38 @@ fn failures(gates: &[GateResult]) -> Vec<String> {
         .collect()
 }
 
-/// The occurrence of the job's window that holds its planned start.
-fn occurrence(estate: &Estate, job: &Job) -> Option<Interval> {
+/// The occurrence of the job's window that holds `at`.
+fn occurrence(estate: &Estate, job: &Job, at: Timestamp) -> Option<Interval> {
+    let cal = calendar_of(estate, job)?;
+    cal.occurrences(
+        at - SignedDuration::from_hours(24 * 8),
+        at + SignedDuration::from_hours(1),
+    )
+    .into_iter()
+    .find(|o| o.start <= at && at < o.end)
+}
+
+/// The first occurrence of the job's window, from `now` on (within five weeks), in which the
+/// job's whole duration still fits.
+fn next_fit(
+    estate: &Estate,
+    job: &Job,
+    now: Timestamp,
+    duration: SignedDuration,
+) -> Option<Interval> {
+    let cal = calendar_of(estate, job)?;
+    cal.occurrences(
+        now - SignedDuration::from_hours(24 * 8),
+        now + SignedDuration::from_hours(24 * 35),
+    )
+    .into_iter()
+    .find(|o| o.end > now && o.start.max(now) + duration <= o.end)
+}
+
+fn calendar_of(estate: &Estate, job: &Job) -> Option<WindowCalendar> {
     let w = estate
         .windows
         .iter()
         .find(|w| w.name.eq_ignore_ascii_case(&job.window))?;
-    let cal = WindowCalendar::new(w).ok()?;
-    cal.occurrences(
-        job.slot_start - SignedDuration::from_hours(24 * 8),
-        job.slot_end + SignedDuration::from_hours(1),
-    )
-    .into_iter()
-    .find(|o| o.start <= job.slot_start && job.slot_start < o.end)
+    WindowCalendar::new(w).ok()
 }

@@ -565,6 +565,8 @@ impl<S: ControlStore> App<S> {
             snapshot: None,
             placed: None,
             unplaced: None,
+            paused: None,
+            accepted_failures: Default::default(),
         };
         let rec = self
             .store
@@ -1218,6 +1220,10 @@ impl<S: ControlStore> App<S> {
                 serde_json::json!({"name": c.name, "from": from.as_str(), "to": to.as_str(), "reason": reason}),
             )
             .await?;
+            if to == CycleState::Cancelled {
+                // Nothing more starts; a running job stops at its agent's next report.
+                self.cancel_jobs(tenant, id, &reason).await?;
+            }
             return self.view_of(actor, tenant, &saved, &c).await;
         }
         Err(changed_meanwhile(&id.to_string()))

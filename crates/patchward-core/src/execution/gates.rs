@@ -225,12 +225,14 @@ pub fn failure_allowance(n: usize, percent: u32) -> usize {
 }
 
 /// Whether jobs of `ring` may start at `now`. `rings` are the estate's rings in order with
-/// their soak; jobs without a ring form the last ring, with no soak.
+/// their soak; jobs without a ring form the last ring, with no soak. `accepted` holds, per
+/// ring key (`workflow::ring_key`), failures someone decided to go on with.
 pub fn ring_gate(
     rings: &[(&str, SignedDuration)],
     jobs: &[RingJob<'_>],
     ring: Option<&str>,
     failure_budget_percent: u32,
+    accepted: &std::collections::BTreeMap<String, usize>,
     now: Timestamp,
 ) -> RingGate {
     let position = |r: Option<&str>| match r {
@@ -250,11 +252,17 @@ pub fn ring_gate(
             continue;
         }
         let failed = members.iter().filter(|j| j.state.is_failure()).count();
+        let key = if idx < rings.len() {
+            label.to_ascii_lowercase()
+        } else {
+            String::new()
+        };
+        let forgiven = accepted.get(&key).copied().unwrap_or(0);
         let allowed = failure_allowance(members.len(), failure_budget_percent);
-        if failed > allowed {
+        if failed.saturating_sub(forgiven) > allowed {
             return RingGate::Halted(format!(
                 "ring {label}: {failed} of {} servers failed, over its failure budget of {allowed}; \
-                 resume or cancel the cycle",
+                 resume the ring (accepting its failures) or cancel the cycle",
                 members.len()
             ));
         }

@@ -141,6 +141,7 @@ fn a_ring_waits_for_the_one_before_to_be_verified_and_soaked_and_halts_over_budg
         ("broad", SignedDuration::from_hours(12)),
     ];
     let now = t("2026-12-09T12:00:00Z");
+    let none = std::collections::BTreeMap::new();
     let running = [
         rj(
             Some("pilot"),
@@ -151,11 +152,11 @@ fn a_ring_waits_for_the_one_before_to_be_verified_and_soaked_and_halts_over_budg
         rj(Some("broad"), JobState::Waiting, None),
     ];
     assert_eq!(
-        ring_gate(&rings, &running, Some("pilot"), 10, now),
+        ring_gate(&rings, &running, Some("pilot"), 10, &none, now),
         RingGate::Open
     );
     assert!(
-        matches!(ring_gate(&rings, &running, Some("broad"), 10, now), RingGate::Waiting(w) if w.contains("not yet verified"))
+        matches!(ring_gate(&rings, &running, Some("broad"), 10, &none, now), RingGate::Waiting(w) if w.contains("not yet verified"))
     );
     let soaking = [
         rj(
@@ -172,7 +173,7 @@ fn a_ring_waits_for_the_one_before_to_be_verified_and_soaked_and_halts_over_budg
         rj(None, JobState::Waiting, None),
     ];
     assert!(
-        matches!(ring_gate(&rings, &soaking, Some("broad"), 10, now), RingGate::Waiting(w) if w.contains("soaks until 2026-12-10T01:00:00Z"))
+        matches!(ring_gate(&rings, &soaking, Some("broad"), 10, &none, now), RingGate::Waiting(w) if w.contains("soaks until 2026-12-10T01:00:00Z"))
     );
     assert_eq!(
         ring_gate(
@@ -180,13 +181,14 @@ fn a_ring_waits_for_the_one_before_to_be_verified_and_soaked_and_halts_over_budg
             &soaking,
             Some("broad"),
             10,
+            &none,
             t("2026-12-10T01:00:00Z")
         ),
         RingGate::Open
     );
     // Servers without a ring wait for every ring.
     assert!(matches!(
-        ring_gate(&rings, &soaking, None, 10, t("2026-12-10T01:00:00Z")),
+        ring_gate(&rings, &soaking, None, 10, &none, t("2026-12-10T01:00:00Z")),
         RingGate::Waiting(_)
     ));
     // One failure of two is over a 10% budget: the ring halts, and so does everything after.
@@ -205,15 +207,21 @@ fn a_ring_waits_for_the_one_before_to_be_verified_and_soaked_and_halts_over_budg
     ];
     let later = t("2026-12-12T00:00:00Z");
     assert!(
-        matches!(ring_gate(&rings, &failed, Some("broad"), 10, later), RingGate::Halted(h) if h.contains("1 of 2"))
+        matches!(ring_gate(&rings, &failed, Some("broad"), 10, &none, later), RingGate::Halted(h) if h.contains("1 of 2"))
     );
     assert!(matches!(
-        ring_gate(&rings, &failed, Some("pilot"), 10, later),
+        ring_gate(&rings, &failed, Some("pilot"), 10, &none, later),
         RingGate::Halted(_)
     ));
+    // Someone accepted the pilot's failure: the next ring goes on.
+    let accepted = std::collections::BTreeMap::from([("pilot".to_string(), 1)]);
+    assert_eq!(
+        ring_gate(&rings, &failed, Some("broad"), 10, &accepted, later),
+        RingGate::Open
+    );
     // A 50% budget tolerates it.
     assert_eq!(
-        ring_gate(&rings, &failed, Some("broad"), 50, later),
+        ring_gate(&rings, &failed, Some("broad"), 50, &none, later),
         RingGate::Open
     );
 }

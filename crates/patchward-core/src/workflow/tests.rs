@@ -53,6 +53,8 @@ fn cycle(prepared_by: &str) -> Cycle {
         snapshot: None,
         placed: None,
         unplaced: None,
+        paused: None,
+        accepted_failures: Default::default(),
     }
 }
 

@@ -9,7 +9,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use patchward_app::Actor;
 use patchward_proto::agent::{AgentView, EnrolTokenView, NewEnrolToken};
-use patchward_proto::{ApiError, CycleJobs, CycleView, TenantQuery};
+use patchward_proto::{ApiError, CycleJobs, CycleView, PauseRequest, ResumeRequest, TenantQuery};
 
 /// The tenant's agents: server, version, last check-in, status (`active`, `silent` after
 /// three missed check-ins, `revoked`).
@@ -117,4 +117,42 @@ pub async fn cycle_jobs(
 ) -> Res<Json<CycleJobs>> {
     let t = tenant(&app, &actor, query(q)?.tenant.as_deref()).await?;
     Ok(Json(app.cycle_jobs(&actor, t, id(p)?).await?))
+}
+
+/// Pause a running cycle: no new job starts; running jobs finish.
+#[utoipa::path(post, path = "/api/v1/cycles/{id}/pause", tag = "jobs",
+    params(("id" = i64, Path, description = "Cycle id"), TenantQuery),
+    request_body = PauseRequest,
+    responses((status = 200, body = CycleView), (status = 409, body = ApiError)))]
+pub async fn pause_cycle(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    p: Result<Path<i64>, PathRejection>,
+    q: Result<Query<TenantQuery>, QueryRejection>,
+    b: Result<Json<PauseRequest>, JsonRejection>,
+) -> Res<Json<CycleView>> {
+    let t = tenant(&app, &actor, query(q)?.tenant.as_deref()).await?;
+    let req = body(b)?;
+    Ok(Json(app.pause_cycle(&actor, t, id(p)?, &req.reason).await?))
+}
+
+/// Resume a paused cycle; with `ring`, go on past that ring's halt, accepting its failures
+/// so far (approvers).
+#[utoipa::path(post, path = "/api/v1/cycles/{id}/resume", tag = "jobs",
+    params(("id" = i64, Path, description = "Cycle id"), TenantQuery),
+    request_body = ResumeRequest,
+    responses((status = 200, body = CycleView), (status = 409, body = ApiError)))]
+pub async fn resume_cycle(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    p: Result<Path<i64>, PathRejection>,
+    q: Result<Query<TenantQuery>, QueryRejection>,
+    b: Result<Json<ResumeRequest>, JsonRejection>,
+) -> Res<Json<CycleView>> {
+    let t = tenant(&app, &actor, query(q)?.tenant.as_deref()).await?;
+    let req = body(b)?;
+    Ok(Json(
+        app.resume_cycle(&actor, t, id(p)?, req.ring.as_deref(), &req.reason)
+            .await?,
+    ))
 }

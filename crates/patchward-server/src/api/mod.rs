@@ -74,6 +74,9 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/cycles/{id}/transitions", Need::Operate),
     ("POST", "/api/v1/cycles/{id}/start", Need::Operate),
     ("GET", "/api/v1/cycles/{id}/jobs", Need::Read),
+    ("POST", "/api/v1/cycles/{id}/pause", Need::Operate),
+    // Going on past a halted ring accepts its failures: an approver's decision.
+    ("POST", "/api/v1/cycles/{id}/resume", Need::Approve),
     ("GET", "/api/v1/emergencies", Need::Read),
     ("GET", "/api/v1/exceptions", Need::Read),
     ("POST", "/api/v1/exceptions", Need::Approve),
@@ -166,6 +169,8 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(workflow::transition))
         .routes(routes!(agents::start_cycle))
         .routes(routes!(agents::cycle_jobs))
+        .routes(routes!(agents::pause_cycle))
+        .routes(routes!(agents::resume_cycle))
         .routes(routes!(workflow::emergencies))
         .routes(routes!(
             workflow::list_exceptions,

@@ -188,7 +188,7 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|j| j["ring"] != "late")
+            .filter(|j| !j["reasons"].to_string().contains("over its failure budget"))
             .any(|j| matches!(j["state"].as_str(), Some("waiting" | "blocked" | "running")));
         if !busy {
             break;
@@ -397,6 +397,90 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
     );
     assert_eq!(count.get("cycle.start"), Some(&1));
     assert_eq!(count.get("cycle.jobs"), Some(&1));
+
+    // A pause stops new starts; resuming past the halted ring (an approver's decision)
+    // accepts its failures: its last server runs, the next ring waits for the soak; then the
+    // cycle is cancelled and what has not started ends as cancelled.
+    let cyc = |p: &str| u(&format!("/api/v1/cycles/{id}/{p}"));
+    let (s, _) = call(
+        &c,
+        Method::POST,
+        &cyc("pause"),
+        Some(&op),
+        Some(json!({"reason": "change freeze call"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = call(
+        &c,
+        Method::POST,
+        &cyc("resume"),
+        Some(&op),
+        Some(json!({"ring": "broad", "reason": "go"})),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "operators do not accept failures: {e}"
+    );
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &cyc("resume"),
+        Some(&appr),
+        Some(json!({"ring": "broad", "reason": "the three failures are understood"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{cy}");
+    for a in agents.iter_mut().filter(|a| !a.host.down) {
+        a.tick(now).await.unwrap();
+    }
+    let (_, after) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
+    let state_of = |i: usize| {
+        after["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["server"] == agents[i].host.name.as_str())
+            .unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(state_of(34), "succeeded", "{after}");
+    let late = after["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ring"] == "late")
+        .unwrap();
+    assert_eq!(late["status"], "waiting", "{after}");
+    assert!(
+        late["reason"].as_str().unwrap().contains("soaks until"),
+        "{late}"
+    );
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &cyc("transitions"),
+        Some(&op),
+        Some(json!({"to": "cancelled", "reason": "stopping here"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{cy}");
+    let (_, after) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
+    for i in 35..50 {
+        let j = after["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["server"] == agents[i].host.name.as_str())
+            .unwrap();
+        assert_eq!(j["state"], "cancelled", "{j}");
+        assert!(j["reasons"].to_string().contains("stopping here"), "{j}");
+    }
+    assert_eq!(state_of(34), "succeeded");
 }
 
 on_both!(killed_servers_and_agents_lose_no_job_and_run_none_twice,);
