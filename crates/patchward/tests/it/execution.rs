@@ -470,12 +470,12 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
     .await;
     assert_eq!(s, StatusCode::OK, "{cy}");
     let (_, after) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
-    for i in 35..50 {
+    for a in &agents[35..50] {
         let j = after["jobs"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|j| j["server"] == agents[i].host.name.as_str())
+            .find(|j| j["server"] == a.host.name.as_str())
             .unwrap();
         assert_eq!(j["state"], "cancelled", "{j}");
         assert!(j["reasons"].to_string().contains("stopping here"), "{j}");
