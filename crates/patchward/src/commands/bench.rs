@@ -30,6 +30,9 @@ pub enum BenchCommand {
     /// Serve a stored catalog and generated fleet (child process) and measure the API under
     /// concurrent clients: start, list and detail latencies, the exposure summary, memory.
     Api(super::bench_api::BenchApiArgs),
+    /// Enrol N simulated agents and measure check-ins against the server (child processes;
+    /// `--replicas 2 --pg URL` for two replicas sharing PostgreSQL): paced and saturated.
+    Agents(super::bench_agents::BenchAgentsArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
@@ -114,6 +117,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Plan(a) => super::bench_plan::run(a).await,
         BenchCommand::Api(a) => super::bench_api::run(a).await,
+        BenchCommand::Agents(a) => super::bench_agents::run(a).await,
         BenchCommand::Import(a) => {
             let dir = std::env::temp_dir().join(format!("patchward-bench-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;

@@ -4,6 +4,7 @@ pub mod access;
 pub mod agents;
 pub mod assess;
 pub mod bench;
+pub mod bench_agents;
 pub mod bench_api;
 pub mod bench_plan;
 pub mod demo;
