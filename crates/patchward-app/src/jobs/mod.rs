@@ -66,7 +66,7 @@ impl<S: ControlStore> App<S> {
     }
 
     /// The jobs of a running cycle's plan that do not exist yet.
-    async fn ensure_jobs(&self, tenant: TenantId, id: i64) -> Result<usize> {
+    pub(crate) async fn ensure_jobs(&self, tenant: TenantId, id: i64) -> Result<usize> {
         let (_, c) = self.load_cycle(tenant, id).await?;
         let plan = self.stored_plan(tenant, &c.name).await?;
         let ix = self.index().await?;

@@ -1220,9 +1220,16 @@ impl<S: ControlStore> App<S> {
                 serde_json::json!({"name": c.name, "from": from.as_str(), "to": to.as_str(), "reason": reason}),
             )
             .await?;
-            if to == CycleState::Cancelled {
+            match to {
                 // Nothing more starts; a running job stops at its agent's next report.
-                self.cancel_jobs(tenant, id, &reason).await?;
+                CycleState::Cancelled => {
+                    self.cancel_jobs(tenant, id, &reason).await?;
+                }
+                // However it is started (API transition, UI, `start`), its plan becomes jobs.
+                CycleState::Running => {
+                    self.ensure_jobs(tenant, id).await?;
+                }
+                _ => {}
             }
             return self.view_of(actor, tenant, &saved, &c).await;
         }

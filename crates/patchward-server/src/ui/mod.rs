@@ -163,6 +163,9 @@ pub fn router() -> Router<Shared> {
         .route("/cycles/{id}/scope", post(pages::edit_scope))
         .route("/cycles/{id}/defer", post(pages::defer))
         .route("/cycles/{id}/transition", post(pages::transition))
+        .route("/cycles/{id}/jobs", get(pages::cycle_jobs))
+        .route("/cycles/{id}/pause", post(pages::pause))
+        .route("/cycles/{id}/resume", post(pages::resume))
         .route(
             "/exceptions",
             get(pages::exceptions).post(pages::grant_exception),

@@ -91,6 +91,140 @@ struct CyclePage {
     can_operate: bool,
     can_edit: bool,
     open: bool,
+    jobs: Option<JobsPanel>,
+}
+
+/// A cycle's jobs as the page shows them (and the partial htmx refreshes every 5 s).
+struct JobsPanel {
+    j: CycleJobs,
+    /// Jobs per state, in a fixed order, only states that occur.
+    counts: Vec<(String, usize)>,
+    live: bool,
+    can_operate: bool,
+    can_approve: bool,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "cycle_jobs.html")]
+struct JobsPartial {
+    panel: JobsPanel,
+}
+
+impl CyclePage {
+    fn state_class(&self, state: &str) -> &'static str {
+        state_class(state)
+    }
+}
+
+impl JobsPartial {
+    fn state_class(&self, state: &str) -> &'static str {
+        state_class(state)
+    }
+}
+
+/// The badge class of a job state.
+fn state_class(state: &str) -> &'static str {
+    match state {
+        "succeeded" => "ok",
+        "failed" | "needs_remediation" | "rolled_back" => "bad",
+        "blocked" | "running" => "warn",
+        _ => "",
+    }
+}
+
+async fn jobs_panel(app: &Shared, s: &Session, id: i64) -> Result<Option<JobsPanel>, AppError> {
+    let j = app.cycle_jobs(&s.actor, s.tenant, id).await?;
+    if j.jobs.is_empty() {
+        return Ok(None);
+    }
+    let order = [
+        "running",
+        "blocked",
+        "waiting",
+        "succeeded",
+        "failed",
+        "needs_remediation",
+        "rolled_back",
+        "cancelled",
+    ];
+    let counts = order
+        .iter()
+        .map(|st| {
+            (
+                st.to_string(),
+                j.jobs.iter().filter(|x| x.state == *st).count(),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    Ok(Some(JobsPanel {
+        live: j.state == "running",
+        counts,
+        can_operate: s.can(Permission::Operate),
+        can_approve: s.can(Permission::Approve),
+        csrf: s.csrf.clone(),
+        j,
+    }))
+}
+
+/// The jobs section alone (htmx refreshes it while the cycle runs).
+pub async fn cycle_jobs(State(app): State<Shared>, s: Session, Path(id): Path<String>) -> Response {
+    let id = match cycle_id(&id) {
+        Ok(i) => i,
+        Err(e) => return error_page(&e),
+    };
+    match jobs_panel(&app, &s, id).await {
+        Ok(Some(panel)) => render(JobsPartial { panel }),
+        Ok(None) => html(String::new()),
+        Err(e) => error_page(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PauseForm {
+    csrf: String,
+    reason: Option<String>,
+    ring: Option<String>,
+}
+
+pub async fn pause(
+    State(app): State<Shared>,
+    s: Session,
+    Path(id): Path<String>,
+    Form(f): Form<PauseForm>,
+) -> Response {
+    let csrf = f.csrf.clone();
+    cycle_action(app, s, id, &csrf, "paused", |app, s, id| async move {
+        let r = app
+            .pause_cycle(&s.actor, s.tenant, id, f.reason.as_deref().unwrap_or(""))
+            .await;
+        (s, r)
+    })
+    .await
+}
+
+pub async fn resume(
+    State(app): State<Shared>,
+    s: Session,
+    Path(id): Path<String>,
+    Form(f): Form<PauseForm>,
+) -> Response {
+    let csrf = f.csrf.clone();
+    cycle_action(app, s, id, &csrf, "resumed", |app, s, id| async move {
+        let ring = nonblank(&f.ring);
+        let r = app
+            .resume_cycle(
+                &s.actor,
+                s.tenant,
+                id,
+                ring.as_deref(),
+                f.reason.as_deref().unwrap_or(""),
+            )
+            .await;
+        (s, r)
+    })
+    .await
 }
 
 /// The state strip: Draft → Awaiting approval → Approved → Running → Completed.
@@ -152,6 +286,10 @@ async fn cycle_page(
     };
     let operate = s.can(Permission::Operate);
     let editable = matches!(c.summary.state.as_str(), "draft" | "planned" | "approved");
+    let jobs = match c.summary.state.as_str() {
+        "running" | "completed" | "cancelled" => jobs_panel(app, s, id).await.ok().flatten(),
+        _ => None,
+    };
     let page = CyclePage {
         layout: Layout::new(s, c.summary.name.clone(), "cycles").with(done, error),
         states: states(&c.summary.state),
@@ -160,6 +298,7 @@ async fn cycle_page(
         can_operate: operate,
         can_edit: operate && editable,
         open: !matches!(c.summary.state.as_str(), "completed" | "cancelled"),
+        jobs,
         c,
     };
     match error {
@@ -341,7 +480,11 @@ pub async fn transition(
             to: f.to,
             reason: nonblank(&f.reason),
         };
-        let r = app.transition_cycle(&s.actor, s.tenant, id, &req).await;
+        let r = if req.to == "running" {
+            app.start_cycle(&s.actor, s.tenant, id).await
+        } else {
+            app.transition_cycle(&s.actor, s.tenant, id, &req).await
+        };
         (s, r)
     })
     .await

@@ -208,6 +208,35 @@ async fn the_monthly_workflow_in_a_real_browser() {
     assert!(text_of(&b, "#approvals").await.contains("CHG0042"));
     b.screenshot("cycle-approved").await;
 
+    // The operator starts it: its plan becomes one job per placed server, shown live.
+    log_out(&b).await;
+    log_in(&b, &base, "olga").await;
+    b.goto(&cycle_url).await;
+    b.click(&b.find("#start-button").await).await;
+    b.wait_for(
+        async || b.current_url().await.contains("done=running"),
+        "the start",
+    )
+    .await;
+    assert_eq!(text_of(&b, "ol.states li.current").await, "Running");
+    let counts = text_of(&b, "#job-counts").await;
+    assert!(counts.contains("waiting"), "{counts}");
+    let rows = b.find_all("#job-list tbody tr").await;
+    let placed = text_of(&b, "#h-plan + p").await;
+    assert!(
+        placed.starts_with(&format!("{} server(s) placed", rows.len())),
+        "one job per placed server: {placed} / {} rows",
+        rows.len()
+    );
+    assert_eq!(
+        b.find_all("#jobs[hx-trigger='every 5s']").await.len(),
+        1,
+        "live"
+    );
+    b.screenshot("cycle-running-jobs").await;
+    log_out(&b).await;
+    log_in(&b, &base, "alice").await;
+
     // An exception with an expiry; when the clock passes it the finding is open again.
     let list = api(&c, &format!("{base}/api/v1/servers?decision=act"), &viewer).await;
     let sid = list["items"][0]["id"].as_i64().unwrap();
