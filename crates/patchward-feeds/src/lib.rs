@@ -1,4 +1,5 @@
 //! Feed and inventory parsers.
+pub mod ansible;
 pub mod cvrf;
 pub mod epss;
 pub mod error;

@@ -82,6 +82,9 @@ enum Command {
     Agent(commands::agents::AgentArgs),
     /// Run N simulated Windows Server agents against a server (tests, demos, load).
     Simulate(commands::agents::SimulateArgs),
+    /// Agentless execution: hand a wave to Ansible (ansible.windows.win_updates), read results.
+    #[command(subcommand)]
+    Ansible(commands::ansible::AnsibleCommand),
     /// The audit log: verify its hash chain.
     #[command(subcommand)]
     Audit(commands::access::AuditCommand),
@@ -215,6 +218,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Agents(c) => commands::agents::agents(&db, cli.tenant.as_deref(), c).await,
         Command::Agent(a) => commands::agents::agent(a).await,
         Command::Simulate(a) => commands::agents::simulate(a).await,
+        Command::Ansible(c) => commands::ansible::run(&db, cli.tenant.as_deref(), c).await,
         Command::Openapi => {
             println!("{}", patchward_server::openapi().to_pretty_json()?);
             Ok(())

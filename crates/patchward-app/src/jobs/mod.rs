@@ -5,6 +5,7 @@
 //! `patchward_core::execution`; every write of a job is versioned, so replicas sharing a
 //! database never lease or finish one twice, and a restarted server loses nothing.
 
+pub mod ansible;
 mod offer;
 mod steps;
 

@@ -32,6 +32,10 @@ impl<S: ControlStore> App<S> {
         let now = self.now();
         let mut job: Job = decode("job", rec.id, &rec.body)?;
         if job.state == JobState::Running {
+            // Held by someone else (Ansible runs it) while the lease lasts: not this agent's.
+            if rec.lease_agent != Some(agent.id) && rec.lease_until.is_some_and(|u| u > now) {
+                return Ok(None);
+            }
             // The agent is back (after its reboot, or a restart): it resumes the job.
             let lease =
                 if rec.lease_agent == Some(agent.id) && rec.lease_until.is_some_and(|u| u > now) {

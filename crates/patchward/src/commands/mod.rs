@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod agents;
+pub mod ansible;
 pub mod assess;
 pub mod bench;
 pub mod bench_agents;

@@ -771,3 +771,272 @@ async fn killed_servers_and_agents_lose_no_job_and_run_none_twice(backend: Backe
     );
     drop(server);
 }
+
+on_both!(an_agentless_wave_goes_through_ansible_and_its_results_come_back,);
+
+/// Estates without agents: a wave becomes an inventory and a playbook that `ansible-playbook
+/// --syntax-check` accepts (ansible-core and the ansible.windows collection, installed by
+/// `.ci/run`); results in the module's documented shape come back into the jobs.
+async fn an_agentless_wave_goes_through_ansible_and_its_results_come_back(backend: Backend) {
+    let Some(test_db) = TestDb::new("ansible", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
+    let f = |p: &str| fixtures().join(p).to_str().unwrap().to_string();
+    ok(&pw(
+        &db,
+        &[
+            "import",
+            "feeds",
+            &f("builds/windows-server-kb-fixedbuild_from-msrc-cvrf_2016-2026.csv.zst"),
+            &f("msrc-cvrf/2026-Jun.xml.zst"),
+        ],
+    ));
+    let op = user_token(&db, "olga", "operator", Some("default"));
+    let appr = user_token(&db, "alice", "approver", Some("default"));
+    let now = Timestamp::now();
+    let from = (now - SignedDuration::from_hours(1)).to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let mut toml = format!(
+        "[[windows]]\nname = \"now\"\nrrule = \"FREQ=DAILY\"\nstart = \"{:02}:{:02}\"\nduration = \"10h\"\ntime_zone = \"UTC\"\n",
+        from.hour(),
+        from.minute()
+    );
+    // Three Server 2022 hosts three cumulative updates behind (from the bundled KB table):
+    // each misses June 2026's.
+    let streams = Streams::bundled().unwrap();
+    let s2022 = &streams.by_release[&ServerRelease::Server2022];
+    let march = &s2022[s2022.len() - 4];
+    for name in ["app01", "app02", "app03"] {
+        let _ = write!(
+            toml,
+            "\n[[servers]]\nname = \"{name}\"\nfqdn = \"{name}.corp.example\"\nos = \"Windows Server 2022 Datacenter\"\n\
+             build = \"{}\"\nkbs = [\"{}\"]\nwindows = [\"now\"]\nestimated_duration = \"60m\"\ntier = 3\n",
+            march.build, march.kb
+        );
+    }
+    let dir = crate::tmpdir(&format!("ansible-{backend:?}"));
+    std::fs::write(dir.join("estate.toml"), toml).unwrap();
+    ok(&pw(
+        &db,
+        &["import", "hosts", dir.join("estate.toml").to_str().unwrap()],
+    ));
+    let server = crate::api::start(&db, &["--http"]);
+    let c = client();
+    let u = |p: &str| format!("{}{p}", server.url);
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/cycles"),
+        Some(&op),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (s, cy["servers"].as_u64()),
+        (StatusCode::CREATED, Some(3)),
+        "{cy}"
+    );
+    let id = cy["id"].as_i64().unwrap();
+    call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/cycles/{id}/plan")),
+        Some(&op),
+        None,
+    )
+    .await;
+    call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/cycles/{id}/approvals")),
+        Some(&appr),
+        Some(json!({"ticket": "CHG-9"})),
+    )
+    .await;
+    let (s, _) = call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/cycles/{id}/start")),
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    // Export: the files, every host's approved KB, and the jobs held by Ansible.
+    let out = dir.join("wave");
+    ok(&pw(
+        &db,
+        &[
+            "ansible",
+            "export",
+            "--cycle",
+            &id.to_string(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let inventory = std::fs::read_to_string(out.join("inventory.yml")).unwrap();
+    let playbook = std::fs::read_to_string(out.join("playbook.yml")).unwrap();
+    let (_, jobs) = call(
+        &c,
+        Method::GET,
+        &u(&format!("/api/v1/cycles/{id}/jobs")),
+        Some(&op),
+        None,
+    )
+    .await;
+    let june = jobs["jobs"][0]["updates"][0].as_str().unwrap().to_string();
+    for name in ["app01", "app02", "app03"] {
+        assert!(
+            inventory.contains(&format!(
+                "\"{name}\":\n          ansible_host: \"{name}.corp.example\""
+            )),
+            "{inventory}"
+        );
+    }
+    assert!(
+        inventory.contains(&format!("patchward_kbs: [\"{june}\"")),
+        "{inventory}"
+    );
+    assert!(
+        playbook.contains("ansible.windows.win_updates:"),
+        "{playbook}"
+    );
+    assert!(
+        jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] == "running"),
+        "{jobs}"
+    );
+    // Exporting again hands nothing more over.
+    let again = pw(
+        &db,
+        &[
+            "ansible",
+            "export",
+            "--cycle",
+            &id.to_string(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(!again.status.success());
+    // The playbook passes ansible-playbook's syntax check.
+    match std::process::Command::new("ansible-playbook")
+        .arg("--syntax-check")
+        .arg("-i")
+        .arg(out.join("inventory.yml"))
+        .arg(out.join("playbook.yml"))
+        .output()
+    {
+        Ok(o) => assert!(
+            o.status.success(),
+            "syntax check: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "ansible-playbook is missing under CI: {e}"
+            );
+            eprintln!(
+                "skipped the syntax check: ansible-playbook not found ({e}); .ci/run installs it"
+            );
+        }
+    }
+    // Results as the playbook keeps them: installed and rebooted; failed with an HRESULT;
+    // unreachable.
+    let kb_digits = june.trim_start_matches("KB");
+    let results = out.join("results");
+    std::fs::write(
+        results.join("app01.json"),
+        format!(r#"{{"changed": true, "failed": false, "reboot_required": false, "rebooted": true, "installed_update_count": 1, "failed_update_count": 0,
+           "updates": {{"1f2e": {{"id": "1f2e", "title": "2026-06 Cumulative Update ({june})", "kb": ["{kb_digits}"], "downloaded": true, "installed": true}}}}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        results.join("app02.json"),
+        format!(r#"{{"changed": false, "failed": true, "reboot_required": false, "failed_update_count": 1,
+           "updates": {{"3c4d": {{"id": "3c4d", "title": "2026-06 Cumulative Update ({june})", "kb": ["{kb_digits}"], "downloaded": true, "installed": false,
+             "failure_hresult_code": 2148469026, "failure_msg": "CBS could not apply it"}}}}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        results.join("app03.json"),
+        r#"{"unreachable": true, "msg": "ntlm: the specified credentials were rejected by the server"}"#,
+    )
+    .unwrap();
+    let table = ok(&pw(
+        &db,
+        &[
+            "ansible",
+            "results",
+            "--cycle",
+            &id.to_string(),
+            "--from",
+            out.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        table.contains("app02") && table.contains("0x800F0922"),
+        "{table}"
+    );
+    let (_, jobs) = call(
+        &c,
+        Method::GET,
+        &u(&format!("/api/v1/cycles/{id}/jobs")),
+        Some(&op),
+        None,
+    )
+    .await;
+    let by: BTreeMap<&str, &Value> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["server"].as_str().unwrap(), j))
+        .collect();
+    assert_eq!(by["app01"]["state"], "succeeded", "{}", by["app01"]);
+    assert!(
+        by["app01"]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("Ansible result only")
+    );
+    assert_eq!(by["app02"]["state"], "failed");
+    assert_eq!(
+        by["app02"]["results"][0]["hresult"], "0x800F0922",
+        "{}",
+        by["app02"]
+    );
+    assert_eq!(by["app03"]["state"], "failed");
+    assert!(
+        by["app03"]["reasons"].to_string().contains("unreachable"),
+        "{}",
+        by["app03"]
+    );
+    // A broken result file is named and changes nothing.
+    std::fs::write(results.join("app01.json"), "{\"updates\": [1]}").unwrap();
+    let bad = pw(
+        &db,
+        &[
+            "ansible",
+            "results",
+            "--cycle",
+            &id.to_string(),
+            "--from",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("app01.json"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    drop(server);
+}
