@@ -196,6 +196,7 @@ pub async fn run(a: BenchAgentsArgs) -> Result<()> {
         servers.push(serve(&db)?);
     }
     let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.clients.max(8))
         .build()?;
