@@ -130,6 +130,7 @@ impl<S: ControlStore> App<S> {
                 ),
             ));
         }
+        let estate = self.with_learned_durations(tenant, estate).await?;
         let made = self.make_plan(actor, estate, spec).await?;
         self.store
             .save_plan(tenant, &made.plan.cycle, &made.json, self.now())

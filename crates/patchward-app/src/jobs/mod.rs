@@ -277,6 +277,46 @@ impl<S: ControlStore> App<S> {
         Ok(n)
     }
 
+    /// Durations learned from the tenant's finished jobs (the last three per server, from its
+    /// five newest started cycles), for servers whose estate gives no estimate of its own.
+    pub async fn with_learned_durations(
+        &self,
+        tenant: TenantId,
+        mut estate: Estate,
+    ) -> Result<Estate> {
+        let mut samples: HashMap<String, Vec<(Timestamp, jiff::SignedDuration)>> = HashMap::new();
+        let cycles = self.store.cycles(tenant).await?;
+        for c in cycles
+            .iter()
+            .filter(|c| matches!(c.state.as_str(), "running" | "completed" | "cancelled"))
+            .take(5)
+        {
+            for rec in self.store.jobs(tenant, c.id).await? {
+                if rec.state != JobState::Succeeded.as_str() {
+                    continue;
+                }
+                let job: Job = decode("job", rec.id, &rec.body)?;
+                if let (Some(s), Some(f)) = (job.started, job.finished) {
+                    samples
+                        .entry(rec.server.to_ascii_lowercase())
+                        .or_default()
+                        .push((f, s.duration_until(f)));
+                }
+            }
+        }
+        for server in &mut estate.servers {
+            if server.estimated_duration.is_some() {
+                continue;
+            }
+            if let Some(v) = samples.get_mut(&server.name.to_ascii_lowercase()) {
+                v.sort_by_key(|(f, _)| std::cmp::Reverse(*f));
+                let last: Vec<jiff::SignedDuration> = v.iter().take(3).map(|(_, d)| *d).collect();
+                server.estimated_duration = patchward_core::execution::learned_duration(&last);
+            }
+        }
+        Ok(estate)
+    }
+
     /// The tenant's estate, read once per revision.
     pub(crate) async fn cached_estate(&self, tenant: TenantId) -> Result<Arc<Estate>> {
         let rev = self.store.estate_revision(tenant).await?;

@@ -649,6 +649,7 @@ impl<S: ControlStore> App<S> {
             horizon_days: horizon,
             policy: self.policy().clone(),
         };
+        let estate = self.with_learned_durations(tenant, estate).await?;
         let made = self.make_plan(actor, estate, spec).await?;
         let p = &made.plan;
         let slots = p

@@ -53,6 +53,30 @@ pub const LEASE: SignedDuration = SignedDuration::from_mins(15);
 /// How long a server may take to come back from its reboot.
 pub const REBOOT_TIMEOUT: SignedDuration = SignedDuration::from_mins(30);
 
+/// The duration to plan for a server from how long its last jobs took (gates passed to
+/// verified): the median, a quarter more for safety, rounded up to five minutes, at least a
+/// quarter of an hour. `None` without samples (the planner's default by role applies).
+pub fn learned_duration(samples: &[SignedDuration]) -> Option<SignedDuration> {
+    let mut s: Vec<i64> = samples
+        .iter()
+        .map(|d| d.as_secs())
+        .filter(|x| *x >= 0)
+        .collect();
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_unstable();
+    let median = if s.len() % 2 == 1 {
+        s[s.len() / 2]
+    } else {
+        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2
+    };
+    let padded = median + median / 4;
+    let five = 300;
+    let rounded = (padded + five - 1) / five * five;
+    Some(SignedDuration::from_secs(rounded.max(900)))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {

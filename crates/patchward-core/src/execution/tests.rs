@@ -318,3 +318,15 @@ fn steps_open_and_close_in_order_and_states_parse_back() {
     assert!(JobState::NeedsRemediation.is_failure() && JobState::Failed.is_terminal());
     assert!(!JobState::Blocked.is_terminal());
 }
+
+#[test]
+fn planned_durations_are_learned_from_finished_jobs() {
+    let m = SignedDuration::from_mins;
+    assert_eq!(learned_duration(&[]), None);
+    // Median 40 min, plus a quarter = 50 min.
+    assert_eq!(learned_duration(&[m(35), m(40), m(90)]), Some(m(50)));
+    // 37 min median → 46.25 → rounded up to 50.
+    assert_eq!(learned_duration(&[m(34), m(40)]), Some(m(50)));
+    // Instant jobs (simulated) still get a quarter of an hour.
+    assert_eq!(learned_duration(&[SignedDuration::ZERO]), Some(m(15)));
+}

@@ -108,11 +108,17 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
     for (i, a) in agents.iter().enumerate() {
         let _ = write!(
             toml,
-            "\n[[servers]]\nname = \"{}\"\nos = \"{}\"\nwindows = [\"daily\"]\nring = \"{}\"\nestimated_duration = \"60m\"\ntier = 3\n\
+            "\n[[servers]]\nname = \"{}\"\nos = \"{}\"\nwindows = [\"daily\"]\nring = \"{}\"\n{}tier = 3\n\
              rollback = {{ method = \"uninstall_kb\", who = \"ops\", tested_on = \"2026-06-01\" }}\n",
             a.host.name,
             a.host.caption(),
-            ring_of(i as u32)
+            ring_of(i as u32),
+            // The pilot's servers have no estimate: the planner's default, then what it learns.
+            if i < 10 {
+                ""
+            } else {
+                "estimated_duration = \"60m\"\n"
+            }
         );
     }
     let estate = crate::tmpdir(&format!("exec-estate-{backend:?}")).join("sim-estate.toml");
@@ -397,6 +403,33 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
     );
     assert_eq!(count.get("cycle.start"), Some(&1));
     assert_eq!(count.get("cycle.jobs"), Some(&1));
+
+    // Durations learned from finished jobs feed the next plan: the pilot's servers had no
+    // estimate (the default by role), and their jobs took no time at all (simulated): the
+    // planner now allows the learned quarter of an hour; the lost server keeps the default.
+    let pilot: Vec<String> = agents[..10].iter().map(|a| a.host.name.clone()).collect();
+    let (s, next) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/plans"),
+        Some(&op),
+        Some(json!({"cycle": "learned", "start": now.to_string(), "servers": pilot})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{next}");
+    let slot = |name: &str| {
+        let p = next["placements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["server"] == name)
+            .unwrap_or_else(|| panic!("{name} placed: {next}"));
+        let a: Timestamp = p["start"].as_str().unwrap().parse().unwrap();
+        let b: Timestamp = p["end"].as_str().unwrap().parse().unwrap();
+        a.duration_until(b)
+    };
+    assert_eq!(slot(&agents[0].host.name), SignedDuration::from_mins(15));
+    assert_ne!(slot(&agents[5].host.name), SignedDuration::from_mins(15));
 
     // A pause stops new starts; resuming past the halted ring (an approver's decision)
     // accepts its failures: its last server runs, the next ring waits for the soak; then the
