@@ -3,13 +3,16 @@
 //!
 //! The protocol loop ([`Agent`]) is the same for every host; what a host is lives behind the
 //! [`Host`] trait: [`simulated::SimulatedHost`] (a deterministic Windows Server fed by
-//! Microsoft's real KB → build table, for tests, demos and load tests) and, on Windows, the
-//! Windows Update Agent backend.
+//! Microsoft's real KB → build table, for tests, demos and load tests) and, on Windows,
+//! `wua::WuaHost` (PowerShell, the registry and the Windows Update Agent API; the only
+//! unsafe code in Patchward is its COM module).
 
 pub mod client;
 pub mod host;
 pub mod simulated;
 pub mod state;
+#[cfg(windows)]
+pub mod wua;
 
 mod agent;
 
