@@ -320,7 +320,10 @@ impl Host for SimulatedHost {
                     .filter(|o| o.build < u.build)
                     .map(|o| o.kb)
                     .collect();
-                self.kbs.retain(|x| !older.contains(x));
+                // What this job installs stays (a standalone update of the stream that comes
+                // with the cumulative one is installed too, not replaced by it).
+                self.kbs
+                    .retain(|x| !older.contains(x) || updates.iter().any(|w| *w == x.to_string()));
                 self.build = u.build;
             }
             // A cumulative update newer than the bundled table: Windows Update knows what it
@@ -331,7 +334,10 @@ impl Host for SimulatedHost {
                 && b.same_release(&self.build)
                 && b > self.build
             {
-                self.kbs.retain(|x| !self.stream.iter().any(|u| u.kb == *x));
+                self.kbs.retain(|x| {
+                    !self.stream.iter().any(|u| u.kb == *x)
+                        || updates.iter().any(|w| *w == x.to_string())
+                });
                 self.build = b;
             }
             self.kbs.insert(k);
@@ -457,6 +463,29 @@ mod tests {
                     .all(|u| ServerRelease::from_build(&u.build) == Some(*r))
             );
         }
+    }
+
+    #[test]
+    fn a_job_installing_a_standalone_update_and_a_cumulative_one_keeps_both() {
+        let s = Streams::bundled().unwrap();
+        let mut h = SimulatedHost::generate(&s, 8, 1, now()).unwrap();
+        let st = h.stream.clone();
+        let old = &st[st.len() - 6];
+        let mid = &st[st.len() - 3];
+        let new = &st[st.len() - 1];
+        h.build = old.build;
+        h.kbs = [old.kb].into();
+        let kbs = vec![mid.kb.to_string(), new.kb.to_string()];
+        let r = h.install(&kbs, None, now());
+        assert!(r.iter().all(|u| u.installed));
+        let inv = h.inventory(now());
+        assert!(inv.installed_kbs.contains(&mid.kb.to_string()), "{inv:?}");
+        assert!(inv.installed_kbs.contains(&new.kb.to_string()));
+        assert!(
+            !inv.installed_kbs.contains(&old.kb.to_string()),
+            "superseded"
+        );
+        assert_eq!(inv.build, new.build.to_string());
     }
 
     #[test]

@@ -610,6 +610,86 @@ pub fn server_from_report(name: &str, r: &InventoryReport, now: Timestamp) -> Re
         .map(str::trim)
         .filter(|f| !f.is_empty())
         .map(str::to_string);
+    if let Some(f) = &fqdn {
+        let ok = f.len() <= 253
+            && f.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if !ok {
+            return Err(AppError::field(
+                "fqdn",
+                format!("not a DNS name: {:?}", clip(f)),
+            ));
+        }
+    }
+    const MODES: [&str; 6] = [
+        "auto",
+        "auto_delayed",
+        "manual",
+        "disabled",
+        "boot",
+        "system",
+    ];
+    const STATES: [&str; 8] = [
+        "running",
+        "stopped",
+        "start_pending",
+        "stop_pending",
+        "paused",
+        "pause_pending",
+        "continue_pending",
+        "unknown",
+    ];
+    for (i, sv) in r.services.iter().enumerate() {
+        if sv.name.trim().is_empty() || sv.name.len() > 256 {
+            return Err(AppError::field(
+                &format!("services[{i}].name"),
+                "a service name: 1 to 256 characters",
+            ));
+        }
+        if !MODES.contains(&sv.start_mode.as_str()) {
+            return Err(AppError::field(
+                &format!("services[{i}].start_mode"),
+                format!(
+                    "{:?}: expected one of {}",
+                    clip(&sv.start_mode),
+                    MODES.join(", ")
+                ),
+            ));
+        }
+        if !STATES.contains(&sv.state.as_str()) {
+            return Err(AppError::field(
+                &format!("services[{i}].state"),
+                format!(
+                    "{:?}: expected one of {}",
+                    clip(&sv.state),
+                    STATES.join(", ")
+                ),
+            ));
+        }
+    }
+    for (i, b) in r.backups.iter().enumerate() {
+        if let Some(t) = &b.last_success
+            && t.parse::<Timestamp>().is_err()
+        {
+            return Err(AppError::field(
+                &format!("backups[{i}].last_success"),
+                format!("not an RFC 3339 instant: {:?}", clip(t)),
+            ));
+        }
+        if let Some(x) = &b.last_result
+            && !["success", "warning", "failed"].contains(&x.as_str())
+        {
+            return Err(AppError::field(
+                &format!("backups[{i}].last_result"),
+                format!("{:?}: expected success, warning or failed", clip(x)),
+            ));
+        }
+    }
     Ok(Server {
         name: name.to_string(),
         fqdn,
@@ -642,7 +722,12 @@ pub(crate) fn snapshot_of(r: &InventoryReport, at: Option<Timestamp>) -> HostSna
         at,
         build: r.build.trim().parse().ok(),
         installed_kbs: r.installed_kbs.clone(),
-        pending_reboot: r.pending_reboot.clone(),
+        pending_reboot: r
+            .pending_reboot
+            .iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
         last_boot: r.last_boot.as_deref().and_then(|t| t.parse().ok()),
         services: r
             .services

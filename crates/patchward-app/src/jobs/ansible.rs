@@ -2,7 +2,9 @@
 //! that runs `ansible.windows.win_updates` over WinRM with the approved KBs as its accept list;
 //! each host's registered result is kept as JSON and read back into its job (installed and
 //! failed KBs with their HRESULT, reboot). Without an agent there is no pre-patch snapshot, so
-//! verification rests on the module's report and says so.
+//! verification rests on the module's report and says so. The gates an agent's facts decide
+//! (backup age, free space, pending reboot, services) cannot be checked here; the slot, the
+//! window, blackouts, the rollback plan, ring promotion and a pause are.
 
 use super::{ring_jobs, ring_order};
 use crate::workflow::decode;
@@ -104,6 +106,64 @@ impl<S: ControlStore> App<S> {
                     left_out.push(format!("{}: {w}", rec.server));
                     continue;
                 }
+            }
+            // What can be checked without an agent: the slot has come and the window is
+            // open with the whole duration left, no blackout applies.
+            if now < job.slot_start {
+                left_out.push(format!(
+                    "{}: its slot starts at {}",
+                    rec.server, job.slot_start
+                ));
+                continue;
+            }
+            let duration = job.slot_start.duration_until(job.slot_end);
+            match super::offer::occurrence(&estate, &job, now) {
+                Some(w) if now + duration <= w.end => {}
+                _ => {
+                    left_out.push(format!(
+                        "{}: window {:?} is not open now with {} left",
+                        rec.server,
+                        job.window,
+                        patchward_core::calendar::format_duration(duration)
+                    ));
+                    continue;
+                }
+            }
+            let server = estate
+                .servers
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(&rec.server));
+            let services: Vec<&str> = estate
+                .services
+                .iter()
+                .filter(|s| {
+                    s.members
+                        .iter()
+                        .any(|m| m.eq_ignore_ascii_case(&rec.server))
+                })
+                .map(|s| s.name.as_str())
+                .collect();
+            if let Some(b) = estate.blackouts.iter().find(|b| {
+                patchward_core::calendar::blackout_applies(
+                    b,
+                    &rec.server,
+                    server.and_then(|s| s.site.as_deref()),
+                    &services,
+                ) && b.start < now + duration
+                    && now < b.end
+            }) {
+                left_out.push(format!(
+                    "{}: blackout {:?} until {}",
+                    rec.server, b.name, b.end
+                ));
+                continue;
+            }
+            if server.is_some_and(|s| s.requires_rollback_plan() && s.rollback.is_none()) {
+                left_out.push(format!(
+                    "{}: a rollback plan is required for this server and there is none",
+                    rec.server
+                ));
+                continue;
             }
             let address = estate
                 .servers
@@ -242,6 +302,16 @@ impl<S: ControlStore> App<S> {
 
 /// A job's end from its host's result.
 fn judge(job: &mut Job, r: &WinUpdatesResult, now: jiff::Timestamp) -> (JobState, String) {
+    if r.failed && r.updates.is_empty() {
+        job.step_finished(StepKind::Install, now, false, "the module failed");
+        return (
+            JobState::Failed,
+            format!(
+                "win_updates failed: {}",
+                r.msg.clone().unwrap_or_else(|| "no message".into())
+            ),
+        );
+    }
     if r.unreachable {
         job.step_finished(StepKind::Install, now, false, "unreachable");
         return (

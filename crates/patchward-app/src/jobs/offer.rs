@@ -431,7 +431,7 @@ fn failures(gates: &[GateResult]) -> Vec<String> {
 }
 
 /// The occurrence of the job's window that holds `at`.
-fn occurrence(estate: &Estate, job: &Job, at: Timestamp) -> Option<Interval> {
+pub(super) fn occurrence(estate: &Estate, job: &Job, at: Timestamp) -> Option<Interval> {
     let cal = calendar_of(estate, job)?;
     cal.occurrences(
         at - SignedDuration::from_hours(24 * 8),

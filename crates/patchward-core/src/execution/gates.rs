@@ -261,8 +261,9 @@ pub fn ring_gate(
         let allowed = failure_allowance(members.len(), failure_budget_percent);
         if failed.saturating_sub(forgiven) > allowed {
             return RingGate::Halted(format!(
-                "ring {label}: {failed} of {} servers failed, over its failure budget of {allowed}; \
-                 resume the ring (accepting its failures) or cancel the cycle",
+                "ring {label}: {failed} of {} servers failed, over its failure budget of {allowed} \
+                 ({failure_budget_percent}% of its servers, rounded down); resume the ring \
+                 (accepting its failures) or cancel the cycle",
                 members.len()
             ));
         }

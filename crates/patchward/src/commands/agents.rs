@@ -32,6 +32,7 @@ pub struct EnrolTokenArgs {
     /// Hours until it expires (default 24, at most 720).
     #[arg(long)]
     pub expires_hours: Option<u32>,
+    /// A label shown in the token list (default "agents").
     #[arg(long)]
     pub label: Option<String>,
 }
@@ -41,7 +42,10 @@ pub enum AgentsCommand {
     /// List the tenant's agents: server, version, last check-in, status.
     List,
     /// Revoke an agent by id: its next call is refused.
-    Revoke { id: i64 },
+    Revoke {
+        /// The agent's id (`agents list`).
+        id: i64,
+    },
 }
 
 /// How an agent reaches the server.
@@ -54,7 +58,8 @@ pub struct ConnectArgs {
     /// printed for its self-signed certificate); without it, the platform's trust store.
     #[arg(long, env = "PATCHWARD_SERVER_FINGERPRINT")]
     pub server_fingerprint: Option<String>,
-    /// The enrolment token (needed only the first time).
+    /// The enrolment token (`agent`: needed only the first time, then the state file holds
+    /// the agent's credential; `simulate`: always, its agents keep no state).
     #[arg(long, env = "PATCHWARD_ENROL_TOKEN")]
     pub enrol_token: Option<String>,
 }
@@ -77,7 +82,8 @@ pub struct AgentArgs {
     #[arg(long, env = "PATCHWARD_AGENT_STATE", default_value = "patchward-agent")]
     pub state_dir: PathBuf,
     /// How the agent sees its host: `simulated` (a deterministic Windows Server from
-    /// `--seed`); on Windows, `wua` (the Windows Update Agent).
+    /// `--seed`), or `wua` (the Windows Update Agent, PowerShell and the registry; Windows
+    /// only, run it as SYSTEM).
     #[arg(long, default_value = "simulated")]
     pub backend: String,
     /// Seed of the simulated host.
@@ -198,15 +204,24 @@ fn streams() -> Result<Streams> {
 
 /// `patchward agent`: one agent, its state in `--state-dir`, until stopped (or `--once`).
 pub async fn agent(a: AgentArgs) -> Result<()> {
-    let host = match a.backend.as_str() {
-        "simulated" => SimulatedHost::generate(&streams()?, a.seed, 0, now())
-            .ok_or_else(|| anyhow!("the bundled KB table has no cumulative updates"))?,
-        "wua" => bail!(
-            "--backend wua: the Windows Update Agent backend runs only on Windows and is not \
-             built into this binary yet"
-        ),
+    match a.backend.as_str() {
+        "simulated" => {
+            let host = SimulatedHost::generate(&streams()?, a.seed, 0, now())
+                .ok_or_else(|| anyhow!("the bundled KB table has no cumulative updates"))?;
+            run_agent(host, &a).await
+        }
+        #[cfg(windows)]
+        "wua" => {
+            let host = patchward_agent::wua::WuaHost::new().map_err(anyhow::Error::msg)?;
+            run_agent(host, &a).await
+        }
+        #[cfg(not(windows))]
+        "wua" => bail!("--backend wua: the Windows Update Agent backend runs only on Windows"),
         other => bail!("--backend {other:?}: expected simulated or wua"),
-    };
+    }
+}
+
+async fn run_agent<H: patchward_agent::Host>(host: H, a: &AgentArgs) -> Result<()> {
     let mut agent = Agent::new(host, a.connect.client()?, Some(a.state_dir.clone()))?;
     if agent
         .ensure_enrolled(a.connect.enrol_token.as_deref())

@@ -262,6 +262,33 @@ async fn simulated_agents_enrol_report_and_are_revoked_at_their_next_call(backen
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["field"], "build", "{body}");
+    let good = patchward_agent::Host::inventory(&mut bad, srv.clock_now());
+    let mut cases: Vec<(patchward_proto::agent::InventoryReport, &str)> = Vec::new();
+    let mut r = good.clone();
+    r.fqdn = Some("not a fqdn!!".into());
+    cases.push((r, "fqdn"));
+    let mut r = good.clone();
+    r.services[0].start_mode = "sometimes".into();
+    cases.push((r, "services[0].start_mode"));
+    let mut r = good.clone();
+    r.backups[0].last_success = Some("not a time".into());
+    cases.push((r, "backups[0].last_success"));
+    let mut r = good.clone();
+    r.installed_kbs.push("KBX".into());
+    let at = format!("installed_kbs[{}]", r.installed_kbs.len() - 1);
+    cases.push((r, at.as_str()));
+    for (report, field) in cases {
+        let resp = c
+            .post(u("/agent/v1/inventory"))
+            .bearer_auth(&cred)
+            .json(&report)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["field"], field, "{body}");
+    }
     let (_, their_servers) = call(
         &c,
         Method::GET,
