@@ -8,7 +8,7 @@ use crate::state::{AgentState, StateError};
 use jiff::Timestamp;
 use patchward_proto::ErrorCode;
 use patchward_proto::agent::{
-    AGENT_PROTOCOL, CheckIn, Directive, EnrolRequest, JobOffer, StepReply, StepReport,
+    AGENT_PROTOCOL, CheckIn, Directive, EnrolReply, EnrolRequest, JobOffer, StepReply, StepReport,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -116,6 +116,13 @@ impl<H: Host> Agent<H> {
                 agent_version: AGENT_VERSION.to_string(),
             })
             .await?;
+        self.adopt(reply)?;
+        Ok(true)
+    }
+
+    /// Take the identity an enrolment gave this host: its own, or its entry in a batch
+    /// enrolment made for several hosts at once.
+    pub fn adopt(&mut self, reply: EnrolReply) -> Result<(), AgentError> {
         let state = AgentState {
             server_url: self.client.server_url().to_string(),
             agent_id: reply.agent_id,
@@ -126,7 +133,7 @@ impl<H: Host> Agent<H> {
         };
         self.save(&state)?;
         self.state = Some(state);
-        Ok(true)
+        Ok(())
     }
 
     fn save(&self, state: &AgentState) -> Result<(), AgentError> {

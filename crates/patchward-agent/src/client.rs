@@ -4,7 +4,8 @@
 
 use patchward_proto::ApiError;
 use patchward_proto::agent::{
-    CheckIn, CheckInReply, EnrolReply, EnrolRequest, InventoryReport, StepReply, StepReport,
+    CheckIn, CheckInReply, EnrolBatchReply, EnrolBatchRequest, EnrolReply, EnrolRequest,
+    InventoryReport, StepReply, StepReport,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -100,6 +101,14 @@ impl AgentClient {
 
     pub async fn enrol(&self, req: &EnrolRequest) -> Result<EnrolReply, ClientError> {
         self.post("/agent/v1/enrol", None, req).await
+    }
+
+    /// Enrol several hosts with one use of the token (see `EnrolBatchRequest`).
+    pub async fn enrol_batch(
+        &self,
+        req: &EnrolBatchRequest,
+    ) -> Result<EnrolBatchReply, ClientError> {
+        self.post("/agent/v1/enrol-batch", None, req).await
     }
 
     pub async fn check_in(

@@ -23,13 +23,13 @@ use patchward_core::product::Installation;
 use patchward_proto::ErrorCode;
 use patchward_proto::agent::{
     AGENT_CREDENTIAL_PREFIX, AGENT_PROTOCOL, AGENT_PROTOCOL_MIN, AgentView, CheckIn, CheckInReply,
-    Directive, ENROL_TOKEN_PREFIX, EnrolReply, EnrolRequest, EnrolTokenView, InventoryReport,
-    NewEnrolToken as NewEnrolTokenRequest,
+    Directive, ENROL_TOKEN_PREFIX, EnrolBatchReply, EnrolBatchRequest, EnrolReply, EnrolRequest,
+    EnrolTokenView, InventoryReport, MAX_ENROL_BATCH, NewEnrolToken as NewEnrolTokenRequest,
 };
 use patchward_store::{
     AgentRecord, ControlStore, EnrolTokenRecord, NewAgent, NewEnrolToken, TenantId, TokenRefusal,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// How often agents check in, and the random spread added to each interval.
 pub const CHECK_IN_SECONDS: u32 = 60;
@@ -217,6 +217,26 @@ impl<S: ControlStore> App<S> {
 
     /// Enrol an agent with a token. `source` is the caller's address (for the rate limit).
     pub async fn enrol(&self, req: &EnrolRequest, source: &str) -> Result<EnrolReply> {
+        let batch = EnrolBatchRequest {
+            token: req.token.clone(),
+            hostnames: vec![req.hostname.clone()],
+            protocol: req.protocol,
+            agent_version: req.agent_version.clone(),
+        };
+        let mut reply = self.enrol_batch(&batch, source).await?;
+        reply
+            .agents
+            .pop()
+            .ok_or_else(|| AppError::internal("an enrolment of one host enrolled none"))
+    }
+
+    /// Enrol several hosts with one use of a token: what a provisioning tool (or `simulate`)
+    /// sends for a fleet it brings up at once. All or nothing.
+    pub async fn enrol_batch(
+        &self,
+        req: &EnrolBatchRequest,
+        source: &str,
+    ) -> Result<EnrolBatchReply> {
         let now = self.now();
         self.check_enrol_rate(source, now)?;
         let outcome = self.try_enrol(req, now).await;
@@ -224,11 +244,33 @@ impl<S: ControlStore> App<S> {
         {
             self.count_enrol_failure(source, now);
         }
-        outcome
+        Ok(EnrolBatchReply { agents: outcome? })
     }
 
-    async fn try_enrol(&self, req: &EnrolRequest, now: Timestamp) -> Result<EnrolReply> {
-        let hostname = check_hostname(&req.hostname)?;
+    async fn try_enrol(&self, req: &EnrolBatchRequest, now: Timestamp) -> Result<Vec<EnrolReply>> {
+        if req.hostnames.is_empty() || req.hostnames.len() > MAX_ENROL_BATCH {
+            return Err(AppError::field(
+                "hostnames",
+                format!("1 to {MAX_ENROL_BATCH} host names in one enrolment"),
+            ));
+        }
+        let mut names = Vec::with_capacity(req.hostnames.len());
+        let mut seen = HashSet::with_capacity(req.hostnames.len());
+        for (i, name) in req.hostnames.iter().enumerate() {
+            let field = if req.hostnames.len() == 1 {
+                "hostname".to_string()
+            } else {
+                format!("hostnames[{i}]")
+            };
+            let name = check_hostname(name).map_err(|e| AppError::field(&field, e.message))?;
+            if !seen.insert(name.to_ascii_lowercase()) {
+                return Err(AppError::field(
+                    &field,
+                    format!("{name} is named twice in one enrolment"),
+                ));
+            }
+            names.push(name);
+        }
         if req.protocol < AGENT_PROTOCOL_MIN {
             return Err(AppError::field(
                 "protocol",
@@ -247,21 +289,27 @@ impl<S: ControlStore> App<S> {
             ));
         }
         let protocol = req.protocol.min(AGENT_PROTOCOL);
-        let credential = format!("{AGENT_CREDENTIAL_PREFIX}{}", crate::access::new_secret()?);
+        let mut credentials = Vec::with_capacity(names.len());
+        for _ in &names {
+            let credential = format!("{AGENT_CREDENTIAL_PREFIX}{}", crate::access::new_secret()?);
+            let hash = secret_hash(&credential);
+            credentials.push((credential, hash));
+        }
+        let new: Vec<NewAgent<'_>> = names
+            .iter()
+            .zip(&credentials)
+            .map(|(server, (_, hash))| NewAgent {
+                server,
+                credential_hash: hash,
+                agent_version: version,
+                protocol: i64::from(protocol),
+            })
+            .collect();
         let outcome = self
             .store
-            .enrol_agent(
-                &secret_hash(req.token.trim()),
-                &NewAgent {
-                    server: &hostname,
-                    credential_hash: &secret_hash(&credential),
-                    agent_version: version,
-                    protocol: i64::from(protocol),
-                },
-                now,
-            )
+            .enrol_agents(&secret_hash(req.token.trim()), &new, now)
             .await?;
-        let enrolment = outcome.map_err(|why| {
+        let enrolled = outcome.map_err(|why| {
             AppError::unauthenticated(match why {
                 TokenRefusal::Unknown => "the enrolment token is unknown",
                 TokenRefusal::Revoked => "the enrolment token was revoked",
@@ -269,26 +317,30 @@ impl<S: ControlStore> App<S> {
                 TokenRefusal::UsedUp => "the enrolment token has been used",
             })
         })?;
-        let agent = &enrolment.agent;
-        self.record(
-            &agent_actor(agent),
-            Some(agent.tenant),
-            "agent.enrol",
-            &format!("agent:{}", agent.id),
-            serde_json::json!({
-                "server": agent.server, "agent_version": version, "protocol": protocol,
-                "enrol_token": enrolment.token, "replaced": enrolment.replaced,
-            }),
-        )
-        .await?;
-        Ok(EnrolReply {
-            agent_id: agent.id,
-            server: agent.server.clone(),
-            credential,
-            protocol,
-            check_in_seconds: CHECK_IN_SECONDS,
-            jitter_seconds: JITTER_SECONDS,
-        })
+        let mut replies = Vec::with_capacity(enrolled.len());
+        for (enrolment, (credential, _)) in enrolled.into_iter().zip(credentials) {
+            let agent = &enrolment.agent;
+            self.record(
+                &agent_actor(agent),
+                Some(agent.tenant),
+                "agent.enrol",
+                &format!("agent:{}", agent.id),
+                serde_json::json!({
+                    "server": agent.server, "agent_version": version, "protocol": protocol,
+                    "enrol_token": enrolment.token, "replaced": enrolment.replaced,
+                }),
+            )
+            .await?;
+            replies.push(EnrolReply {
+                agent_id: agent.id,
+                server: agent.server.clone(),
+                credential,
+                protocol,
+                check_in_seconds: CHECK_IN_SECONDS,
+                jitter_seconds: JITTER_SECONDS,
+            });
+        }
+        Ok(replies)
     }
 
     fn check_enrol_rate(&self, source: &str, now: Timestamp) -> Result<()> {

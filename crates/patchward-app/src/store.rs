@@ -348,13 +348,13 @@ impl AgentStore for AnyStore {
     async fn revoke_enrol_token(&self, tenant: TenantId, id: i64, now: Timestamp) -> Result<bool> {
         dispatch!(self, s => s.revoke_enrol_token(tenant, id, now))
     }
-    async fn enrol_agent(
+    async fn enrol_agents(
         &self,
         token_hash: &str,
-        agent: &NewAgent<'_>,
+        agents: &[NewAgent<'_>],
         now: Timestamp,
-    ) -> Result<std::result::Result<Enrolment, TokenRefusal>> {
-        dispatch!(self, s => s.enrol_agent(token_hash, agent, now))
+    ) -> Result<std::result::Result<Vec<Enrolment>, TokenRefusal>> {
+        dispatch!(self, s => s.enrol_agents(token_hash, agents, now))
     }
     async fn agent_by_credential(&self, hash: &str) -> Result<Option<AgentRecord>> {
         dispatch!(self, s => s.agent_by_credential(hash))

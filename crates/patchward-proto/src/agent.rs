@@ -33,6 +33,27 @@ pub struct EnrolRequest {
     pub agent_version: String,
 }
 
+/// Most hosts one enrolment may bring in.
+pub const MAX_ENROL_BATCH: usize = 10_000;
+
+/// Several hosts enrolled with one use of a token, all or nothing: what a provisioning tool
+/// that brings up a fleet at once sends (and `patchward simulate`). Each host gets its own
+/// credential, exactly as if it had enrolled alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnrolBatchRequest {
+    pub token: String,
+    /// Short host names, distinct, 1 to 10,000.
+    pub hostnames: Vec<String>,
+    pub protocol: u32,
+    pub agent_version: String,
+}
+
+/// One reply per host, in the order of the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnrolBatchReply {
+    pub agents: Vec<EnrolReply>,
+}
+
 /// The answer to an enrolment: who the agent is from now on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EnrolReply {

@@ -14,7 +14,8 @@ use axum::http::request::Parts;
 use axum::routing::post;
 use patchward_app::AppError;
 use patchward_proto::agent::{
-    CheckIn, CheckInReply, EnrolReply, EnrolRequest, InventoryReport, StepReply, StepReport,
+    CheckIn, CheckInReply, EnrolBatchReply, EnrolBatchRequest, EnrolReply, EnrolRequest,
+    InventoryReport, StepReply, StepReport,
 };
 use patchward_store::AgentRecord;
 use std::net::SocketAddr;
@@ -67,6 +68,18 @@ async fn enrol(
     Ok((StatusCode::CREATED, Json(app.enrol(&req, &source).await?)))
 }
 
+async fn enrol_batch(
+    State(app): State<Shared>,
+    Source(source): Source,
+    b: Result<Json<EnrolBatchRequest>, JsonRejection>,
+) -> Res<(StatusCode, Json<EnrolBatchReply>)> {
+    let req = body(b)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(app.enrol_batch(&req, &source).await?),
+    ))
+}
+
 async fn check_in(
     State(app): State<Shared>,
     CallingAgent(agent): CallingAgent,
@@ -100,6 +113,7 @@ async fn step(
 pub fn router() -> Router<Shared> {
     Router::new()
         .route("/agent/v1/enrol", post(enrol))
+        .route("/agent/v1/enrol-batch", post(enrol_batch))
         .route("/agent/v1/check-in", post(check_in))
         .route("/agent/v1/inventory", post(inventory))
         .route("/agent/v1/jobs/{id}/steps", post(step))

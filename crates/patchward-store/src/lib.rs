@@ -405,16 +405,17 @@ pub trait AgentStore {
         id: i64,
         now: Timestamp,
     ) -> impl Future<Output = Result<bool>> + Send;
-    /// Redeem the token with `token_hash` (one use) and enrol an agent for `agent.server` in
-    /// the token's tenant, revoking the server's earlier active agents (a reinstalled host
-    /// enrols again). Refused, with nothing changed, when the token is unknown, revoked,
-    /// expired at `now` or used up.
-    fn enrol_agent(
+    /// Redeem the token with `token_hash` (one use, however many agents) and enrol an agent
+    /// for each `agents[i].server` in the token's tenant, in order, revoking each server's
+    /// earlier active agents (a reinstalled host enrols again). All or nothing: refused, with
+    /// nothing changed, when the token is unknown, revoked, expired at `now` or used up. The
+    /// caller gives distinct server names.
+    fn enrol_agents(
         &self,
         token_hash: &str,
-        agent: &NewAgent<'_>,
+        agents: &[NewAgent<'_>],
         now: Timestamp,
-    ) -> impl Future<Output = Result<std::result::Result<Enrolment, TokenRefusal>>> + Send;
+    ) -> impl Future<Output = Result<std::result::Result<Vec<Enrolment>, TokenRefusal>>> + Send;
     /// The agent with this credential hash (revoked ones included: the caller decides).
     fn agent_by_credential(
         &self,

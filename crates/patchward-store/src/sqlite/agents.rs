@@ -92,12 +92,12 @@ impl AgentStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn enrol_agent(
+    async fn enrol_agents(
         &self,
         token_hash: &str,
-        agent: &NewAgent<'_>,
+        agents: &[NewAgent<'_>],
         now: Timestamp,
-    ) -> Result<std::result::Result<Enrolment, TokenRefusal>> {
+    ) -> Result<std::result::Result<Vec<Enrolment>, TokenRefusal>> {
         // IMMEDIATE: the write lock is held from reading the token to the commit, so two
         // enrolments cannot both take its last use.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -116,37 +116,40 @@ impl AgentStore for SqliteStore {
             .bind(token.id)
             .execute(&mut *tx)
             .await?;
-        let replaced: Vec<i64> = sqlx::query_scalar(
-            "UPDATE agents SET revoked_at = ?
-             WHERE tenant_id = ? AND server = ? AND revoked_at IS NULL RETURNING id",
-        )
-        .bind(ms(now))
-        .bind(token.tenant.0)
-        .bind(agent.server)
-        .fetch_all(&mut *tx)
-        .await?;
-        let sql = format!(
-            "INSERT INTO agents (id, tenant_id, server, credential_hash, agent_version, protocol,
-             enrolled_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {AGENT_COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(random_id()?)
+        let mut enrolled = Vec::with_capacity(agents.len());
+        for agent in agents {
+            let replaced: Vec<i64> = sqlx::query_scalar(
+                "UPDATE agents SET revoked_at = ?
+                 WHERE tenant_id = ? AND server = ? AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(ms(now))
             .bind(token.tenant.0)
             .bind(agent.server)
-            .bind(agent.credential_hash)
-            .bind(agent.agent_version)
-            .bind(agent.protocol)
-            .bind(ms(now))
-            .bind(ms(now))
-            .fetch_one(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-        let rec = agent_row(&row)?;
+            let sql = format!(
+                "INSERT INTO agents (id, tenant_id, server, credential_hash, agent_version, protocol,
+                 enrolled_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {AGENT_COLUMNS}"
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(random_id()?)
+                .bind(token.tenant.0)
+                .bind(agent.server)
+                .bind(agent.credential_hash)
+                .bind(agent.agent_version)
+                .bind(agent.protocol)
+                .bind(ms(now))
+                .bind(ms(now))
+                .fetch_one(&mut *tx)
+                .await?;
+            enrolled.push(Enrolment {
+                agent: agent_row(&row)?,
+                token: token.id,
+                replaced,
+            });
+        }
         tx.commit().await?;
-        Ok(Ok(Enrolment {
-            agent: rec,
-            token: token.id,
-            replaced,
-        }))
+        Ok(Ok(enrolled))
     }
 
     async fn agent_by_credential(&self, hash: &str) -> Result<Option<AgentRecord>> {

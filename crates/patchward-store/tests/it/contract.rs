@@ -1257,8 +1257,28 @@ fn new_agent<'a>(server: &'a str, cred: &'a str) -> NewAgent<'a> {
     }
 }
 
+/// One agent enrolled with one token use: the batch of one every agent sends.
+trait EnrolOne: AgentStore + Sync {
+    fn enrol_agent(
+        &self,
+        token_hash: &str,
+        agent: &NewAgent<'_>,
+        now: Timestamp,
+    ) -> impl std::future::Future<
+        Output = patchward_store::Result<Result<patchward_store::Enrolment, TokenRefusal>>,
+    > + Send {
+        async move {
+            Ok(self
+                .enrol_agents(token_hash, std::slice::from_ref(agent), now)
+                .await?
+                .map(|mut v| v.remove(0)))
+        }
+    }
+}
+impl<S: AgentStore + Sync> EnrolOne for S {}
+
 /// Enrolment tokens and agents: uses, expiry, revocation, re-enrolment, tenants, check-ins.
-pub async fn agents(store: &(impl AccessStore + AgentStore)) {
+pub async fn agents(store: &(impl AccessStore + AgentStore + Sync)) {
     let now = t("2026-12-04T10:00:00Z");
     let other = store.ensure_tenant("other", now).await.unwrap().id;
     let tok = store
@@ -1393,6 +1413,41 @@ pub async fn agents(store: &(impl AccessStore + AgentStore)) {
         !store.revoke_agent(T, b.agent.id, later).await.unwrap(),
         "twice"
     );
+
+    // A batch takes one use of the token, whatever its size, and is all or nothing.
+    store
+        .create_enrol_token(
+            &NewEnrolToken {
+                tenant: other,
+                hash: "h-batch",
+                label: "fleet",
+                uses: 1,
+                created_by: "bob",
+                expires_at: t("2026-12-05T10:00:00Z"),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let batch = [
+        new_agent("sql01", "b1"),
+        new_agent("sql02", "b2"),
+        new_agent("sql03", "b3"),
+    ];
+    let fleet = store
+        .enrol_agents("h-batch", &batch, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let names: Vec<_> = fleet.iter().map(|e| e.agent.server.as_str()).collect();
+    assert_eq!(names, ["sql01", "sql02", "sql03"]);
+    assert!(fleet.iter().all(|e| e.agent.tenant == other));
+    let again = store
+        .enrol_agents("h-batch", &[new_agent("sql04", "b4")], now)
+        .await
+        .unwrap();
+    assert_eq!(again.err(), Some(TokenRefusal::UsedUp));
+    assert!(store.agent_by_credential("b4").await.unwrap().is_none());
 }
 
 /// Many enrolments at once with a token of three uses: exactly three agents.

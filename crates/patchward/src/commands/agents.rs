@@ -7,9 +7,9 @@ use crate::render::Table;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use patchward_agent::simulated::{Fault, SimulatedHost, Streams};
-use patchward_agent::{Agent, AgentClient, AgentError, Tls};
+use patchward_agent::{Agent, AgentClient, AgentError, Host, Tls};
 use patchward_app::Actor;
-use patchward_proto::agent::NewEnrolToken;
+use patchward_proto::agent::{AGENT_PROTOCOL, EnrolBatchRequest, MAX_ENROL_BATCH, NewEnrolToken};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,8 +25,8 @@ pub enum EnrolTokensCommand {
 
 #[derive(Args)]
 pub struct EnrolTokenArgs {
-    /// How many agents may enrol with it (default 1: a one-time token; `simulate --agents N`
-    /// needs N).
+    /// How many enrolments it allows (default 1: a one-time token). An agent enrolls alone;
+    /// `simulate` enrols its whole fleet, up to 10,000 hosts, in one enrolment.
     #[arg(long)]
     pub uses: Option<u32>,
     /// Hours until it expires (default 24, at most 720).
@@ -274,38 +274,61 @@ pub async fn simulate(a: SimulateArgs) -> Result<()> {
         .connect
         .enrol_token
         .clone()
-        .context("--enrol-token: simulated agents enrol with it (create one with `enrol-tokens create --uses N`)")?;
+        .context("--enrol-token: the simulated agents enrol with it (`enrol-tokens create`)")?;
     let streams = std::sync::Arc::new(streams()?);
     let client = a.connect.client()?;
     let start = now();
     let deadline = a
         .duration
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    // Enrol in parallel, a bounded number at a time (each enrolment is one write).
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut agents = Vec::with_capacity(a.agents as usize);
     for i in 0..a.agents {
         let mut draw = a.seed ^ u64::from(i).wrapping_mul(0x9E37_79B9);
         let fault = fault_of(patchward_agent::simulated::splitmix(&mut draw));
         let host = SimulatedHost::generate(&streams, a.seed, i, start)
             .ok_or_else(|| anyhow!("the bundled KB table has no cumulative updates"))?
             .with_fault(fault, start);
-        let mut agent = Agent::new(host, client.clone(), None)?
-            .with_jitter_seed(a.seed.wrapping_mul(31).wrapping_add(u64::from(i)));
-        let token = token.clone();
+        agents.push(
+            Agent::new(host, client.clone(), None)?
+                .with_jitter_seed(a.seed.wrapping_mul(31).wrapping_add(u64::from(i))),
+        );
+    }
+    // The fleet enrols the way a provisioning tool brings one up: one use of the token for
+    // each batch of up to MAX_ENROL_BATCH hosts, each host with its own credential.
+    for chunk in agents.chunks_mut(MAX_ENROL_BATCH) {
+        let req = EnrolBatchRequest {
+            token: token.clone(),
+            hostnames: chunk.iter().map(|a| a.host.hostname()).collect(),
+            protocol: AGENT_PROTOCOL,
+            agent_version: patchward_agent::AGENT_VERSION.to_string(),
+        };
+        let reply = client.enrol_batch(&req).await.map_err(|e| {
+            anyhow!(
+                "enrolling {} simulated agents: {e} (each {MAX_ENROL_BATCH} agents take one use \
+                 of the token)",
+                chunk.len()
+            )
+        })?;
+        for (agent, r) in chunk.iter_mut().zip(reply.agents) {
+            agent.adopt(r)?;
+        }
+    }
+    // Report and check in, a bounded number at a time (each report is one write).
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut agent) in agents.into_iter().enumerate() {
         let sem = sem.clone();
+        let spread = u64::try_from(i).unwrap_or(0) * 60_000 / u64::from(a.agents.max(1));
         tasks.spawn(async move {
             {
                 let _permit = sem.acquire().await;
-                agent.ensure_enrolled(Some(&token)).await?;
                 agent.tick(now()).await?;
             }
             let Some(deadline) = deadline else {
                 return Ok::<_, AgentError>(agent.host.name);
             };
             // Spread the first check-ins over the interval, then keep the agent's rhythm.
-            let mut next =
-                Duration::from_millis(u64::from(i) * 60_000 / u64::from(a.agents.max(1)));
+            let mut next = Duration::from_millis(spread);
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(next) => {}
@@ -317,7 +340,13 @@ pub async fn simulate(a: SimulateArgs) -> Result<()> {
                     return Ok(agent.host.name);
                 }
                 match agent.tick(now()).await {
-                    Ok(t) => next = t.next,
+                    Ok(t) => {
+                        // Progress for whoever watches: each job's outcome as it happens.
+                        if let Some((job, state)) = &t.job {
+                            eprintln!("{}: job {job} {state}", agent.host.name);
+                        }
+                        next = t.next;
+                    }
                     Err(AgentError::Revoked(m)) => return Err(AgentError::Revoked(m)),
                     // The server may be restarting: try again in a minute, as an agent does.
                     Err(_) => next = Duration::from_secs(60),

@@ -73,12 +73,12 @@ async fn simulated_agents_enrol_report_and_are_revoked_at_their_next_call(backen
         Method::POST,
         &u("/api/v1/enrol-tokens"),
         Some(&adm),
-        Some(json!({"uses": 12, "expires_hours": 2, "label": "wave 1"})),
+        Some(json!({"uses": 2, "expires_hours": 2, "label": "wave 1"})),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{tok}");
     let token = tok["token"].as_str().unwrap().to_string();
-    assert!(token.starts_with("pwe_") && tok["uses_left"] == 12 && tok["status"] == "usable");
+    assert!(token.starts_with("pwe_") && tok["uses_left"] == 2 && tok["status"] == "usable");
     let (_, list) = call(
         &c,
         Method::GET,
@@ -92,7 +92,8 @@ async fn simulated_agents_enrol_report_and_are_revoked_at_their_next_call(backen
         "secrets are never listed: {list}"
     );
 
-    // Twelve simulated Windows Servers enrol and report, as real HTTP clients.
+    // Twelve simulated Windows Servers enrol (one batch: one use of the token) and report,
+    // as real HTTP clients.
     let out = pw_async(
         None,
         [
@@ -156,11 +157,25 @@ async fn simulated_agents_enrol_report_and_are_revoked_at_their_next_call(backen
             .all(|a| a["status"] == "active" && a["reported_at"].is_string())
     );
 
-    // The token is used up now; a one-time token enrols exactly one agent.
+    // The batch took one use; the last one enrols one agent, and then the token is used up.
+    let (_, list) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/enrol-tokens"),
+        Some(&adm),
+        None,
+    )
+    .await;
+    assert_eq!(list[0]["uses_left"], 1, "{list}");
     let client_of = || AgentClient::new(&srv.url, &Tls::Platform).unwrap();
-    let mut late = Agent::new(host(6, 0), client_of(), None).unwrap();
+    let mut first = Agent::new(host(6, 0), client_of(), None).unwrap();
+    assert!(first.ensure_enrolled(Some(&token)).await.unwrap());
+    let mut late = Agent::new(host(6, 3), client_of(), None).unwrap();
     let e = late.ensure_enrolled(Some(&token)).await.unwrap_err();
     assert!(e.to_string().contains("has been used"), "{e}");
+
+    // The acceptance path: a default (one-time) token from the CLI, and `simulate --agents N`
+    // with it; running it again with the same token is refused, naming why.
     let one = ok(&pw_async(
         Some(&db),
         ["enrol-tokens", "create"].map(String::from).to_vec(),
@@ -171,10 +186,54 @@ async fn simulated_agents_enrol_report_and_are_revoked_at_their_next_call(backen
         one.starts_with("pwe_") && !one.contains('\n'),
         "the token alone on stdout: {one:?}"
     );
-    let mut first = Agent::new(host(6, 1), client_of(), None).unwrap();
-    assert!(first.ensure_enrolled(Some(&one)).await.unwrap());
-    let mut second = Agent::new(host(6, 2), client_of(), None).unwrap();
-    assert!(second.ensure_enrolled(Some(&one)).await.is_err());
+    let sim = |seed: &str| {
+        [
+            "simulate",
+            "--server",
+            &srv.url,
+            "--enrol-token",
+            &one,
+            "--agents",
+            "4",
+            "--seed",
+            seed,
+            "--faults",
+            "none",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let out = pw_async(None, sim("17")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pw_async(None, sim("18")).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("has been used"),
+        "{err}"
+    );
+    let (_, servers) = call(
+        &c,
+        Method::GET,
+        &u("/api/v1/servers?per_page=100"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    let named = |prefix: &str| {
+        servers["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"].as_str().unwrap().starts_with(prefix))
+            .count()
+    };
+    assert_eq!((named("sim17-"), named("sim18-")), (4, 0), "{servers}");
+    let mut again = Agent::new(host(6, 1), client_of(), None).unwrap();
+    assert!(again.ensure_enrolled(Some(&one)).await.is_err());
 
     // Tokens expire.
     let (_, short) = call(
