@@ -54,7 +54,7 @@ pub struct AgentMemory {
     failures: std::sync::Mutex<HashMap<String, (Timestamp, u32)>>,
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -85,6 +85,10 @@ pub struct App<S: ControlStore> {
     agents: agents::AgentMemory,
     /// Per tenant: the estate as of its revision (the gates read it at every offer).
     estates: jobs::EstateCache,
+    /// The operator's checkpoint and restore commands (`serve --checkpoint-hook ...`).
+    hooks: jobs::Hooks,
+    /// Hooks asked for, waiting for the server's loop to run them.
+    hook_tasks: Mutex<Vec<jobs::HookTask>>,
 }
 
 impl<S: ControlStore> App<S> {
@@ -98,7 +102,15 @@ impl<S: ControlStore> App<S> {
             warm: std::sync::atomic::AtomicBool::new(false),
             agents: agents::AgentMemory::default(),
             estates: jobs::EstateCache::default(),
+            hooks: jobs::Hooks::default(),
+            hook_tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Run these hooks for snapshot rollback plans (the server's own configuration).
+    pub fn with_hooks(mut self, hooks: jobs::Hooks) -> App<S> {
+        self.hooks = hooks;
+        self
     }
 
     /// Build the exposure index and assess every tenant's fleet, so the first requests find

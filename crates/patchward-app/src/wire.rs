@@ -27,7 +27,7 @@ fn phase_word(p: SupportPhase) -> &'static str {
 }
 
 /// A serde enum's name (`"domain_controller"` → `domain_controller`).
-fn word<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn word<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(other) => other.to_string(),
@@ -340,6 +340,7 @@ pub fn estate(e: &Estate, servers: &[(i64, &Server)]) -> EstateView {
                     who: r.who.clone(),
                     tested_on: r.tested_on.map(|d| d.to_string()),
                     notes: r.notes.clone(),
+                    automatic: r.automatic,
                 })
             })
             .collect(),

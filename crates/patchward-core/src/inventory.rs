@@ -384,6 +384,18 @@ pub struct RollbackPlan {
     pub who: Option<String>,
     pub tested_on: Option<Date>,
     pub notes: Option<String>,
+    /// Roll back without waiting for an approver when verification fails (uninstall_kb and
+    /// snapshot only: the other methods are done by people).
+    #[serde(default)]
+    pub automatic: bool,
+}
+
+impl RollbackMethod {
+    /// Whether Patchward carries it out itself: through the agent (uninstall the updates) or
+    /// the operator's restore hook (snapshot).
+    pub fn is_automated(self) -> bool {
+        matches!(self, RollbackMethod::UninstallKb | RollbackMethod::Snapshot)
+    }
 }
 
 /// A testing ring, in order (pilot first).

@@ -112,11 +112,20 @@ pub struct JobOffer {
     pub expected_build: Option<String>,
     /// `if_required`, `never` or `always`.
     pub reboot: String,
-    /// Steps already done (a job resumed after a reboot or an agent restart).
+    /// Steps already done (a job resumed after a reboot or an agent restart; for a rollback,
+    /// the rollback's own steps).
     #[serde(default)]
     pub done: Vec<String>,
     /// Report within this many seconds or the lease lapses.
     pub lease_seconds: u32,
+    /// `install` (the updates), or `rollback`: uninstall `updates`, reboot when needed, and
+    /// report `verify` with the host as it is then.
+    #[serde(default = "install")]
+    pub action: String,
+}
+
+fn install() -> String {
+    "install".into()
 }
 
 /// `POST /agent/v1/jobs/{id}/steps`: a step started, finished or failed.

@@ -454,6 +454,9 @@ pub struct RollbackPlanView {
     pub who: Option<String>,
     pub tested_on: Option<String>,
     pub notes: Option<String>,
+    /// Rolled back without waiting for an approver when verification fails.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 /// The tenant's estate besides its servers.

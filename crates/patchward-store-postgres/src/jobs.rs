@@ -87,8 +87,8 @@ impl JobStore for PgStore {
     async fn open_jobs_for_server(&self, tenant: TenantId, server: &str) -> Result<Vec<JobRecord>> {
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND lower(server) = lower($2)
-             AND state IN ('waiting', 'blocked', 'running')
-             AND cycle_id IN (SELECT id FROM cycles WHERE tenant_id = $3 AND state = 'running')
+             AND (state = 'rolling_back' OR (state IN ('waiting', 'blocked', 'running')
+             AND cycle_id IN (SELECT id FROM cycles WHERE tenant_id = $3 AND state = 'running')))
              ORDER BY created_at, id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -102,7 +102,7 @@ impl JobStore for PgStore {
 
     async fn lapsed_jobs(&self, before: Timestamp) -> Result<Vec<JobRecord>> {
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running' AND lease_until < $1
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('running', 'rolling_back') AND lease_until < $1
              ORDER BY lease_until, id LIMIT 1000"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -7,14 +7,17 @@
 
 pub mod ansible;
 mod offer;
+mod rollback;
 mod steps;
+
+pub use rollback::{HookTask, Hooks};
 
 use crate::workflow::{decode, encode};
 use crate::{Actor, App, AppError, Result};
 use jiff::Timestamp;
 use patchward_core::access::Permission;
 use patchward_core::execution::{
-    FAILURE_BUDGET_PERCENT, Job, JobState, REBOOT_TIMEOUT, RingGate, RingJob, StepKind, ring_gate,
+    FAILURE_BUDGET_PERCENT, HookKind, Job, JobState, REBOOT_TIMEOUT, RingGate, RingJob, StepKind, ring_gate,
 };
 use patchward_core::inventory::Estate;
 use patchward_core::workflow::{CycleState, Pause};
@@ -111,6 +114,8 @@ impl<S: ControlStore> App<S> {
                 outcome: format!("planned for {} in {}", p.start, p.window),
                 started: None,
                 finished: None,
+                hooks: Vec::new(),
+                rollback: None,
             };
             jobs.push(NewJob {
                 server: p.server.clone(),
@@ -421,6 +426,28 @@ impl<S: ControlStore> App<S> {
                     ),
                 );
             }
+            // A restore hook that never reported back: this server stopped while it ran.
+            let lost_restore = !rebooting
+                && job.state == JobState::RollingBack
+                && job.running_hook(HookKind::Restore).is_some();
+            if lost_restore {
+                if let Some(h) = job
+                    .hooks
+                    .iter_mut()
+                    .rev()
+                    .find(|h| h.hook == HookKind::Restore && h.finished.is_none())
+                {
+                    h.finished = Some(now);
+                    h.output
+                        .push_str("\n(no result: the server stopped while it ran)");
+                }
+                job.end(
+                    JobState::NeedsRemediation,
+                    now,
+                    "the restore hook gave no result (the server stopped while it ran): check \
+                     the VM, and ask for the rollback again if it was not restored",
+                );
+            }
             let state = job.state;
             let lease = LeaseChange::Release;
             let written = self
@@ -437,7 +464,7 @@ impl<S: ControlStore> App<S> {
                 .await?;
             if written.is_some() {
                 changed += 1;
-                if rebooting {
+                if rebooting || lost_restore {
                     self.record(
                         &Actor::system("sweeper"),
                         Some(rec.tenant),

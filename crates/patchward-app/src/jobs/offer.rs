@@ -14,7 +14,8 @@ use patchward_core::execution::{
     FAILURE_BUDGET_PERCENT, GateInput, GateResult, Job, JobState, LEASE, MIN_FREE_MIB, RingGate,
     StepKind, evaluate_gates, ring_gate,
 };
-use patchward_core::inventory::{DependencyTarget, Estate};
+use super::rollback::CheckpointStatus;
+use patchward_core::inventory::{DependencyTarget, Estate, RollbackMethod};
 use patchward_core::workflow::ring_key;
 use patchward_proto::agent::{InventoryReport, JobOffer};
 use patchward_store::{AgentRecord, ControlStore, JobRecord, LeaseChange};
@@ -31,7 +32,16 @@ impl<S: ControlStore> App<S> {
         };
         let now = self.now();
         let mut job: Job = decode("job", rec.id, &rec.body)?;
-        if job.state == JobState::Running {
+        if job.state == JobState::RollingBack
+            && job
+                .rollback
+                .as_ref()
+                .is_none_or(|r| r.method != RollbackMethod::UninstallKb)
+        {
+            // The restore hook (or people) roll it back, not the agent.
+            return Ok(None);
+        }
+        if matches!(job.state, JobState::Running | JobState::RollingBack) {
             // Held by someone else (Ansible runs it) while the lease lasts: not this agent's.
             if rec.lease_agent != Some(agent.id) && rec.lease_until.is_some_and(|u| u > now) {
                 return Ok(None);
@@ -152,6 +162,23 @@ impl<S: ControlStore> App<S> {
             now,
         )?;
         if gates.iter().all(|g| g.passed) {
+            // A snapshot plan: the checkpoint hook takes the VM's checkpoint first.
+            match self.checkpoint_needed(&rec, &mut job, now).await? {
+                CheckpointStatus::Ready => {}
+                CheckpointStatus::Waiting => return Ok(None),
+                CheckpointStatus::Failed(why) => {
+                    let why = format!("checkpoint: {why}");
+                    if job.state != JobState::Blocked || job.outcome != format!("blocked: {why}") {
+                        job.state = JobState::Blocked;
+                        job.outcome = format!("blocked: {why}");
+                        if self.write(&rec, &job, LeaseChange::Keep, now).await? {
+                            self.audit_job(&rec, "job.blocked", serde_json::json!({"gates": [why]}))
+                                .await?;
+                        }
+                    }
+                    return Ok(None);
+                }
+            }
             job.state = JobState::Running;
             job.started = Some(now);
             job.before = host;
@@ -285,7 +312,9 @@ impl<S: ControlStore> App<S> {
                     continue;
                 }
                 match state_of(&t) {
-                    Some(JobState::Running) => unhealthy.push(format!("{t} (being patched now)")),
+                    Some(JobState::Running | JobState::RollingBack) => {
+                        unhealthy.push(format!("{t} (being patched now)"))
+                    }
                     Some(s) if s.is_failure() => unhealthy.push(format!("{t} (its job {s})")),
                     _ => {}
                 }
@@ -344,7 +373,7 @@ impl<S: ControlStore> App<S> {
                 rec.tenant,
                 rec.id,
                 rec.version,
-                JobState::Running.as_str(),
+                job.state.as_str(),
                 &encode("job", job)?,
                 lease,
                 now,
@@ -359,8 +388,11 @@ impl<S: ControlStore> App<S> {
             .await?
             .map(|c| c.name)
             .unwrap_or_default();
-        let done = job
-            .steps
+        let (action, steps, updates) = match (&job.rollback, job.state) {
+            (Some(r), JobState::RollingBack) => ("rollback", job.rollback_steps(), &r.updates),
+            _ => ("install", &job.steps[..], &job.updates),
+        };
+        let done = steps
             .iter()
             .filter(|s| s.ok == Some(true))
             .map(|s| s.step.as_str().to_string())
@@ -369,11 +401,12 @@ impl<S: ControlStore> App<S> {
             job_id: w.id,
             token: w.lease_token,
             cycle,
-            updates: job.updates.clone(),
+            updates: updates.clone(),
             expected_build: job.expected_build.map(|b| b.to_string()),
             reboot: "if_required".into(),
             done,
             lease_seconds: u32::try_from(LEASE.as_secs()).unwrap_or(900),
+            action: action.into(),
         }))
     }
 

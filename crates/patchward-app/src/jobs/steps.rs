@@ -6,15 +6,18 @@ use super::not_found;
 use crate::agents::snapshot_of;
 use crate::workflow::decode;
 use crate::{App, AppError, Result};
+use jiff::Timestamp;
 use patchward_core::execution::{
-    CriticalEvent, Job, JobState, LEASE, REBOOT_TIMEOUT, StepKind, UpdateResult, verify,
+    CriticalEvent, HookKind, HostSnapshot, Job, JobState, LEASE, REBOOT_TIMEOUT, StepKind,
+    UpdateResult, verify, verify_rollback,
 };
+use patchward_core::inventory::RollbackMethod;
 use patchward_proto::ErrorCode;
 use patchward_proto::agent::{StepReply, StepReport};
 use patchward_store::{AgentRecord, ControlStore, LeaseChange};
 
 /// Versioned writes lost to another writer are retried this often.
-const RETRIES: usize = 5;
+pub(crate) const RETRIES: usize = 5;
 
 impl<S: ControlStore> App<S> {
     /// A step report from the agent holding the job's lease.
@@ -85,7 +88,7 @@ impl<S: ControlStore> App<S> {
                 ));
             }
             let mut job: Job = decode("job", rec.id, &rec.body)?;
-            if job.state != JobState::Running {
+            if !matches!(job.state, JobState::Running | JobState::RollingBack) {
                 return Ok(StepReply {
                     proceed: false,
                     lease_seconds: 0,
@@ -93,74 +96,83 @@ impl<S: ControlStore> App<S> {
                     message: Some(job.outcome.clone()),
                 });
             }
-            let mut lease = LeaseChange::Extend { until: now + LEASE };
-            let mut ended = None;
-            match status {
-                "started" => {
-                    job.step_started(step, now, &report.detail);
-                    if step == StepKind::Reboot {
-                        lease = LeaseChange::Extend {
-                            until: now + REBOOT_TIMEOUT,
-                        };
+            let (mut lease, ended) = if job.state == JobState::RollingBack {
+                rollback_step(&mut job, step, status, report, after.as_ref(), now)?
+            } else {
+                let mut lease = LeaseChange::Extend { until: now + LEASE };
+                let mut ended = None;
+                match status {
+                    "started" => {
+                        job.step_started(step, now, &report.detail);
+                        if step == StepKind::Reboot {
+                            lease = LeaseChange::Extend {
+                                until: now + REBOOT_TIMEOUT,
+                            };
+                        }
                     }
-                }
-                _ => {
-                    let ok = status == "finished";
-                    if step == StepKind::Install {
-                        job.results = report
+                    _ => {
+                        let ok = status == "finished";
+                        if step == StepKind::Install {
+                            job.results = report
+                                .results
+                                .iter()
+                                .map(|r| UpdateResult {
+                                    kb: r.kb.clone(),
+                                    installed: r.installed,
+                                    hresult: r.hresult.clone(),
+                                })
+                                .collect();
+                        }
+                        let failed: Vec<String> = job
                             .results
                             .iter()
-                            .map(|r| UpdateResult {
-                                kb: r.kb.clone(),
-                                installed: r.installed,
-                                hresult: r.hresult.clone(),
+                            .filter(|r| !r.installed)
+                            .map(|r| match &r.hresult {
+                                Some(h) => format!("{} failed with {h}", r.kb),
+                                None => format!("{} was not installed", r.kb),
                             })
                             .collect();
-                    }
-                    let failed: Vec<String> = job
-                        .results
-                        .iter()
-                        .filter(|r| !r.installed)
-                        .map(|r| match &r.hresult {
-                            Some(h) => format!("{} failed with {h}", r.kb),
-                            None => format!("{} was not installed", r.kb),
-                        })
-                        .collect();
-                    let ok = ok && (step != StepKind::Install || failed.is_empty());
-                    job.step_finished(step, now, ok, &report.detail);
-                    if !ok {
-                        let why = if failed.is_empty() {
-                            format!("{} failed: {}", step.as_str(), report.detail)
-                        } else {
-                            failed.join("; ")
-                        };
-                        ended = Some((JobState::Failed, why));
-                    } else if step == StepKind::Verify {
-                        let Some(after) = &after else {
-                            return Err(AppError::field(
-                                "inventory",
-                                "verify needs the host as it is now",
-                            ));
-                        };
-                        let v = verify(&job, job.before.as_ref(), after, &events);
-                        let state = if v.verified {
-                            JobState::Succeeded
-                        } else {
-                            JobState::NeedsRemediation
-                        };
-                        let why = if v.verified {
-                            "installed and verified".to_string()
-                        } else {
-                            format!("verification failed: {}", v.failures().join("; "))
-                        };
-                        job.verification = Some(v);
-                        ended = Some((state, why));
+                        let ok = ok && (step != StepKind::Install || failed.is_empty());
+                        job.step_finished(step, now, ok, &report.detail);
+                        if !ok {
+                            let why = if failed.is_empty() {
+                                format!("{} failed: {}", step.as_str(), report.detail)
+                            } else {
+                                failed.join("; ")
+                            };
+                            ended = Some((JobState::Failed, why));
+                        } else if step == StepKind::Verify {
+                            let Some(after) = &after else {
+                                return Err(AppError::field(
+                                    "inventory",
+                                    "verify needs the host as it is now",
+                                ));
+                            };
+                            let v = verify(&job, job.before.as_ref(), after, &events);
+                            let state = if v.verified {
+                                JobState::Succeeded
+                            } else {
+                                JobState::NeedsRemediation
+                            };
+                            let why = if v.verified {
+                                "installed and verified".to_string()
+                            } else {
+                                format!("verification failed: {}", v.failures().join("; "))
+                            };
+                            job.verification = Some(v);
+                            ended = Some((state, why));
+                        }
                     }
                 }
-            }
+                (lease, ended)
+            };
+            let mut automatic = false;
             if let Some((state, why)) = &ended {
                 job.end(*state, now, why.clone());
                 lease = LeaseChange::Release;
+                if *state == JobState::NeedsRemediation && step == StepKind::Verify {
+                    automatic = self.automatic_rollback(&rec, &mut job, now).await?;
+                }
             }
             if !self.write(&rec, &job, lease, now).await? {
                 continue;
@@ -182,6 +194,17 @@ impl<S: ControlStore> App<S> {
                 }),
             )
             .await?;
+            if automatic {
+                self.audit_job(
+                    &rec,
+                    "job.rollback",
+                    serde_json::json!({"by": "policy", "outcome": job.outcome}),
+                )
+                .await?;
+                if job.rollback.as_ref().is_some_and(|r| r.method == RollbackMethod::Snapshot) {
+                    self.queue_hook(rec.tenant, rec.id, HookKind::Restore);
+                }
+            }
             return Ok(StepReply {
                 proceed: ended.is_none(),
                 lease_seconds: match lease {
@@ -199,4 +222,110 @@ impl<S: ControlStore> App<S> {
             format!("job {job_id} kept changing; report the step again"),
         ))
     }
+}
+
+/// A step report of a rollback through the agent: `rollback` (the uninstall, with a result
+/// per update), `reboot`, then `verify` with the host as it came back. Returns the lease
+/// change and, when it ended, the job's end.
+fn rollback_step(
+    job: &mut Job,
+    step: StepKind,
+    status: &str,
+    report: &StepReport,
+    after: Option<&HostSnapshot>,
+    now: Timestamp,
+) -> Result<(LeaseChange, Option<(JobState, String)>)> {
+    let mut lease = LeaseChange::Extend { until: now + LEASE };
+    let ok = status == "finished";
+    let started = status == "started";
+    let updates = job
+        .rollback
+        .as_ref()
+        .map(|r| r.updates.clone())
+        .unwrap_or_default();
+    let ended = match step {
+        StepKind::Rollback if started => {
+            job.rollback_step(step, now, None, &report.detail);
+            None
+        }
+        StepKind::Rollback => {
+            let results: Vec<UpdateResult> = report
+                .results
+                .iter()
+                .map(|r| UpdateResult {
+                    kb: r.kb.clone(),
+                    installed: r.installed,
+                    hresult: r.hresult.clone(),
+                })
+                .collect();
+            let kept: Vec<String> = results
+                .iter()
+                .filter(|r| r.installed)
+                .map(|r| match &r.hresult {
+                    Some(h) => format!("{} could not be removed ({h})", r.kb),
+                    None => format!("{} is still installed", r.kb),
+                })
+                .collect();
+            let ok = ok && kept.is_empty();
+            job.rollback_step(step, now, Some(ok), &report.detail);
+            if let Some(r) = job.rollback.as_mut() {
+                r.results = results;
+            }
+            (!ok).then(|| {
+                let why = if kept.is_empty() {
+                    report.detail.clone()
+                } else {
+                    kept.join("; ")
+                };
+                (JobState::NeedsRemediation, format!("the rollback failed: {why}"))
+            })
+        }
+        StepKind::Reboot if started => {
+            job.rollback_step(step, now, None, &report.detail);
+            lease = LeaseChange::Extend {
+                until: now + REBOOT_TIMEOUT,
+            };
+            None
+        }
+        StepKind::Reboot => {
+            job.rollback_step(step, now, Some(ok), &report.detail);
+            (!ok).then(|| {
+                (
+                    JobState::NeedsRemediation,
+                    format!("the rollback's reboot failed: {}", report.detail),
+                )
+            })
+        }
+        StepKind::Verify if !started => {
+            let Some(after) = after else {
+                return Err(AppError::field(
+                    "inventory",
+                    "verify needs the host as it is now",
+                ));
+            };
+            let failures = verify_rollback(&updates, after);
+            job.rollback_step(step, now, Some(failures.is_empty()), &report.detail);
+            Some(if failures.is_empty() {
+                (
+                    JobState::RolledBack,
+                    format!("rolled back: {} removed", updates.join(", ")),
+                )
+            } else {
+                (
+                    JobState::NeedsRemediation,
+                    format!("the rollback is incomplete: {}", failures.join("; ")),
+                )
+            })
+        }
+        other => {
+            return Err(AppError::field(
+                "step",
+                format!(
+                    "{}: a rollback reports rollback, reboot and verify",
+                    other.as_str()
+                ),
+            ));
+        }
+    };
+    Ok((lease, ended))
 }

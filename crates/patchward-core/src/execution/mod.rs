@@ -22,6 +22,13 @@
 //!   least the expected revision; no reboot is pending; every automatic service that ran
 //!   before runs again; no new critical events since the reboot (6008, 41, 7000, 7001, 7023,
 //!   7031, 7034, 20, 1000); backups still succeed.
+//! - Rollback ([`Job::begin_rollback`]): a job that failed, needs remediation, or succeeded
+//!   and was later found wanting goes to `rolling_back` on an approver's decision, or by
+//!   itself when the server's plan says `automatic` and verification failed. By the plan's
+//!   method: the agent uninstalls the updates the job installed and reboots, and the job is
+//!   `rolled_back` once they are gone and no reboot is pending; or the operator's restore hook
+//!   reverts the VM to the checkpoint the checkpoint hook took before the install. The other
+//!   methods (restore from backup, vendor procedure) are done by people and recorded.
 //! - Rings ([`ring_gate`]): ring k+1 starts only when every job of ring k is verified (or
 //!   ended and counted) and the soak since the last one has passed; a ring whose failures
 //!   exceed its failure budget halts, and later rings wait for a decision.
@@ -86,18 +93,20 @@ pub enum JobState {
     Succeeded,
     Failed,
     NeedsRemediation,
+    RollingBack,
     RolledBack,
     Cancelled,
 }
 
 impl JobState {
-    pub const ALL: [JobState; 8] = [
+    pub const ALL: [JobState; 9] = [
         JobState::Waiting,
         JobState::Blocked,
         JobState::Running,
         JobState::Succeeded,
         JobState::Failed,
         JobState::NeedsRemediation,
+        JobState::RollingBack,
         JobState::RolledBack,
         JobState::Cancelled,
     ];
@@ -110,6 +119,7 @@ impl JobState {
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
             JobState::NeedsRemediation => "needs_remediation",
+            JobState::RollingBack => "rolling_back",
             JobState::RolledBack => "rolled_back",
             JobState::Cancelled => "cancelled",
         }
@@ -123,7 +133,7 @@ impl JobState {
     pub fn is_terminal(self) -> bool {
         !matches!(
             self,
-            JobState::Waiting | JobState::Blocked | JobState::Running
+            JobState::Waiting | JobState::Blocked | JobState::Running | JobState::RollingBack
         )
     }
 
@@ -131,7 +141,10 @@ impl JobState {
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            JobState::Failed | JobState::NeedsRemediation | JobState::RolledBack
+            JobState::Failed
+                | JobState::NeedsRemediation
+                | JobState::RollingBack
+                | JobState::RolledBack
         )
     }
 }
@@ -257,6 +270,115 @@ pub struct Job {
     pub started: Option<Timestamp>,
     #[serde(default)]
     pub finished: Option<Timestamp>,
+    /// The operator's hooks run for it (the checkpoint before the install, the restore).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+}
+
+/// Which operator hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookKind {
+    /// Take a VM checkpoint before the server is touched (rollback method `snapshot`).
+    Checkpoint,
+    /// Revert the VM to that checkpoint (the rollback).
+    Restore,
+}
+
+impl HookKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::Checkpoint => "checkpoint",
+            HookKind::Restore => "restore",
+        }
+    }
+}
+
+/// One run of an operator hook: what ran, its exit code and the end of its output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookRun {
+    pub hook: HookKind,
+    pub command: String,
+    pub started: Timestamp,
+    /// `None` while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Timestamp>,
+    /// `None` while it runs, or when it was killed (timeout) or could not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Standard output and error, the last 16 KiB.
+    #[serde(default)]
+    pub output: String,
+}
+
+impl HookRun {
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+
+    /// A sentence for a job's outcome.
+    pub fn summary(&self) -> String {
+        let last = self
+            .output
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        let status = match (self.finished, self.exit_code) {
+            (None, _) => "is running".to_string(),
+            (Some(_), Some(0)) => "succeeded".to_string(),
+            (Some(_), Some(c)) => format!("exited with {c}"),
+            (Some(_), None) => "did not finish".to_string(),
+        };
+        if last.is_empty() {
+            format!("the {} hook {status}", self.hook.as_str())
+        } else {
+            format!("the {} hook {status}: {last}", self.hook.as_str())
+        }
+    }
+}
+
+/// A rollback asked for after the job ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollback {
+    pub method: crate::inventory::RollbackMethod,
+    /// The approver, or `policy` (the plan's `automatic`).
+    pub requested_by: String,
+    pub requested_at: Timestamp,
+    pub reason: String,
+    /// The state it ended in before (what a failed rollback leaves it needing remediation from).
+    pub from: JobState,
+    /// The updates to remove (uninstall_kb): those the job installed.
+    #[serde(default)]
+    pub updates: Vec<String>,
+    /// Where the rollback's steps begin in `steps`.
+    #[serde(default)]
+    pub first_step: usize,
+    /// Per update: `installed` false once removed, with the HRESULT when removal failed.
+    #[serde(default)]
+    pub results: Vec<UpdateResult>,
+}
+
+/// Why a job cannot be rolled back now (`None`: it can).
+pub fn rollback_refusal(job: &Job) -> Option<String> {
+    match job.state {
+        JobState::Failed | JobState::NeedsRemediation | JobState::Succeeded => {}
+        JobState::RollingBack => return Some("it is being rolled back now".into()),
+        JobState::RolledBack => return Some("it was rolled back already".into()),
+        s => {
+            return Some(format!(
+                "it is {s}: only a job that ended (failed, needs remediation or succeeded) \
+                 can be rolled back"
+            ));
+        }
+    }
+    if job.state == JobState::Failed && !job.results.iter().any(|r| r.installed) {
+        return Some("nothing was installed: the failed updates were not applied".into());
+    }
+    None
 }
 
 impl Job {
@@ -309,5 +431,125 @@ impl Job {
         self.state = state;
         self.finished = Some(at);
         self.outcome = outcome.into();
+    }
+
+    /// Start rolling it back (the caller checked [`rollback_refusal`] and the plan).
+    pub fn begin_rollback(
+        &mut self,
+        method: crate::inventory::RollbackMethod,
+        by: &str,
+        reason: &str,
+        at: Timestamp,
+    ) {
+        // The updates it installed; when the install reported nothing (a resumed job), all.
+        let mut updates: Vec<String> = self
+            .results
+            .iter()
+            .filter(|r| r.installed)
+            .map(|r| r.kb.clone())
+            .collect();
+        if updates.is_empty() {
+            updates = self.updates.clone();
+        }
+        self.rollback = Some(Rollback {
+            method,
+            requested_by: by.to_string(),
+            requested_at: at,
+            reason: reason.to_string(),
+            from: self.state,
+            updates,
+            first_step: self.steps.len(),
+            results: Vec::new(),
+        });
+        self.state = JobState::RollingBack;
+        self.finished = None;
+        self.outcome = format!("rolling back ({}): {reason}", method_word(method));
+    }
+
+    /// The steps of the rollback so far (empty when there is none).
+    pub fn rollback_steps(&self) -> &[StepRecord] {
+        match &self.rollback {
+            Some(r) => self.steps.get(r.first_step..).unwrap_or(&[]),
+            None => &[],
+        }
+    }
+
+    /// Record a step of the rollback: steps after the rollback began are its own, so a
+    /// reboot of the install is not taken for the rollback's.
+    pub fn rollback_step(&mut self, step: StepKind, at: Timestamp, ok: Option<bool>, detail: &str) {
+        let first = self.rollback.as_ref().map_or(0, |r| r.first_step);
+        let open = self
+            .steps
+            .iter()
+            .enumerate()
+            .skip(first)
+            .rev()
+            .find(|(_, s)| s.step == step && s.finished.is_none())
+            .map(|(i, _)| i);
+        match (ok, open) {
+            (None, Some(_)) => {}
+            (None, None) => self.steps.push(StepRecord {
+                step,
+                started: at,
+                finished: None,
+                ok: None,
+                detail: detail.to_string(),
+            }),
+            (Some(ok), Some(i)) => {
+                let s = &mut self.steps[i];
+                s.finished = Some(at);
+                s.ok = Some(ok);
+                if !detail.is_empty() {
+                    s.detail = detail.to_string();
+                }
+            }
+            (Some(ok), None) => self.steps.push(StepRecord {
+                step,
+                started: at,
+                finished: Some(at),
+                ok: Some(ok),
+                detail: detail.to_string(),
+            }),
+        }
+    }
+
+    /// The hook of this kind still running (started, not finished), if any.
+    pub fn running_hook(&self, kind: HookKind) -> Option<&HookRun> {
+        self.hooks
+            .iter()
+            .rev()
+            .find(|h| h.hook == kind && h.finished.is_none())
+    }
+}
+
+/// Whether the host no longer has the rolled-back updates and waits for no reboot: what ends a
+/// rollback through the agent as `rolled_back`. The failures, each in a sentence.
+pub fn verify_rollback(updates: &[String], after: &HostSnapshot) -> Vec<String> {
+    let mut failures: Vec<String> = updates
+        .iter()
+        .filter(|kb| {
+            after
+                .installed_kbs
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(kb))
+        })
+        .map(|kb| format!("{kb} is still installed"))
+        .collect();
+    if !after.pending_reboot.is_empty() {
+        failures.push(format!(
+            "a reboot is still pending ({})",
+            after.pending_reboot.join(", ")
+        ));
+    }
+    failures
+}
+
+fn method_word(m: crate::inventory::RollbackMethod) -> &'static str {
+    use crate::inventory::RollbackMethod as M;
+    match m {
+        M::UninstallKb => "uninstall the updates",
+        M::Snapshot => "restore the checkpoint",
+        M::RestoreFromBackup => "restore from backup",
+        M::VendorProcedure => "vendor procedure",
     }
 }

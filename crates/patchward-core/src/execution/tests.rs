@@ -244,7 +244,83 @@ fn job() -> Job {
         outcome: String::new(),
         started: Some(t("2026-12-08T21:00:00Z")),
         finished: None,
+        hooks: vec![],
+        rollback: None,
     }
+}
+
+#[test]
+fn only_an_ended_job_that_installed_something_can_be_rolled_back() {
+    use crate::inventory::RollbackMethod;
+    let mut j = job();
+    assert!(rollback_refusal(&j).unwrap().contains("running"));
+    j.state = JobState::Failed;
+    j.results = vec![UpdateResult {
+        kb: "KB5000002".into(),
+        installed: false,
+        hresult: Some("0x800F0922".into()),
+    }];
+    assert!(rollback_refusal(&j).unwrap().contains("nothing was installed"));
+    j.state = JobState::NeedsRemediation;
+    j.results[0].installed = true;
+    j.results[0].hresult = None;
+    j.step_finished(StepKind::Reboot, t("2026-12-08T21:30:00Z"), true, "back");
+    assert_eq!(rollback_refusal(&j), None);
+    j.begin_rollback(
+        RollbackMethod::UninstallKb,
+        "carol",
+        "the LOB app fails",
+        t("2026-12-08T23:00:00Z"),
+    );
+    assert_eq!(j.state, JobState::RollingBack);
+    assert!(!j.state.is_terminal() && j.state.is_failure());
+    let rb = j.rollback.clone().unwrap();
+    assert_eq!(
+        (rb.from, rb.updates.clone(), rb.first_step),
+        (JobState::NeedsRemediation, vec!["KB5000002".to_string()], 1)
+    );
+    assert!(rollback_refusal(&j).unwrap().contains("being rolled back"));
+    // The install's reboot is not the rollback's: a new reboot step opens and closes.
+    assert!(j.rollback_steps().is_empty());
+    j.rollback_step(StepKind::Reboot, t("2026-12-08T23:05:00Z"), None, "restarting");
+    j.rollback_step(StepKind::Reboot, t("2026-12-08T23:09:00Z"), Some(true), "back");
+    assert_eq!(j.rollback_steps().len(), 1);
+    assert_eq!(j.steps[0].finished, Some(t("2026-12-08T21:30:00Z")));
+    assert_eq!(j.rollback_steps()[0].ok, Some(true));
+
+    // Done when the update is gone and no reboot is pending; each failure named.
+    let mut after = host();
+    after.installed_kbs = vec!["kb5000002".into()];
+    after.pending_reboot = vec!["CBS".into()];
+    let f = verify_rollback(&rb.updates, &after);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f[0].contains("KB5000002 is still installed") && f[1].contains("CBS"));
+    after.installed_kbs.clear();
+    after.pending_reboot.clear();
+    assert!(verify_rollback(&rb.updates, &after).is_empty());
+}
+
+#[test]
+fn a_hook_run_reads_as_a_sentence() {
+    let mut h = HookRun {
+        hook: HookKind::Checkpoint,
+        command: "/etc/patchward/checkpoint".into(),
+        started: t("2026-12-08T21:00:00Z"),
+        finished: None,
+        exit_code: None,
+        output: "taking checkpoint\n".into(),
+    };
+    assert!(h.summary().contains("checkpoint hook is running"));
+    h.finished = Some(t("2026-12-08T21:01:00Z"));
+    h.exit_code = Some(3);
+    h.output = "connecting\nvCenter refused: no such VM\n\n".into();
+    assert_eq!(
+        h.summary(),
+        "the checkpoint hook exited with 3: vCenter refused: no such VM"
+    );
+    assert!(!h.succeeded());
+    h.exit_code = Some(0);
+    assert!(h.succeeded());
 }
 
 #[test]

@@ -157,6 +157,7 @@ struct RawRollback {
     who: Option<String>,
     tested_on: Option<S<toml::Value>>,
     notes: Option<String>,
+    automatic: Option<S<bool>>,
 }
 
 #[derive(Deserialize)]

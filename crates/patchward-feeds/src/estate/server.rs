@@ -137,12 +137,25 @@ pub(super) fn server(cx: &mut Ctx<'_>, i: usize, s: &RawServer) -> Option<Server
                     .check(t, &f("rollback.tested_on"), date_value(t.get_ref()))
                     .map(Some),
             };
-            match (method, tested_on) {
-                (Some(method), Some(tested_on)) => Some(Some(RollbackPlan {
+            let automatic = match (&rr.automatic, method) {
+                (Some(a), Some(m)) if *a.get_ref() && !m.is_automated() => {
+                    let refused: Result<bool, String> = Err(
+                        "automatic rollback needs method uninstall_kb or snapshot: the other \
+                         methods are done by people"
+                            .into(),
+                    );
+                    cx.check(a, &f("rollback.automatic"), refused)
+                }
+                (Some(a), _) => Some(*a.get_ref()),
+                (None, _) => Some(false),
+            };
+            match (method, tested_on, automatic) {
+                (Some(method), Some(tested_on), Some(automatic)) => Some(Some(RollbackPlan {
                     method,
                     who: rr.who.clone(),
                     tested_on,
                     notes: rr.notes.clone(),
+                    automatic,
                 })),
                 _ => None,
             }

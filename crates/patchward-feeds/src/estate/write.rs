@@ -234,6 +234,9 @@ pub fn to_toml(e: &Estate) -> String {
             if let Some(n) = &r.notes {
                 parts.push(format!("notes = {}", q(n)));
             }
+            if r.automatic {
+                parts.push("automatic = true".into());
+            }
             let _ = writeln!(o, "rollback = {{ {} }}", parts.join(", "));
         }
         o.push('\n');
