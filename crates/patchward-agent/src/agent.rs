@@ -203,6 +203,13 @@ impl<H: Host> Agent<H> {
             .as_ref()
             .map(|s| s.credential.clone())
             .ok_or(AgentError::NotEnrolled)?;
+        if offer.action == "rollback" {
+            return self.run_rollback(offer, &credential, now).await;
+        }
+        if offer.action != "install" {
+            // A newer server's work this agent does not know: leave it for an upgraded agent.
+            return Ok(format!("unknown action {:?}", offer.action));
+        }
         let done = |s: &str| offer.done.iter().any(|d| d == s);
         let report = |step: &str, status: &str, detail: String| StepReport {
             token: offer.token,
@@ -292,6 +299,77 @@ impl<H: Host> Agent<H> {
             .host
             .critical_events(now - jiff::SignedDuration::from_hours(24));
         let reply = self.send(&credential, offer.job_id, r).await?;
+        Ok(reply.state)
+    }
+
+    /// A rollback: uninstall the updates, reboot when needed, report the host as it is then
+    /// (the server checks the updates are gone and no reboot is pending).
+    async fn run_rollback(
+        &mut self,
+        offer: &JobOffer,
+        credential: &str,
+        now: Timestamp,
+    ) -> Result<String, AgentError> {
+        let done = |s: &str| offer.done.iter().any(|d| d == s);
+        let report = |step: &str, status: &str, detail: String| StepReport {
+            token: offer.token,
+            step: step.into(),
+            status: status.into(),
+            detail,
+            results: Vec::new(),
+            inventory: None,
+            events: Vec::new(),
+        };
+        if !done("rollback") {
+            self.send(
+                credential,
+                offer.job_id,
+                report("rollback", "started", offer.updates.join(", ")),
+            )
+            .await?;
+            let results = self
+                .host
+                .uninstall(&offer.updates, offer.expected_build.as_deref(), now);
+            let ok = results.iter().all(|r| !r.installed);
+            let mut r = report(
+                "rollback",
+                if ok { "finished" } else { "failed" },
+                format!(
+                    "{} of {} removed",
+                    results.iter().filter(|r| !r.installed).count(),
+                    results.len()
+                ),
+            );
+            r.results = results;
+            let reply = self.send(credential, offer.job_id, r).await?;
+            if !reply.proceed {
+                return Ok(reply.state);
+            }
+        }
+        if !done("reboot") && self.host.reboot_pending() {
+            self.send(
+                credential,
+                offer.job_id,
+                report("reboot", "started", "restarting".into()),
+            )
+            .await?;
+            if !self.host.reboot(now) {
+                return Ok("rebooting".into());
+            }
+            let reply = self
+                .send(
+                    credential,
+                    offer.job_id,
+                    report("reboot", "finished", "back".into()),
+                )
+                .await?;
+            if !reply.proceed {
+                return Ok(reply.state);
+            }
+        }
+        let mut r = report("verify", "finished", "checked".into());
+        r.inventory = Some(self.host.inventory(now));
+        let reply = self.send(credential, offer.job_id, r).await?;
         Ok(reply.state)
     }
 

@@ -19,6 +19,16 @@ pub trait Host: Send {
         expected_build: Option<&str>,
         now: Timestamp,
     ) -> Vec<UpdateOutcome>;
+    /// Remove these updates (a rollback); one outcome per update, `installed` false once it
+    /// is gone (or was not there), or true with the HRESULT removal failed with.
+    /// `expected_build` is the build the job's cumulative update brought: its package is named
+    /// by that build, not by its KB (`Package_for_RollupFix~…~20348.2655.1.10`).
+    fn uninstall(
+        &mut self,
+        updates: &[String],
+        expected_build: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<UpdateOutcome>;
     /// Whether the installed updates wait for a reboot.
     fn reboot_pending(&self) -> bool;
     /// Reboot. `false`: the host did not come back (a real agent's process ends here and

@@ -126,6 +126,9 @@ pub enum Fault {
     ServiceDoesNotStart,
     /// The last successful backup is days old.
     StaleBackup,
+    /// Uninstalling fails with 0x800F0825 (CBS_E_CANNOT_UNINSTALL: a cumulative update
+    /// combined with its servicing stack cannot be removed).
+    UninstallFailure,
 }
 
 impl Fault {
@@ -354,6 +357,77 @@ impl Host for SimulatedHost {
         out
     }
 
+    fn uninstall(
+        &mut self,
+        updates: &[String],
+        _expected_build: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<UpdateOutcome> {
+        let mut out = Vec::with_capacity(updates.len());
+        let mut removed = false;
+        for kb in updates {
+            let Some(k) = kb.parse::<Kb>().ok().filter(|k| self.kbs.contains(k)) else {
+                out.push(UpdateOutcome {
+                    kb: kb.clone(),
+                    installed: false,
+                    hresult: None,
+                });
+                continue;
+            };
+            if self.fault == Some(Fault::UninstallFailure) {
+                out.push(UpdateOutcome {
+                    kb: kb.clone(),
+                    installed: true,
+                    hresult: Some("0x800F0825".into()),
+                });
+                continue;
+            }
+            self.kbs.remove(&k);
+            removed = true;
+            // Removing the cumulative update that set the build returns the host to what it
+            // was before the install: the build and the updates it had superseded.
+            let sets_build = self
+                .stream
+                .iter()
+                .any(|u| u.kb == k && u.build == self.build)
+                || self
+                    .before_install
+                    .as_ref()
+                    .is_some_and(|(b, kbs)| *b != self.build && !kbs.contains(&k));
+            if sets_build && let Some((build, kbs)) = &self.before_install {
+                self.build = *build;
+                let others: Vec<Kb> = kbs
+                    .iter()
+                    .filter(|x| !updates.iter().any(|w| *w == x.to_string()))
+                    .copied()
+                    .collect();
+                self.kbs.extend(others);
+            }
+            out.push(UpdateOutcome {
+                kb: kb.clone(),
+                installed: false,
+                hresult: None,
+            });
+        }
+        if removed {
+            // What the update broke goes with it.
+            if matches!(
+                self.fault,
+                Some(Fault::ServiceDoesNotStart | Fault::RolledBackAtBoot)
+            ) {
+                self.fault = None;
+            }
+            self.pending_reboot = vec!["CBS RebootPending".into()];
+            self.event(
+                2,
+                "Microsoft-Windows-Servicing",
+                now,
+                "Package was successfully changed to the Uninstalled state",
+            );
+        }
+        out
+    }
+
     fn reboot_pending(&self) -> bool {
         !self.pending_reboot.is_empty()
     }
@@ -395,7 +469,12 @@ impl Host for SimulatedHost {
                     );
                 }
             }
-            _ => {}
+            // A clean boot starts every automatic service.
+            _ => {
+                for s in self.services.iter_mut().filter(|s| s.start_mode == "auto") {
+                    s.state = "running".into();
+                }
+            }
         }
         true
     }

@@ -331,6 +331,9 @@ pub struct WorkflowRules {
     /// The shortened SLA of an emergency cycle: every server in scope is due this many days
     /// after the cycle is created.
     pub emergency_sla_days: u32,
+    /// Failures a ring tolerates, in percent of its servers (rounded down), before it halts
+    /// and later rings wait for a decision.
+    pub failure_budget_percent: u32,
 }
 
 impl Default for WorkflowRules {
@@ -341,6 +344,7 @@ impl Default for WorkflowRules {
             admins_approve: true,
             exception_max_days: 180,
             emergency_sla_days: 3,
+            failure_budget_percent: crate::execution::FAILURE_BUDGET_PERCENT,
         }
     }
 }
@@ -358,6 +362,12 @@ impl WorkflowRules {
         }
         if !(1..=60).contains(&self.emergency_sla_days) {
             return Err(("emergency_sla_days", "emergency_sla_days is 1 to 60".into()));
+        }
+        if self.failure_budget_percent > 100 {
+            return Err((
+                "failure_budget_percent",
+                "failure_budget_percent is 0 to 100".into(),
+            ));
         }
         Ok(())
     }

@@ -276,6 +276,10 @@ pub struct WorkflowRulesView {
     pub exception_max_days: u32,
     /// An emergency cycle's servers are due this many days after it is created (1–60).
     pub emergency_sla_days: u32,
+    /// Failures a ring tolerates, in percent of its servers rounded down (0–100, default 10),
+    /// before it halts. Always given when read; left out of a PUT, it stays as it is.
+    #[serde(default)]
+    pub failure_budget_percent: Option<u32>,
 }
 
 /// A CVE that calls for an emergency cycle.
@@ -336,7 +340,7 @@ pub struct JobView {
     pub server: String,
     pub ring: Option<String>,
     /// `waiting`, `blocked`, `running`, `succeeded`, `failed`, `needs_remediation`,
-    /// `rolled_back`, `cancelled`.
+    /// `rolling_back`, `rolled_back`, `cancelled`.
     pub state: String,
     pub updates: Vec<String>,
     pub expected_build: Option<String>,
@@ -353,6 +357,46 @@ pub struct JobView {
     /// The verification's checks, once verified or failed.
     pub checks: Vec<JobCheckView>,
     pub outcome: String,
+    /// The rollback, once asked for.
+    pub rollback: Option<JobRollbackView>,
+    /// The operator's hooks run for it (checkpoint, restore), with exit code and output.
+    pub hooks: Vec<JobHookView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobRollbackView {
+    /// `uninstall_kb`, `snapshot`, `restore_from_backup`, `vendor_procedure`.
+    pub method: String,
+    /// The approver, or `policy` (the plan's `automatic`).
+    pub requested_by: String,
+    pub requested_at: String,
+    pub reason: String,
+    /// The updates it removes (uninstall_kb).
+    pub updates: Vec<String>,
+    /// Per update: `installed` false once removed, or the HRESULT removal failed with.
+    pub results: Vec<JobUpdateView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobHookView {
+    /// `checkpoint` or `restore`.
+    pub hook: String,
+    pub command: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub exit_code: Option<i32>,
+    /// Standard output and error, the last 16 KiB.
+    pub output: String,
+}
+
+/// `POST /api/v1/jobs/{id}/rollback` (approvers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    pub reason: String,
+    /// Record a rollback people did (plans `restore_from_backup`, `vendor_procedure`).
+    #[serde(default)]
+    pub done: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

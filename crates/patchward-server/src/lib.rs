@@ -86,6 +86,15 @@ pub async fn serve(
             if let Err(e) = beats.sweep_jobs().await {
                 tracing::warn!(error = %e, "cannot sweep lapsed jobs; will retry");
             }
+            // Operator hooks asked for (checkpoints, restores), each in a task of its own.
+            for task in beats.take_hook_tasks() {
+                let app = beats.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = app.run_hook(&task).await {
+                        tracing::warn!(error = %e, job = task.job, "cannot record a hook's outcome");
+                    }
+                });
+            }
         }
     });
     let handle = axum_server::Handle::new();

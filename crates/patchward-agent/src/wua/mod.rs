@@ -129,6 +129,63 @@ fn powershell<T: serde::de::DeserializeOwned>(script: &str) -> Result<T, String>
     serde_json::from_slice(&out.stdout).map_err(|e| format!("unexpected PowerShell output: {e}"))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Removal {
+    removed: bool,
+    #[serde(default)]
+    h_result: Option<String>,
+}
+
+/// Remove one update through DISM's PowerShell cmdlets: its packages named by the KB, and the
+/// cumulative update's `Package_for_RollupFix` of `expected_build` (a cumulative update
+/// combined with its servicing stack is removed by package name; `wusa /uninstall` refuses
+/// it).
+fn uninstall_one(kb: &str, expected_build: Option<&str>) -> UpdateOutcome {
+    let refused = |hresult: &str| UpdateOutcome {
+        kb: kb.to_string(),
+        installed: true,
+        hresult: Some(hresult.to_string()),
+    };
+    // Only digits reach the script: nothing the server sends is run as PowerShell.
+    let Some(number) = kb
+        .strip_prefix("KB")
+        .or_else(|| kb.strip_prefix("kb"))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return refused("0x80070057"); // E_INVALIDARG
+    };
+    // "10.0.20348.2655" → "20348.2655": the rollup package's version starts with it.
+    let rollup = expected_build
+        .and_then(|b| {
+            let parts: Vec<&str> = b.split('.').collect();
+            (parts.len() == 4 && parts.iter().all(|p| p.bytes().all(|c| c.is_ascii_digit())))
+                .then(|| format!("{}.{}", parts[2], parts[3]))
+        })
+        .unwrap_or_default();
+    let script = format!(
+        "$ErrorActionPreference='Stop'; $r=[ordered]@{{Removed=$false; HResult=$null}}; try {{ \
+         $p=@(Get-WindowsPackage -Online | Where-Object {{ $_.PackageState -eq 'Installed' -and \
+         ($_.PackageName -match 'KB{number}' -or ('{rollup}' -ne '' -and $_.PackageName -like \
+         'Package_for_RollupFix*' -and $_.PackageName -like '*~{rollup}.*')) }}); \
+         foreach ($x in $p) {{ Remove-WindowsPackage -Online -PackageName $x.PackageName -NoRestart | Out-Null }}; \
+         $r.Removed=$true }} catch {{ $r.HResult=('0x{{0:X8}}' -f $_.Exception.HResult) }}; \
+         [pscustomobject]$r | ConvertTo-Json -Compress"
+    );
+    match powershell::<Removal>(&script) {
+        Ok(r) if r.removed => UpdateOutcome {
+            kb: kb.to_string(),
+            installed: false,
+            hresult: None,
+        },
+        Ok(r) => refused(r.h_result.as_deref().unwrap_or("0x80004005")),
+        Err(e) => {
+            tracing::error!(error = %e, kb, "cannot remove the update");
+            refused("0x80004005") // E_FAIL
+        }
+    }
+}
+
 /// A Windows Server, through PowerShell, the registry and the Windows Update Agent.
 pub struct WuaHost {
     name: String,
@@ -249,6 +306,19 @@ impl Host for WuaHost {
                 })
                 .collect()
         })
+    }
+
+    fn uninstall(
+        &mut self,
+        updates: &[String],
+        expected_build: Option<&str>,
+        _now: Timestamp,
+    ) -> Vec<UpdateOutcome> {
+        self.cache = None;
+        updates
+            .iter()
+            .map(|kb| uninstall_one(kb, expected_build))
+            .collect()
     }
 
     fn reboot_pending(&self) -> bool {

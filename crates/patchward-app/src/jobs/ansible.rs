@@ -12,8 +12,7 @@ use crate::{Actor, App, AppError, Result};
 use jiff::SignedDuration;
 use patchward_core::access::Permission;
 use patchward_core::execution::{
-    Check, FAILURE_BUDGET_PERCENT, Job, JobState, RingGate, StepKind, UpdateResult, Verification,
-    ring_gate,
+    Check, Job, JobState, RingGate, StepKind, UpdateResult, Verification, ring_gate,
 };
 use patchward_core::workflow::CycleState;
 use patchward_feeds::ansible::WinUpdatesResult;
@@ -73,6 +72,9 @@ impl<S: ControlStore> App<S> {
         let estate = self.cached_estate(tenant).await?;
         let records = self.store.jobs(tenant, id).await?;
         let rings = ring_order(&estate);
+        let budget = crate::workflow::rules_of(&self.store, tenant)
+            .await?
+            .failure_budget_percent;
         let now = self.now();
         let mut hosts = Vec::new();
         let mut left_out = Vec::new();
@@ -97,7 +99,7 @@ impl<S: ControlStore> App<S> {
                 &rings,
                 &ring_jobs(&records),
                 rec.ring.as_deref(),
-                FAILURE_BUDGET_PERCENT,
+                budget,
                 &cycle.accepted_failures,
                 now,
             ) {

@@ -17,13 +17,13 @@ use crate::{Actor, App, AppError, Result};
 use jiff::Timestamp;
 use patchward_core::access::Permission;
 use patchward_core::execution::{
-    FAILURE_BUDGET_PERCENT, HookKind, Job, JobState, REBOOT_TIMEOUT, RingGate, RingJob, StepKind, ring_gate,
+    HookKind, Job, JobState, REBOOT_TIMEOUT, RingGate, RingJob, StepKind, ring_gate,
 };
 use patchward_core::inventory::Estate;
 use patchward_core::workflow::{CycleState, Pause};
 use patchward_proto::{
-    CycleJobs, CycleView, JobCheckView, JobStepView, JobUpdateView, JobView, RingStatusView,
-    TransitionRequest,
+    CycleJobs, CycleView, JobCheckView, JobHookView, JobRollbackView, JobStepView, JobUpdateView,
+    JobView, RingStatusView, TransitionRequest,
 };
 use patchward_store::{ControlStore, JobRecord, LeaseChange, NewJob, TenantId};
 use std::collections::HashMap;
@@ -350,6 +350,9 @@ impl<S: ControlStore> App<S> {
         let (_, c) = self.load_cycle(tenant, id).await?;
         let records = self.store.jobs(tenant, id).await?;
         let estate = self.cached_estate(tenant).await?;
+        let budget = crate::workflow::rules_of(&self.store, tenant)
+            .await?
+            .failure_budget_percent;
         let now = self.now();
         let rings = ring_order(&estate);
         let ring_jobs = ring_jobs(&records);
@@ -369,7 +372,7 @@ impl<S: ControlStore> App<S> {
                     &rings,
                     &ring_jobs,
                     r.as_deref(),
-                    FAILURE_BUDGET_PERCENT,
+                    budget,
                     &c.accepted_failures,
                     now,
                 ) {
@@ -504,7 +507,8 @@ pub(crate) fn ring_jobs(records: &[JobRecord]) -> Vec<RingJob<'_>> {
 
 pub(crate) fn job_view(id: i64, j: &Job) -> JobView {
     let reasons: Vec<String> = match j.state {
-        JobState::Blocked => j
+        // Blocked by its gates, or by its checkpoint (the outcome says so).
+        JobState::Blocked if j.blocked_by.iter().any(|g| !g.passed) => j
             .blocked_by
             .iter()
             .filter(|g| !g.passed)
@@ -564,6 +568,34 @@ pub(crate) fn job_view(id: i64, j: &Job) -> JobView {
             })
             .unwrap_or_default(),
         outcome: j.outcome.clone(),
+        rollback: j.rollback.as_ref().map(|r| JobRollbackView {
+            method: crate::wire::word(&r.method),
+            requested_by: r.requested_by.clone(),
+            requested_at: rfc3339(r.requested_at),
+            reason: r.reason.clone(),
+            updates: r.updates.clone(),
+            results: r
+                .results
+                .iter()
+                .map(|u| JobUpdateView {
+                    kb: u.kb.clone(),
+                    installed: u.installed,
+                    hresult: u.hresult.clone(),
+                })
+                .collect(),
+        }),
+        hooks: j
+            .hooks
+            .iter()
+            .map(|h| JobHookView {
+                hook: h.hook.as_str().into(),
+                command: h.command.clone(),
+                started: rfc3339(h.started),
+                finished: h.finished.map(rfc3339),
+                exit_code: h.exit_code,
+                output: h.output.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! again at the next check-in while the window lasts; a window that closes on a blocked job
 //! ends it as failed with the last reasons — never a silent skip.
 
+use super::rollback::CheckpointStatus;
 use super::{ring_jobs, ring_order};
 use crate::agents::snapshot_of;
 use crate::workflow::{decode, encode};
@@ -11,10 +12,9 @@ use crate::{Actor, App, Result};
 use jiff::{SignedDuration, Timestamp};
 use patchward_core::calendar::{Interval, WindowCalendar, blackout_applies};
 use patchward_core::execution::{
-    FAILURE_BUDGET_PERCENT, GateInput, GateResult, Job, JobState, LEASE, MIN_FREE_MIB, RingGate,
-    StepKind, evaluate_gates, ring_gate,
+    GateInput, GateResult, Job, JobState, LEASE, MIN_FREE_MIB, RingGate, StepKind, evaluate_gates,
+    ring_gate,
 };
-use super::rollback::CheckpointStatus;
 use patchward_core::inventory::{DependencyTarget, Estate, RollbackMethod};
 use patchward_core::workflow::ring_key;
 use patchward_proto::agent::{InventoryReport, JobOffer};
@@ -72,12 +72,13 @@ impl<S: ControlStore> App<S> {
         }
         let cycle_jobs = self.store.jobs(rec.tenant, rec.cycle).await?;
         let estate = self.cached_estate(rec.tenant).await?;
+        let rules = crate::workflow::rules_of(&self.store, rec.tenant).await?;
         let rings = ring_order(&estate);
         let ring = ring_gate(
             &rings,
             &ring_jobs(&cycle_jobs),
             rec.ring.as_deref(),
-            FAILURE_BUDGET_PERCENT,
+            rules.failure_budget_percent,
             &cycle.accepted_failures,
             now,
         );
@@ -145,7 +146,6 @@ impl<S: ControlStore> App<S> {
             }
             return Ok(None);
         }
-        let rules = crate::workflow::rules_of(&self.store, rec.tenant).await?;
         let key = ring_key(rec.ring.as_deref());
         let approved = cycle
             .ring_approvals(&rules)
@@ -172,8 +172,12 @@ impl<S: ControlStore> App<S> {
                         job.state = JobState::Blocked;
                         job.outcome = format!("blocked: {why}");
                         if self.write(&rec, &job, LeaseChange::Keep, now).await? {
-                            self.audit_job(&rec, "job.blocked", serde_json::json!({"gates": [why]}))
-                                .await?;
+                            self.audit_job(
+                                &rec,
+                                "job.blocked",
+                                serde_json::json!({"gates": [why]}),
+                            )
+                            .await?;
                         }
                     }
                     return Ok(None);

@@ -100,7 +100,9 @@ impl<S: ControlStore> App<S> {
                 ));
             }
             let plan = self.rollback_plan_of(tenant, &rec.server).await?;
-            let method = plan.as_ref().map_or(RollbackMethod::UninstallKb, |p| p.method);
+            let method = plan
+                .as_ref()
+                .map_or(RollbackMethod::UninstallKb, |p| p.method);
             let now = self.now();
             let lease = match method {
                 RollbackMethod::UninstallKb => {
@@ -156,7 +158,10 @@ impl<S: ControlStore> App<S> {
                     job.end(
                         JobState::RolledBack,
                         now,
-                        format!("rolled back by hand ({}): {why}", crate::wire::word(&method)),
+                        format!(
+                            "rolled back by hand ({}): {why}",
+                            crate::wire::word(&method)
+                        ),
                     );
                     LeaseChange::Release
                 }
@@ -216,7 +221,11 @@ impl<S: ControlStore> App<S> {
         Ok(true)
     }
 
-    async fn rollback_plan_of(&self, tenant: TenantId, server: &str) -> Result<Option<RollbackPlan>> {
+    async fn rollback_plan_of(
+        &self,
+        tenant: TenantId,
+        server: &str,
+    ) -> Result<Option<RollbackPlan>> {
         let estate = self.cached_estate(tenant).await?;
         Ok(estate
             .servers
@@ -273,7 +282,8 @@ impl<S: ControlStore> App<S> {
                 return Ok(CheckpointStatus::Waiting);
             }
             Some(h)
-                if h.finished.is_some_and(|f| now < f + SignedDuration::from_mins(5)) =>
+                if h.finished
+                    .is_some_and(|f| now < f + SignedDuration::from_mins(5)) =>
             {
                 return Ok(CheckpointStatus::Failed(h.summary()));
             }
@@ -288,7 +298,8 @@ impl<S: ControlStore> App<S> {
             .find(|h| h.hook == HookKind::Checkpoint && h.finished.is_none())
         {
             h.finished = Some(now);
-            h.output.push_str("\n(no result: the server stopped while it ran)");
+            h.output
+                .push_str("\n(no result: the server stopped while it ran)");
         }
         job.hooks.push(running(HookKind::Checkpoint, command, now));
         job.outcome = "taking a checkpoint before the install".into();

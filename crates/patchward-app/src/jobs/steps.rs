@@ -201,7 +201,11 @@ impl<S: ControlStore> App<S> {
                     serde_json::json!({"by": "policy", "outcome": job.outcome}),
                 )
                 .await?;
-                if job.rollback.as_ref().is_some_and(|r| r.method == RollbackMethod::Snapshot) {
+                if job
+                    .rollback
+                    .as_ref()
+                    .is_some_and(|r| r.method == RollbackMethod::Snapshot)
+                {
                     self.queue_hook(rec.tenant, rec.id, HookKind::Restore);
                 }
             }
@@ -277,7 +281,10 @@ fn rollback_step(
                 } else {
                     kept.join("; ")
                 };
-                (JobState::NeedsRemediation, format!("the rollback failed: {why}"))
+                (
+                    JobState::NeedsRemediation,
+                    format!("the rollback failed: {why}"),
+                )
             })
         }
         StepKind::Reboot if started => {

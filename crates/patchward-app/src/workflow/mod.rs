@@ -76,6 +76,7 @@ fn rules_view(r: &WorkflowRules) -> WorkflowRulesView {
         admins_approve: r.admins_approve,
         exception_max_days: r.exception_max_days,
         emergency_sla_days: r.emergency_sla_days,
+        failure_budget_percent: Some(r.failure_budget_percent),
     }
 }
 
@@ -98,15 +99,18 @@ impl<S: ControlStore> App<S> {
         v: &WorkflowRulesView,
     ) -> Result<WorkflowRulesView> {
         actor.require(Permission::Administer)?;
+        let before = rules_of(&self.store, tenant).await?;
         let new = WorkflowRules {
             approvals_required: v.approvals_required,
             separation_of_duties: v.separation_of_duties,
             admins_approve: v.admins_approve,
             exception_max_days: v.exception_max_days,
             emergency_sla_days: v.emergency_sla_days,
+            failure_budget_percent: v
+                .failure_budget_percent
+                .unwrap_or(before.failure_budget_percent),
         };
         new.check().map_err(|(f, m)| AppError::field(f, m))?;
-        let before = rules_of(&self.store, tenant).await?;
         self.store
             .set_workflow_rules(tenant, &encode("workflow rules", &new)?, self.now())
             .await?;

@@ -49,8 +49,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Failures a ring tolerates, in percent of its servers (rounded down): 10% halts a ring of
-/// fewer than ten servers at its first failure.
+/// Failures a ring tolerates by default (the tenant's workflow rules set it), in percent of its
+/// servers (rounded down): 10% halts a ring of fewer than ten servers at its first failure.
 pub const FAILURE_BUDGET_PERCENT: u32 = 10;
 /// Free space the system drive needs before a cumulative update (Microsoft asks for about
 /// 10 GB for feature and cumulative updates).

@@ -260,7 +260,11 @@ fn only_an_ended_job_that_installed_something_can_be_rolled_back() {
         installed: false,
         hresult: Some("0x800F0922".into()),
     }];
-    assert!(rollback_refusal(&j).unwrap().contains("nothing was installed"));
+    assert!(
+        rollback_refusal(&j)
+            .unwrap()
+            .contains("nothing was installed")
+    );
     j.state = JobState::NeedsRemediation;
     j.results[0].installed = true;
     j.results[0].hresult = None;
@@ -282,8 +286,18 @@ fn only_an_ended_job_that_installed_something_can_be_rolled_back() {
     assert!(rollback_refusal(&j).unwrap().contains("being rolled back"));
     // The install's reboot is not the rollback's: a new reboot step opens and closes.
     assert!(j.rollback_steps().is_empty());
-    j.rollback_step(StepKind::Reboot, t("2026-12-08T23:05:00Z"), None, "restarting");
-    j.rollback_step(StepKind::Reboot, t("2026-12-08T23:09:00Z"), Some(true), "back");
+    j.rollback_step(
+        StepKind::Reboot,
+        t("2026-12-08T23:05:00Z"),
+        None,
+        "restarting",
+    );
+    j.rollback_step(
+        StepKind::Reboot,
+        t("2026-12-08T23:09:00Z"),
+        Some(true),
+        "back",
+    );
     assert_eq!(j.rollback_steps().len(), 1);
     assert_eq!(j.steps[0].finished, Some(t("2026-12-08T21:30:00Z")));
     assert_eq!(j.rollback_steps()[0].ok, Some(true));

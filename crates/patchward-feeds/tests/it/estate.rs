@@ -52,6 +52,26 @@ fn round_trip() {
 }
 
 #[test]
+fn an_automatic_rollback_plan_round_trips() {
+    let text = String::from_utf8(fixture("inventory/estate.toml"))
+        .unwrap()
+        .replace(
+            "rollback = { method = \"uninstall_kb\" }",
+            "rollback = { method = \"uninstall_kb\", automatic = true }",
+        );
+    let a = estate::parse("estate.toml", text.as_bytes()).unwrap();
+    let plans: Vec<bool> = a
+        .servers
+        .iter()
+        .filter_map(|s| s.rollback.as_ref().map(|r| r.automatic))
+        .collect();
+    assert_eq!(plans, [false, true]);
+    let out = estate::to_toml(&a);
+    assert!(out.contains("automatic = true"), "{out}");
+    assert_eq!(estate::parse("out.toml", out.as_bytes()).unwrap(), a);
+}
+
+#[test]
 fn errors_name_file_line_and_field() {
     let text = String::from_utf8(fixture("inventory/estate.toml")).unwrap();
     let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1;
@@ -103,6 +123,13 @@ fn errors_name_file_line_and_field() {
         line_of("method = \"snapshot\""),
         Some("servers[0] (DC-01).rollback.method"),
         "unknown rollback method",
+    );
+    check(
+        "method = \"snapshot\"",
+        "method = \"vendor_procedure\", automatic = true",
+        line_of("method = \"snapshot\""),
+        Some("servers[0] (DC-01).rollback.automatic"),
+        "automatic rollback needs method uninstall_kb or snapshot",
     );
     check(
         "scope = \"global\"",

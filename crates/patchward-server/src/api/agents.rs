@@ -9,7 +9,10 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use patchward_app::Actor;
 use patchward_proto::agent::{AgentView, EnrolTokenView, NewEnrolToken};
-use patchward_proto::{ApiError, CycleJobs, CycleView, PauseRequest, ResumeRequest, TenantQuery};
+use patchward_proto::{
+    ApiError, CycleJobs, CycleView, JobView, PauseRequest, ResumeRequest, RollbackRequest,
+    TenantQuery,
+};
 
 /// The tenant's agents: server, version, last check-in, status (`active`, `silent` after
 /// three missed check-ins, `revoked`).
@@ -153,6 +156,30 @@ pub async fn resume_cycle(
     let req = body(b)?;
     Ok(Json(
         app.resume_cycle(&actor, t, id(p)?, req.ring.as_deref(), &req.reason)
+            .await?,
+    ))
+}
+
+/// Roll a job back by its server's rollback plan (approvers): the agent uninstalls the updates
+/// (`uninstall_kb`, and servers without a plan), or the restore hook reverts the VM
+/// (`snapshot`); `done` records a rollback people did (`restore_from_backup`,
+/// `vendor_procedure`).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/rollback", tag = "jobs",
+    params(("id" = i64, Path, description = "Job id"), TenantQuery),
+    request_body = RollbackRequest,
+    responses((status = 200, body = JobView), (status = 403, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn rollback_job(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    p: Result<Path<i64>, PathRejection>,
+    q: Result<Query<TenantQuery>, QueryRejection>,
+    b: Result<Json<RollbackRequest>, JsonRejection>,
+) -> Res<Json<JobView>> {
+    let t = tenant(&app, &actor, query(q)?.tenant.as_deref()).await?;
+    let req = body(b)?;
+    Ok(Json(
+        app.request_rollback(&actor, t, id(p)?, &req.reason, req.done)
             .await?,
     ))
 }

@@ -77,6 +77,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/cycles/{id}/pause", Need::Operate),
     // Going on past a halted ring accepts its failures: an approver's decision.
     ("POST", "/api/v1/cycles/{id}/resume", Need::Approve),
+    ("POST", "/api/v1/jobs/{id}/rollback", Need::Approve),
     ("GET", "/api/v1/emergencies", Need::Read),
     ("GET", "/api/v1/exceptions", Need::Read),
     ("POST", "/api/v1/exceptions", Need::Approve),
@@ -171,6 +172,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(agents::cycle_jobs))
         .routes(routes!(agents::pause_cycle))
         .routes(routes!(agents::resume_cycle))
+        .routes(routes!(agents::rollback_job))
         .routes(routes!(workflow::emergencies))
         .routes(routes!(
             workflow::list_exceptions,

@@ -167,6 +167,10 @@ pub fn router() -> Router<Shared> {
         .route("/cycles/{id}/pause", post(pages::pause))
         .route("/cycles/{id}/resume", post(pages::resume))
         .route(
+            "/cycles/{id}/jobs/{job}/rollback",
+            post(pages::rollback_job),
+        )
+        .route(
             "/exceptions",
             get(pages::exceptions).post(pages::grant_exception),
         )

@@ -3,6 +3,7 @@
 use super::{app, open};
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use patchward_app::jobs::Hooks;
 use patchward_server::{ServeOptions, TlsFiles, default_tls_dir, self_signed};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -29,6 +30,17 @@ pub struct ServeArgs {
     /// Config file (TOML; see `patchward config example`).
     #[arg(long, env = "PATCHWARD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Command run before a server whose rollback plan is `snapshot` is touched, to take its
+    /// VM checkpoint (exit 0: taken). Its environment names the server: PATCHWARD_HOOK,
+    /// PATCHWARD_SERVER, PATCHWARD_FQDN, PATCHWARD_JOB, PATCHWARD_CYCLE, PATCHWARD_TENANT.
+    #[arg(long, env = "PATCHWARD_CHECKPOINT_HOOK")]
+    pub checkpoint_hook: Option<PathBuf>,
+    /// Command run to roll such a server back: revert the VM to that checkpoint.
+    #[arg(long, env = "PATCHWARD_RESTORE_HOOK")]
+    pub restore_hook: Option<PathBuf>,
+    /// Minutes a hook may run before it is killed and counts as failed [default: 30].
+    #[arg(long, env = "PATCHWARD_HOOK_TIMEOUT_MINUTES")]
+    pub hook_timeout_minutes: Option<u64>,
 }
 
 /// The config file: the same settings as the flags.
@@ -39,6 +51,9 @@ struct ConfigFile {
     http: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    checkpoint_hook: Option<PathBuf>,
+    restore_hook: Option<PathBuf>,
+    hook_timeout_minutes: Option<u64>,
 }
 
 pub const CONFIG_EXAMPLE: &str = r#"# Patchward server settings. Flags override environment variables, which override this file.
@@ -58,10 +73,21 @@ http = false
 # and its SHA-256 fingerprint printed.
 # tls_cert = "/etc/patchward/tls/cert.pem"
 # tls_key = "/etc/patchward/tls/key.pem"
+
+# Hooks for servers whose rollback plan is "snapshot" (env PATCHWARD_CHECKPOINT_HOOK,
+# PATCHWARD_RESTORE_HOOK): commands the server runs, with PATCHWARD_HOOK, PATCHWARD_SERVER,
+# PATCHWARD_FQDN, PATCHWARD_JOB, PATCHWARD_CYCLE and PATCHWARD_TENANT in their environment.
+# The checkpoint hook runs before the server is touched (exit 0: checkpoint taken; otherwise
+# the job is blocked and tried again 5 minutes later); the restore hook is its rollback.
+# Exit code and output are kept on the job and in the audit log.
+# checkpoint_hook = "/etc/patchward/hooks/checkpoint"
+# restore_hook = "/etc/patchward/hooks/restore"
+# hook_timeout_minutes = 30
 "#;
 
-/// What the flags, environment and file say, merged.
-pub fn options(db: &Path, a: &ServeArgs) -> Result<(ServeOptions, Option<String>)> {
+/// What the flags, environment and file say, merged: how to listen, the TLS fingerprint,
+/// and the hooks.
+pub fn options(db: &Path, a: &ServeArgs) -> Result<(ServeOptions, Option<String>, Hooks)> {
     let file: ConfigFile = match &a.config {
         None => ConfigFile::default(),
         Some(p) => {
@@ -78,11 +104,31 @@ pub fn options(db: &Path, a: &ServeArgs) -> Result<(ServeOptions, Option<String>
     let listen: SocketAddr = listen_text.parse().with_context(|| {
         format!("listen {listen_text:?}: expected an address and port like 127.0.0.1:8443")
     })?;
+    let mut hooks = Hooks {
+        checkpoint: a.checkpoint_hook.clone().or(file.checkpoint_hook),
+        restore: a.restore_hook.clone().or(file.restore_hook),
+        ..Hooks::default()
+    };
+    for (name, hook) in [
+        ("checkpoint", &hooks.checkpoint),
+        ("restore", &hooks.restore),
+    ] {
+        if let Some(p) = hook
+            && !p.is_file()
+        {
+            bail!("{name} hook {}: no such file", p.display());
+        }
+    }
+    match a.hook_timeout_minutes.or(file.hook_timeout_minutes) {
+        None => {}
+        Some(m @ 1..=1440) => hooks.timeout = std::time::Duration::from_secs(m * 60),
+        Some(m) => bail!("hook_timeout_minutes {m}: 1 to 1440"),
+    }
     let http = a.http || file.http.unwrap_or(false);
     let cert = a.tls_cert.clone().or(file.tls_cert);
     let key = a.tls_key.clone().or(file.tls_key);
     if http {
-        return Ok((ServeOptions { listen, tls: None }, None));
+        return Ok((ServeOptions { listen, tls: None }, None, hooks));
     }
     match (cert, key) {
         (Some(cert), Some(key)) => {
@@ -93,6 +139,7 @@ pub fn options(db: &Path, a: &ServeArgs) -> Result<(ServeOptions, Option<String>
                     tls: Some(TlsFiles { cert, key }),
                 },
                 Some(fp),
+                hooks,
             ))
         }
         (None, None) => {
@@ -103,6 +150,7 @@ pub fn options(db: &Path, a: &ServeArgs) -> Result<(ServeOptions, Option<String>
                     tls: Some(files),
                 },
                 Some(fp),
+                hooks,
             ))
         }
         _ => bail!("tls_cert and tls_key go together: give both or neither"),
@@ -139,9 +187,9 @@ pub fn init_logs_quiet() {
 /// `serve`: open the store, bootstrap the first administrator, listen.
 pub async fn run(db: &Path, a: ServeArgs) -> Result<()> {
     init_logs();
-    let (opts, fingerprint) = options(db, &a)?;
+    let (opts, fingerprint, hooks) = options(db, &a)?;
     let store = open(db).await?;
-    let app = Arc::new(app(store));
+    let app = Arc::new(app(store).with_hooks(hooks));
     if let Some((name, password)) = app.bootstrap_admin().await? {
         eprintln!("first start: created the administrator {name:?} with the password {password}");
         eprintln!("  (shown once; create your own accounts with `patchward users add`)");

@@ -12,6 +12,7 @@ mod golden;
 mod hosts;
 mod plan;
 mod props;
+mod rollback;
 mod workflow;
 
 use patchward_core::exposure::Catalog;

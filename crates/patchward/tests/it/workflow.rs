@@ -76,9 +76,18 @@ impl Drop for InProcess {
 }
 
 pub(crate) async fn serve_in_process(db: &Path, at: &str) -> InProcess {
+    serve_in_process_with(db, at, patchward_app::jobs::Hooks::default()).await
+}
+
+/// The same, running these operator hooks.
+pub(crate) async fn serve_in_process_with(
+    db: &Path,
+    at: &str,
+    hooks: patchward_app::jobs::Hooks,
+) -> InProcess {
     let store = AnyStore::open(db.to_str().unwrap()).await.unwrap();
     let clock = Arc::new(FixedClock::new(at.parse().unwrap()));
-    let app = Arc::new(App::new(store, clock.clone(), Policy::default()));
+    let app = Arc::new(App::new(store, clock.clone(), Policy::default()).with_hooks(hooks));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let opts = patchward_server::ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),

@@ -212,6 +212,7 @@ pub struct RulesForm {
     admins_approve: Option<String>,
     exception_max_days: Option<String>,
     emergency_sla_days: Option<String>,
+    failure_budget_percent: Option<String>,
 }
 
 pub async fn set_rules(
@@ -239,6 +240,7 @@ pub async fn set_rules(
             admins_approve: checked(&f.admins_approve),
             exception_max_days: num(&f.exception_max_days, "exception_max_days")?,
             emergency_sla_days: num(&f.emergency_sla_days, "emergency_sla_days")?,
+            failure_budget_percent: Some(num(&f.failure_budget_percent, "failure_budget_percent")?),
         })
     })();
     let r = match parsed {

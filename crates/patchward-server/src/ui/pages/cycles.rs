@@ -128,7 +128,7 @@ fn state_class(state: &str) -> &'static str {
     match state {
         "succeeded" => "ok",
         "failed" | "needs_remediation" | "rolled_back" => "bad",
-        "blocked" | "running" => "warn",
+        "blocked" | "running" | "rolling_back" => "warn",
         _ => "",
     }
 }
@@ -145,6 +145,7 @@ async fn jobs_panel(app: &Shared, s: &Session, id: i64) -> Result<Option<JobsPan
         "succeeded",
         "failed",
         "needs_remediation",
+        "rolling_back",
         "rolled_back",
         "cancelled",
     ];
@@ -225,6 +226,43 @@ pub async fn resume(
         (s, r)
     })
     .await
+}
+
+#[derive(Deserialize)]
+pub struct RollbackForm {
+    csrf: String,
+    reason: Option<String>,
+    done: Option<String>,
+}
+
+/// Roll a job back by its server's plan (approvers), from the jobs panel.
+pub async fn rollback_job(
+    State(app): State<Shared>,
+    s: Session,
+    Path((id, job)): Path<(String, String)>,
+    Form(f): Form<RollbackForm>,
+) -> Response {
+    let (id, job) = match (cycle_id(&id), cycle_id(&job)) {
+        (Ok(i), Ok(j)) => (i, j),
+        (Err(e), _) | (_, Err(e)) => return error_page(&e),
+    };
+    if let Err(e) = check_csrf(&s, &f.csrf) {
+        return error_page(&e);
+    }
+    let r = app
+        .request_rollback(
+            &s.actor,
+            s.tenant,
+            job,
+            f.reason.as_deref().unwrap_or(""),
+            checked(&f.done),
+        )
+        .await;
+    match r {
+        Ok(v) if v.state == "rolled_back" => see_other(&format!("/cycles/{id}?done=rolled-back")),
+        Ok(_) => see_other(&format!("/cycles/{id}?done=rolling-back")),
+        Err(e) => cycle_page(&app, &s, id, None, Some(&e)).await,
+    }
 }
 
 /// The state strip: Draft → Awaiting approval → Approved → Running → Completed.

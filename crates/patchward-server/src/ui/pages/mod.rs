@@ -108,6 +108,10 @@ fn done_message(code: &str) -> Option<&'static str> {
         "granted" => "Exception granted: its findings leave the open counts until it expires.",
         "revoked" => "Exception revoked: its findings are open again.",
         "rules" => "Workflow rules saved.",
+        "paused" => "The cycle is paused: no new job starts; running ones finish.",
+        "resumed" => "The cycle goes on.",
+        "rolling-back" => "Rollback asked for: it runs by the server's rollback plan.",
+        "rolled-back" => "Rollback recorded.",
         _ => return None,
     })
 }
