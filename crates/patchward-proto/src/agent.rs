@@ -287,7 +287,8 @@ pub struct NewEnrolToken {
     /// A tenant's name (provider-wide administrators; others enrol into their own).
     #[serde(default)]
     pub tenant: Option<String>,
-    /// How many agents may enrol with it (default 1: a one-time token).
+    /// How many enrolments it allows (default 1: a one-time token; one batch enrolment, up to
+    /// 10,000 hosts, takes one).
     #[serde(default)]
     pub uses: Option<u32>,
     /// Hours until it expires (default 24, at most 720).

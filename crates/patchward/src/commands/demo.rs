@@ -145,7 +145,9 @@ pub async fn run(db: Option<&Path>, a: DemoArgs) -> Result<()> {
     if a.no_serve {
         return Ok(());
     }
-    serve_demo(store, &a.listen).await
+    let contoso = std::fs::read_to_string(&estate)
+        .with_context(|| format!("cannot read {}", estate.display()))?;
+    serve_demo(store, &a.listen, &contoso).await
 }
 
 /// The workflow a newcomer should see at once: the monthly cycle prepared and planned by an
@@ -242,8 +244,10 @@ async fn seed_workflow(app: &patchward_server::Shared) -> Result<Vec<String>> {
 }
 
 /// Start the server on the demo database: a first administrator with a generated password and
-/// an API token for the API browser, on loopback over plain HTTP (nothing leaves the machine).
-async fn serve_demo(store: SqliteStore, listen: &str) -> Result<()> {
+/// an API token for the API browser, on loopback over plain HTTP (nothing leaves the machine);
+/// then the lab's simulated agents enrol with it and their cycle starts. The banner comes last,
+/// once everything it mentions exists.
+async fn serve_demo(store: SqliteStore, listen: &str, contoso: &str) -> Result<()> {
     let listen: std::net::SocketAddr = listen
         .parse()
         .with_context(|| format!("--listen {listen:?}: expected an address like 127.0.0.1:0"))?;
@@ -263,7 +267,30 @@ async fn serve_demo(store: SqliteStore, listen: &str) -> Result<()> {
             Some(1),
         )
         .await?;
-    let seeded = seed_workflow(&app).await?;
+    let mut seeded = seed_workflow(&app).await?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let server = tokio::spawn(patchward_server::serve(
+        app.clone(),
+        patchward_server::ServeOptions { listen, tls: None },
+        move |url| {
+            let _ = tx.send(url.to_string());
+        },
+    ));
+    let Ok(url) = rx.await else {
+        // It stopped before listening: its error says why.
+        server.await??;
+        bail!("the demo server stopped before listening");
+    };
+    let lab = match super::demo_lab::start(&app, &url, contoso).await {
+        Ok((lines, task)) => {
+            seeded.extend(lines);
+            Some(task)
+        }
+        Err(e) => {
+            eprintln!("demo: the lab of simulated agents did not start: {e:#}");
+            None
+        }
+    };
     println!("\nThe server is running (Ctrl-C stops it):");
     println!(
         "  open the web UI at the URL below and log in as {admin:?} with the password {password} (shown once)"
@@ -272,10 +299,11 @@ async fn serve_demo(store: SqliteStore, listen: &str) -> Result<()> {
         println!("  {line}");
     }
     println!("  API token (Swagger UI: Authorize → bearer): {token}");
-    super::serve::serve(
-        app,
-        patchward_server::ServeOptions { listen, tls: None },
-        None,
-    )
-    .await
+    super::serve::banner(&url, None);
+    let outcome = server.await;
+    if let Some(task) = lab {
+        task.abort();
+    }
+    outcome??;
+    Ok(())
 }

@@ -9,6 +9,7 @@ pub mod bench_agents;
 pub mod bench_api;
 pub mod bench_plan;
 pub mod demo;
+mod demo_lab;
 pub mod import;
 pub mod list;
 pub mod plan;

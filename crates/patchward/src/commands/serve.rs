@@ -208,18 +208,20 @@ pub async fn serve(
              reverse proxy in front terminates TLS"
         );
     }
-    patchward_server::serve(app, opts, |url| {
-        println!("patchward: listening on {url}");
-        println!(
-            "  web UI: {url}/   API browser: {url}/api/v1/docs   OpenAPI: {url}/api/v1/openapi.json"
-        );
-        match &fingerprint {
-            Some(fp) => println!("  TLS certificate SHA-256: {fp}"),
-            None => println!("  TLS: off (plain HTTP)"),
-        }
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-    })
-    .await?;
+    patchward_server::serve(app, opts, |url| banner(url, fingerprint.as_deref())).await?;
     Ok(())
+}
+
+/// Where the server listens and what to open, on stdout.
+pub fn banner(url: &str, fingerprint: Option<&str>) {
+    println!("patchward: listening on {url}");
+    println!(
+        "  web UI: {url}/   API browser: {url}/api/v1/docs   OpenAPI: {url}/api/v1/openapi.json"
+    );
+    match fingerprint {
+        Some(fp) => println!("  TLS certificate SHA-256: {fp}"),
+        None => println!("  TLS: off (plain HTTP)"),
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
 }

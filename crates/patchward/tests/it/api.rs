@@ -1587,18 +1587,18 @@ async fn the_demo_serves_its_estate_with_a_one_time_admin_password() {
         None,
     )
     .await;
-    assert_eq!(cycles.as_array().unwrap().len(), 1, "{cycles}");
-    assert_eq!(cycles[0]["state"], "planned");
-    assert!(
-        cycles[0]["name"]
-            .as_str()
-            .unwrap()
-            .ends_with("Patch Tuesday")
-    );
+    assert_eq!(cycles.as_array().unwrap().len(), 2, "{cycles}");
+    let monthly = cycles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().ends_with("Patch Tuesday"))
+        .unwrap_or_else(|| panic!("{cycles}"));
+    assert_eq!(monthly["state"], "planned");
     let (_, cycle) = call(
         &c,
         Method::GET,
-        &format!("{url}/api/v1/cycles/{}", cycles[0]["id"]),
+        &format!("{url}/api/v1/cycles/{}", monthly["id"]),
         Some(&token),
         None,
     )
@@ -1607,6 +1607,45 @@ async fn the_demo_serves_its_estate_with_a_one_time_admin_password() {
         cycle["can_approve"]["allowed"], true,
         "{}",
         cycle["can_approve"]
+    );
+    // And a cycle runs live: the lab's simulated agents enrolled with the server over HTTP,
+    // their servers are in the inventory, and the pilot ring is patched within seconds.
+    let lab = cycles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["state"] == "running")
+        .unwrap_or_else(|| panic!("no running cycle: {cycles}"));
+    assert!(names.contains(&"LAB-01") && names.contains(&"LAB-10"), "{names:?}");
+    let jobs_url = format!("{url}/api/v1/cycles/{}/jobs", lab["id"]);
+    let mut jobs = Value::Null;
+    for _ in 0..60 {
+        let (_, j) = call(&c, Method::GET, &jobs_url, Some(&token), None).await;
+        jobs = j;
+        let pilot_done = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["ring"] == "lab-pilot" && j["state"] == "succeeded")
+            .count();
+        if pilot_done == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let all = jobs["jobs"].as_array().unwrap();
+    assert_eq!(all.len(), 10, "{jobs}");
+    assert!(
+        all.iter()
+            .filter(|j| j["ring"] == "lab-pilot")
+            .all(|j| j["state"] == "succeeded" && j["checks"].as_array().unwrap().len() == 6),
+        "the pilot is installed and verified: {jobs}"
+    );
+    assert!(
+        all.iter()
+            .filter(|j| j["ring"] == "lab-broad")
+            .all(|j| j["state"] == "waiting"),
+        "the broad ring waits for its slot: {jobs}"
     );
     let (_, soon) = call(
         &c,
