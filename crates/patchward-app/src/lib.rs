@@ -89,6 +89,8 @@ pub struct App<S: ControlStore> {
     hooks: jobs::Hooks,
     /// Hooks asked for, waiting for the server's loop to run them.
     hook_tasks: Mutex<Vec<jobs::HookTask>>,
+    /// When the sweeper last looked for jobs whose window passed (it does once a minute).
+    window_sweep: Mutex<Option<jiff::Timestamp>>,
 }
 
 impl<S: ControlStore> App<S> {
@@ -104,6 +106,7 @@ impl<S: ControlStore> App<S> {
             estates: jobs::EstateCache::default(),
             hooks: jobs::Hooks::default(),
             hook_tasks: Mutex::new(Vec::new()),
+            window_sweep: Mutex::new(None),
         }
     }
 

@@ -86,6 +86,10 @@ pub async fn serve(
             if let Err(e) = beats.sweep_jobs().await {
                 tracing::warn!(error = %e, "cannot sweep lapsed jobs; will retry");
             }
+            // Jobs whose window passed with nobody to run them (once a minute).
+            if let Err(e) = beats.sweep_windows().await {
+                tracing::warn!(error = %e, "cannot sweep jobs whose window passed; will retry");
+            }
             // Operator hooks asked for (checkpoints, restores), each in a task of its own.
             for task in beats.take_hook_tasks() {
                 let app = beats.clone();

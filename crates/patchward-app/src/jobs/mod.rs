@@ -9,6 +9,7 @@ pub mod ansible;
 mod offer;
 mod rollback;
 mod steps;
+mod sweep;
 
 pub use rollback::{HookTask, Hooks};
 
@@ -16,9 +17,7 @@ use crate::workflow::{decode, encode};
 use crate::{Actor, App, AppError, Result};
 use jiff::Timestamp;
 use patchward_core::access::Permission;
-use patchward_core::execution::{
-    HookKind, Job, JobState, REBOOT_TIMEOUT, RingGate, RingJob, StepKind, ring_gate,
-};
+use patchward_core::execution::{Job, JobState, RingGate, RingJob, ring_gate};
 use patchward_core::inventory::Estate;
 use patchward_core::workflow::{CycleState, Pause};
 use patchward_proto::{
@@ -402,84 +401,6 @@ impl<S: ControlStore> App<S> {
             rings: ring_status,
             jobs,
         })
-    }
-
-    /// End running jobs whose server did not come back from its reboot in time, and release
-    /// other lapsed leases (the agent is offered the job again when it returns). The server
-    /// calls this every few seconds; returns how many jobs it changed.
-    pub async fn sweep_jobs(&self) -> Result<usize> {
-        let now = self.now();
-        let mut changed = 0;
-        for rec in self.store.lapsed_jobs(now).await? {
-            let mut job: Job = decode("job", rec.id, &rec.body)?;
-            let rebooting = job
-                .steps
-                .last()
-                .is_some_and(|s| s.step == StepKind::Reboot && s.finished.is_none());
-            if rebooting {
-                let since = job.steps.last().map(|s| s.started).unwrap_or(now);
-                job.step_finished(StepKind::Reboot, now, false, "did not come back");
-                job.end(
-                    JobState::NeedsRemediation,
-                    now,
-                    format!(
-                        "{} did not come back from its reboot (started {since}) within {}",
-                        rec.server,
-                        patchward_core::calendar::format_duration(REBOOT_TIMEOUT)
-                    ),
-                );
-            }
-            // A restore hook that never reported back: this server stopped while it ran.
-            let lost_restore = !rebooting
-                && job.state == JobState::RollingBack
-                && job.running_hook(HookKind::Restore).is_some();
-            if lost_restore {
-                if let Some(h) = job
-                    .hooks
-                    .iter_mut()
-                    .rev()
-                    .find(|h| h.hook == HookKind::Restore && h.finished.is_none())
-                {
-                    h.finished = Some(now);
-                    h.output
-                        .push_str("\n(no result: the server stopped while it ran)");
-                }
-                job.end(
-                    JobState::NeedsRemediation,
-                    now,
-                    "the restore hook gave no result (the server stopped while it ran): check \
-                     the VM, and ask for the rollback again if it was not restored",
-                );
-            }
-            let state = job.state;
-            let lease = LeaseChange::Release;
-            let written = self
-                .store
-                .update_job(
-                    rec.tenant,
-                    rec.id,
-                    rec.version,
-                    state.as_str(),
-                    &encode("job", &job)?,
-                    lease,
-                    now,
-                )
-                .await?;
-            if written.is_some() {
-                changed += 1;
-                if rebooting || lost_restore {
-                    self.record(
-                        &Actor::system("sweeper"),
-                        Some(rec.tenant),
-                        "job.needs_remediation",
-                        &format!("job:{}", rec.id),
-                        serde_json::json!({"server": rec.server, "outcome": job.outcome}),
-                    )
-                    .await?;
-                }
-            }
-        }
-        Ok(changed)
     }
 }
 

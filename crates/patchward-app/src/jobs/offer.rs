@@ -480,7 +480,7 @@ pub(super) fn occurrence(estate: &Estate, job: &Job, at: Timestamp) -> Option<In
 
 /// The first occurrence of the job's window, from `now` on (within five weeks), in which the
 /// job's whole duration still fits.
-fn next_fit(
+pub(super) fn next_fit(
     estate: &Estate,
     job: &Job,
     now: Timestamp,

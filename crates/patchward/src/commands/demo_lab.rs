@@ -90,7 +90,8 @@ pub async fn start(
     }
 
     // The lab joins the estate: two rings after Contoso's, a window open now.
-    let utc = (now - jiff::SignedDuration::from_mins(30)).to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let utc =
+        (now - jiff::SignedDuration::from_mins(30)).to_zoned_datetime(jiff::tz::TimeZone::UTC);
     let mut lab = format!(
         "{contoso}\n\n# The demo's lab (simulated agents), added by `patchward demo`.\n\
          [[rings]]\nname = \"lab-pilot\"\norder = 11\nsoak = \"0h\"\n\n\

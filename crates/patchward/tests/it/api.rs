@@ -1616,7 +1616,10 @@ async fn the_demo_serves_its_estate_with_a_one_time_admin_password() {
         .iter()
         .find(|c| c["state"] == "running")
         .unwrap_or_else(|| panic!("no running cycle: {cycles}"));
-    assert!(names.contains(&"LAB-01") && names.contains(&"LAB-10"), "{names:?}");
+    assert!(
+        names.contains(&"LAB-01") && names.contains(&"LAB-10"),
+        "{names:?}"
+    );
     let jobs_url = format!("{url}/api/v1/cycles/{}/jobs", lab["id"]);
     let mut jobs = Value::Null;
     for _ in 0..60 {

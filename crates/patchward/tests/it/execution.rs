@@ -1073,3 +1073,174 @@ async fn an_agentless_wave_goes_through_ansible_and_its_results_come_back(backen
     );
     drop(server);
 }
+
+on_both!(jobs_nobody_runs_in_their_window_move_or_fail_by_themselves,);
+
+/// The sweeper decides for servers that do not check in: a job whose agent was silent for its
+/// whole window moves to the window's next occurrence; a server without any agent fails,
+/// naming why — neither waits for ever.
+async fn jobs_nobody_runs_in_their_window_move_or_fail_by_themselves(backend: Backend) {
+    let Some(test_db) = TestDb::new("sweep", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
+    let f = |p: &str| fixtures().join(p).to_str().unwrap().to_string();
+    ok(&pw(
+        &db,
+        &[
+            "import",
+            "feeds",
+            &f("builds/windows-server-kb-fixedbuild_from-msrc-cvrf_2016-2026.csv.zst"),
+            &f("msrc-cvrf/2026-Jun.xml.zst"),
+        ],
+    ));
+    let op = user_token(&db, "olga", "operator", Some("default"));
+    let appr = user_token(&db, "alice", "approver", Some("default"));
+    let adm = user_token(&db, "adam", "admin", Some("default"));
+    let start: Timestamp = "2026-08-12T01:00:00Z".parse().unwrap();
+    let srv = serve_in_process(&db, "2026-08-12T01:00:00Z").await;
+    let c = client();
+    let u = |p: &str| format!("{}{p}", srv.url);
+    let streams = Streams::bundled().unwrap();
+    let mut hosts = Vec::new();
+    let mut index = 0;
+    while hosts.len() < 2 {
+        let mut h = SimulatedHost::generate(&streams, 31, index, start).unwrap();
+        index += 1;
+        if h.release != ServerRelease::Server2022 {
+            continue;
+        }
+        let old = h.stream[h.stream.len() - 3].clone();
+        h.build = old.build;
+        h.kbs = [old.kb].into();
+        hosts.push(h);
+    }
+    // The first has an agent that reports once and then falls silent; the second none.
+    let (_, tok) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/enrol-tokens"),
+        Some(&adm),
+        Some(json!({})),
+    )
+    .await;
+    let mut silent = Agent::new(
+        hosts[0].clone(),
+        AgentClient::new(&srv.url, &Tls::Platform).unwrap(),
+        None,
+    )
+    .unwrap();
+    silent
+        .ensure_enrolled(Some(tok["token"].as_str().unwrap()))
+        .await
+        .unwrap();
+    silent.tick(start).await.unwrap();
+    let mut toml = String::from(
+        "[[windows]]\nname = \"night\"\nrrule = \"FREQ=DAILY\"\nstart = \"00:00\"\nduration = \"2h\"\ntime_zone = \"UTC\"\n",
+    );
+    for h in &hosts {
+        let _ = write!(
+            toml,
+            "\n[[servers]]\nname = \"{}\"\nos = \"{}\"\nbuild = \"{}\"\nkbs = [\"{}\"]\nwindows = [\"night\"]\nestimated_duration = \"30m\"\ntier = 3\n",
+            h.name,
+            h.caption(),
+            h.build,
+            h.kbs.iter().next().unwrap()
+        );
+    }
+    let estate = crate::tmpdir(&format!("sweep-estate-{backend:?}")).join("estate.toml");
+    std::fs::write(&estate, toml).unwrap();
+    ok(&pw(&db, &["import", "hosts", estate.to_str().unwrap()]));
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/cycles"),
+        Some(&op),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (s, cy["servers"].as_u64()),
+        (StatusCode::CREATED, Some(2)),
+        "{cy}"
+    );
+    let id = cy["id"].as_i64().unwrap();
+    for (path, who, body) in [
+        ("plan", &op, None),
+        ("approvals", &appr, Some(json!({"ticket": "CHG-9"}))),
+        ("start", &op, None),
+    ] {
+        let (s, v) = call(
+            &c,
+            Method::POST,
+            &u(&format!("/api/v1/cycles/{id}/{path}")),
+            Some(who),
+            body,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    }
+    // Nobody checks in; the window closes (02:00) and the grace passes.
+    srv.clock.set("2026-08-12T02:06:00Z".parse().unwrap());
+    let jobs_url = u(&format!("/api/v1/cycles/{id}/jobs"));
+    let mut jobs = Value::Null;
+    for _ in 0..50 {
+        let (_, j) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
+        jobs = j;
+        let decided =
+            jobs["jobs"].as_array().unwrap().iter().all(|j| {
+                j["outcome"].as_str().unwrap().starts_with("moved") || j["state"] == "failed"
+            });
+        if decided {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let job = |name: &str| {
+        jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["server"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let moved = job(&hosts[0].name);
+    assert_eq!(moved["state"], "waiting", "{jobs}");
+    assert_eq!(
+        moved["slot_start"], "2026-08-13T00:00:00Z",
+        "the next night: {moved}"
+    );
+    assert!(
+        moved["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("its agent was silent"),
+        "{moved}"
+    );
+    let failed = job(&hosts[1].name);
+    assert_eq!(failed["state"], "failed", "{jobs}");
+    assert!(
+        failed["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("has no enrolled agent"),
+        "{failed}"
+    );
+    // That failure halts the ring (its budget is 0 of 2): an approver goes on past it, and
+    // when the agent is back the next night, its job runs.
+    let (s, v) = call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/cycles/{id}/resume")),
+        Some(&appr),
+        Some(json!({"ring": "", "reason": "the agentless one is patched by hand"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let night: Timestamp = "2026-08-13T00:10:00Z".parse().unwrap();
+    srv.clock.set(night);
+    let t = silent.tick(night).await.unwrap();
+    let (_, j) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
+    assert_eq!(t.job.map(|j| j.1), Some("succeeded".to_string()), "{j}");
+}
