@@ -28,6 +28,9 @@ pub enum AgentError {
     Revoked(String),
 }
 
+/// How long a long-polling check-in asks to be held (the server caps it).
+const LONG_POLL_ASK: u32 = 50;
+
 /// What one check-in did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tick {
@@ -49,6 +52,8 @@ pub struct Agent<H: Host> {
     state: Option<AgentState>,
     /// A deterministic jitter source (simulations) or random (`None`).
     jitter_seed: Option<u64>,
+    /// Hold check-ins open for work (long-polling) when the server offers it.
+    long_poll: bool,
 }
 
 impl<H: Host> Agent<H> {
@@ -76,7 +81,17 @@ impl<H: Host> Agent<H> {
             state_dir,
             state,
             jitter_seed: None,
+            long_poll: false,
         })
+    }
+
+    /// Long-poll: each check-in asks the server to hold it open until work comes (up to the
+    /// server's `long_poll_seconds`), so a job starts as soon as its cycle does; the next
+    /// check-in follows after the jitter only. Off, an agent learns of work at its next
+    /// check-in (every minute).
+    pub fn with_long_poll(mut self) -> Self {
+        self.long_poll = true;
+        self
     }
 
     /// Draw jitter from this seed instead of the system's randomness (reproducible runs).
@@ -156,6 +171,7 @@ impl<H: Host> Agent<H> {
                     protocol: AGENT_PROTOCOL,
                     agent_version: AGENT_VERSION.to_string(),
                     inventory_digest: Some(digest.clone()),
+                    wait_seconds: self.long_poll.then_some(LONG_POLL_ASK),
                 },
             )
             .await
@@ -186,11 +202,16 @@ impl<H: Host> Agent<H> {
         } else {
             self.random() % jitter
         };
+        // A long poll that was honoured is the wait itself: check in again after the jitter.
+        let interval = if self.long_poll && reply.long_poll_seconds > 0 {
+            1
+        } else {
+            u64::from(reply.check_in_seconds.max(1))
+        };
         Ok(Tick {
             sent_inventory: sent,
             job,
-            next: Duration::from_secs(u64::from(reply.check_in_seconds.max(1)))
-                + Duration::from_millis(spread),
+            next: Duration::from_secs(interval) + Duration::from_millis(spread),
             notice,
         })
     }

@@ -34,6 +34,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 /// How often agents check in, and the random spread added to each interval.
 pub const CHECK_IN_SECONDS: u32 = 60;
 pub const JITTER_SECONDS: u32 = 15;
+/// The longest a check-in is held open waiting for work (below the agent's 60 s timeout).
+pub const LONG_POLL_SECONDS: u32 = 50;
 /// An agent that missed this many check-ins is shown as silent.
 pub const SILENT_AFTER_MISSED: i64 = 3;
 /// Failed enrolments one source address may make per minute before it is refused for the
@@ -52,6 +54,8 @@ const MAX_LIST: usize = 20_000;
 pub struct AgentMemory {
     heartbeats: std::sync::Mutex<HashMap<i64, Timestamp>>,
     failures: std::sync::Mutex<HashMap<String, (Timestamp, u32)>>,
+    /// Per tenant: bumped when work may have come, waking long-polling check-ins.
+    work: std::sync::Mutex<HashMap<TenantId, tokio::sync::watch::Sender<u64>>>,
 }
 
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -399,10 +403,65 @@ impl<S: ControlStore> App<S> {
     /// including the job of its server when its ring may start and its gates pass now.
     pub async fn check_in(&self, agent: &AgentRecord, req: &CheckIn) -> Result<CheckInReply> {
         let mut reply = self.check_in_reply(agent, req);
-        if reply.directive.is_none() && !reply.send_inventory {
-            reply.job = self.offer_job(agent).await?;
+        if reply.directive.is_some() || reply.send_inventory {
+            return Ok(reply);
         }
+        // Subscribed before looking, so work that comes meanwhile is not missed.
+        let mut work = self.work_signal(agent.tenant);
+        reply.job = self.offer_job(agent).await?;
+        let wait = req.wait_seconds.unwrap_or(0).min(LONG_POLL_SECONDS);
+        if reply.job.is_some() || wait == 0 {
+            return Ok(reply);
+        }
+        let mut hold = std::time::Duration::from_secs(u64::from(wait));
+        if let Some(slot) = self.next_slot(agent).await? {
+            let until = self.now().duration_until(slot).max(SignedDuration::ZERO);
+            hold = hold.min(std::time::Duration::try_from(until).unwrap_or(hold));
+        }
+        tokio::select! {
+            _ = work.changed() => {}
+            _ = tokio::time::sleep(hold) => {}
+        }
+        // Seen at the end of the wait too: a long poll is a check-in held open.
+        let _ = self.check_in_reply(agent, req);
+        reply.job = self.offer_job(agent).await?;
         Ok(reply)
+    }
+
+    /// Wakes long-polling agents of `tenant`: work may have come (a cycle started or resumed,
+    /// a rollback was asked for, a checkpoint was taken).
+    pub(crate) fn notify_work(&self, tenant: TenantId) {
+        let mut signals = lock(&self.agents.work);
+        let tx = signals
+            .entry(tenant)
+            .or_insert_with(|| tokio::sync::watch::channel(0u64).0);
+        tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn work_signal(&self, tenant: TenantId) -> tokio::sync::watch::Receiver<u64> {
+        let mut signals = lock(&self.agents.work);
+        signals
+            .entry(tenant)
+            .or_insert_with(|| tokio::sync::watch::channel(0u64).0)
+            .subscribe()
+    }
+
+    /// The soonest slot start still to come among the server's open jobs.
+    async fn next_slot(&self, agent: &AgentRecord) -> Result<Option<Timestamp>> {
+        let now = self.now();
+        let mut next: Option<Timestamp> = None;
+        for rec in self
+            .store
+            .open_jobs_for_server(agent.tenant, &agent.server)
+            .await?
+        {
+            let job: patchward_core::execution::Job =
+                crate::workflow::decode("job", rec.id, &rec.body)?;
+            if job.slot_start > now {
+                next = Some(next.map_or(job.slot_start, |n| n.min(job.slot_start)));
+            }
+        }
+        Ok(next)
     }
 
     fn check_in_reply(&self, agent: &AgentRecord, req: &CheckIn) -> CheckInReply {
@@ -429,6 +488,7 @@ impl<S: ControlStore> App<S> {
             protocol: req.protocol.clamp(AGENT_PROTOCOL_MIN, AGENT_PROTOCOL),
             check_in_seconds: CHECK_IN_SECONDS,
             jitter_seconds: JITTER_SECONDS,
+            long_poll_seconds: LONG_POLL_SECONDS,
             send_inventory,
             directive,
             job: None,

@@ -79,6 +79,11 @@ pub struct CheckIn {
     /// report when it differs from the one it has.
     #[serde(default)]
     pub inventory_digest: Option<String>,
+    /// Long-polling: when there is no work now, hold the answer up to this many seconds
+    /// (at most the reply's `long_poll_seconds`) and answer as soon as work comes (a cycle
+    /// starts or resumes, a rollback is asked for, the job's slot comes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<u32>,
 }
 
 /// What the server asks of an agent after a check-in.
@@ -88,6 +93,9 @@ pub struct CheckInReply {
     pub protocol: u32,
     pub check_in_seconds: u32,
     pub jitter_seconds: u32,
+    /// The longest `wait_seconds` this server honours (0: it answers at once).
+    #[serde(default)]
+    pub long_poll_seconds: u32,
     /// Send `POST /agent/v1/inventory` now (the server has no report with this digest).
     pub send_inventory: bool,
     /// Something the agent must do before anything else.

@@ -57,6 +57,7 @@ impl<S: ControlStore> App<S> {
             .await?;
         }
         let made = self.ensure_jobs(tenant, id).await?;
+        self.notify_work(tenant);
         self.record(
             actor,
             Some(tenant),
@@ -191,14 +192,17 @@ impl<S: ControlStore> App<S> {
             }
         };
         let detail = serde_json::json!({"reason": why, "ring": ring, "failures_accepted": accept.as_ref().map(|a| a.1)});
-        self.change_running_cycle(actor, tenant, id, "cycle.resume", detail, move |c, _, _| {
-            c.paused = None;
-            if let Some((key, failed)) = &accept {
-                c.accepted_failures.insert(key.clone(), *failed);
-            }
-            Ok(())
-        })
-        .await
+        let view = self
+            .change_running_cycle(actor, tenant, id, "cycle.resume", detail, move |c, _, _| {
+                c.paused = None;
+                if let Some((key, failed)) = &accept {
+                    c.accepted_failures.insert(key.clone(), *failed);
+                }
+                Ok(())
+            })
+            .await?;
+        self.notify_work(tenant);
+        Ok(view)
     }
 
     async fn change_running_cycle(

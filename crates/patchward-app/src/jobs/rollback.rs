@@ -181,8 +181,10 @@ impl<S: ControlStore> App<S> {
                 }),
             )
             .await?;
-            if method == RollbackMethod::Snapshot {
-                self.queue_hook(tenant, job_id, HookKind::Restore);
+            match method {
+                RollbackMethod::Snapshot => self.queue_hook(tenant, job_id, HookKind::Restore),
+                RollbackMethod::UninstallKb => self.notify_work(tenant),
+                _ => {}
             }
             return Ok(super::job_view(job_id, &job));
         }
@@ -408,6 +410,10 @@ impl<S: ControlStore> App<S> {
             }
             if !self.write(&rec, &job, lease, now).await? {
                 continue;
+            }
+            if task.kind == HookKind::Checkpoint && run.succeeded() {
+                // Its server's agent may be waiting for it.
+                self.notify_work(task.tenant);
             }
             self.audit_job(
                 &rec,

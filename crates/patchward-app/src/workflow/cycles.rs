@@ -1229,6 +1229,7 @@ impl<S: ControlStore> App<S> {
                 // However it is started (API transition, UI, `start`), its plan becomes jobs.
                 CycleState::Running => {
                     self.ensure_jobs(tenant, id).await?;
+                    self.notify_work(tenant);
                 }
                 _ => {}
             }

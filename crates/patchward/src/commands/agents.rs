@@ -223,6 +223,9 @@ pub async fn agent(a: AgentArgs) -> Result<()> {
 
 async fn run_agent<H: patchward_agent::Host>(host: H, a: &AgentArgs) -> Result<()> {
     let mut agent = Agent::new(host, a.connect.client()?, Some(a.state_dir.clone()))?;
+    if !a.once {
+        agent = agent.with_long_poll();
+    }
     if agent
         .ensure_enrolled(a.connect.enrol_token.as_deref())
         .await?
@@ -243,6 +246,9 @@ async fn run_agent<H: patchward_agent::Host>(host: H, a: &AgentArgs) -> Result<(
                 }
                 if t.sent_inventory {
                     eprintln!("inventory reported");
+                }
+                if let Some((job, state)) = &t.job {
+                    eprintln!("job {job}: {state}");
                 }
                 t.next
             }
@@ -288,10 +294,12 @@ pub async fn simulate(a: SimulateArgs) -> Result<()> {
         let host = SimulatedHost::generate(&streams, a.seed, i, start)
             .ok_or_else(|| anyhow!("the bundled KB table has no cumulative updates"))?
             .with_fault(fault, start);
-        agents.push(
-            Agent::new(host, client.clone(), None)?
-                .with_jitter_seed(a.seed.wrapping_mul(31).wrapping_add(u64::from(i))),
-        );
+        let mut agent = Agent::new(host, client.clone(), None)?
+            .with_jitter_seed(a.seed.wrapping_mul(31).wrapping_add(u64::from(i)));
+        if a.duration.is_some() {
+            agent = agent.with_long_poll();
+        }
+        agents.push(agent);
     }
     // The fleet enrols the way a provisioning tool brings one up: one use of the token for
     // each batch of up to MAX_ENROL_BATCH hosts, each host with its own credential.
@@ -339,7 +347,11 @@ pub async fn simulate(a: SimulateArgs) -> Result<()> {
                     tokio::time::sleep_until(deadline).await;
                     return Ok(agent.host.name);
                 }
-                match agent.tick(now()).await {
+                let ticked = tokio::select! {
+                    t = agent.tick(now()) => t,
+                    _ = tokio::time::sleep_until(deadline) => return Ok(agent.host.name),
+                };
+                match ticked {
                     Ok(t) => {
                         // Progress for whoever watches: each job's outcome as it happens.
                         if let Some((job, state)) = &t.job {

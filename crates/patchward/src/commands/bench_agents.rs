@@ -208,6 +208,7 @@ pub async fn run(a: BenchAgentsArgs) -> Result<()> {
                     protocol: 1,
                     agent_version: "bench".into(),
                     inventory_digest: Some(digest),
+                    wait_seconds: None,
                 })
                 .unwrap_or_default();
                 (cred, body)

@@ -684,6 +684,7 @@ async fn killed_servers_and_agents_lose_no_job_and_run_none_twice(backend: Backe
                 inventory_digest: Some(
                     patchward_agent::Host::inventory(&mut agents[5].host, now).digest(),
                 ),
+                wait_seconds: None,
             },
         )
         .await
@@ -722,6 +723,7 @@ async fn killed_servers_and_agents_lose_no_job_and_run_none_twice(backend: Backe
                 inventory_digest: Some(
                     patchward_agent::Host::inventory(&mut agents[8].host, now).digest(),
                 ),
+                wait_seconds: None,
             },
         )
         .await
@@ -1227,8 +1229,22 @@ async fn jobs_nobody_runs_in_their_window_move_or_fail_by_themselves(backend: Ba
             .contains("has no enrolled agent"),
         "{failed}"
     );
-    // That failure halts the ring (its budget is 0 of 2): an approver goes on past it, and
-    // when the agent is back the next night, its job runs.
+    // That failure halts the ring (its budget is 0 of 2). The agent is back the next night
+    // and long-polls: its check-in is held open while the ring waits, and answers with the
+    // job as soon as an approver goes on past the halt.
+    let night: Timestamp = "2026-08-13T00:10:00Z".parse().unwrap();
+    srv.clock.set(night);
+    let mut silent = silent.with_long_poll();
+    let polling = tokio::spawn(async move {
+        let t0 = std::time::Instant::now();
+        let t = silent.tick(night).await.unwrap();
+        (t, t0.elapsed())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !polling.is_finished(),
+        "the check-in is held while there is no work"
+    );
     let (s, v) = call(
         &c,
         Method::POST,
@@ -1238,9 +1254,12 @@ async fn jobs_nobody_runs_in_their_window_move_or_fail_by_themselves(backend: Ba
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let night: Timestamp = "2026-08-13T00:10:00Z".parse().unwrap();
-    srv.clock.set(night);
-    let t = silent.tick(night).await.unwrap();
+    let (t, took) = polling.await.unwrap();
     let (_, j) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
     assert_eq!(t.job.map(|j| j.1), Some("succeeded".to_string()), "{j}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "answered when the work came, not at the end of the poll: {took:?}"
+    );
+    assert!(t.next <= std::time::Duration::from_secs(16), "{:?}", t.next);
 }
