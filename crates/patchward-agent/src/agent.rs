@@ -323,6 +323,51 @@ impl<H: Host> Agent<H> {
         Ok(reply.state)
     }
 
+    /// Check in until `stop` resolves (Ctrl-C, the service manager's stop), telling `say`
+    /// what happened; `once`: a single check-in. A failed check-in (the server restarting,
+    /// the network) is tried again a minute later; a revoked agent stops with that error.
+    pub async fn run(
+        &mut self,
+        once: bool,
+        stop: impl std::future::Future<Output = ()>,
+        say: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), AgentError> {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let ticked = tokio::select! {
+                t = self.tick(Timestamp::now()) => t,
+                _ = &mut stop => return Ok(()),
+            };
+            let next = match ticked {
+                Ok(t) => {
+                    if let Some(n) = &t.notice {
+                        say(&format!("server says: {n}"));
+                    }
+                    if t.sent_inventory {
+                        say("inventory reported");
+                    }
+                    if let Some((job, state)) = &t.job {
+                        say(&format!("job {job}: {state}"));
+                    }
+                    t.next
+                }
+                Err(e @ AgentError::Revoked(_)) => return Err(e),
+                Err(e) if once => return Err(e),
+                Err(e) => {
+                    say(&format!("check-in failed, retrying in a minute: {e}"));
+                    Duration::from_secs(60)
+                }
+            };
+            if once {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(next) => {}
+                _ = &mut stop => return Ok(()),
+            }
+        }
+    }
+
     /// A rollback: uninstall the updates, reboot when needed, report the host as it is then
     /// (the server checks the updates are gone and no reboot is pending).
     async fn run_rollback(

@@ -5,10 +5,13 @@
 //! [`Host`] trait: [`simulated::SimulatedHost`] (a deterministic Windows Server fed by
 //! Microsoft's real KB → build table, for tests, demos and load tests) and, on Windows,
 //! `wua::WuaHost` (PowerShell, the registry and the Windows Update Agent API; the only
-//! unsafe code in Patchward is its COM module).
+//! unsafe code in Patchward is its COM module). On Windows it runs as a service
+//! (`service`: the `patchward-agent` executable's `install`).
 
 pub mod client;
 pub mod host;
+#[cfg(windows)]
+pub mod service;
 pub mod simulated;
 pub mod state;
 #[cfg(windows)]

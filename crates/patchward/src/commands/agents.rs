@@ -238,35 +238,13 @@ async fn run_agent<H: patchward_agent::Host>(host: H, a: &AgentArgs) -> Result<(
             );
         }
     }
-    loop {
-        let next = match agent.tick(now()).await {
-            Ok(t) => {
-                if let Some(n) = &t.notice {
-                    eprintln!("server says: {n}");
-                }
-                if t.sent_inventory {
-                    eprintln!("inventory reported");
-                }
-                if let Some((job, state)) = &t.job {
-                    eprintln!("job {job}: {state}");
-                }
-                t.next
-            }
-            Err(AgentError::Revoked(m)) => bail!("{m}"),
-            Err(e) if a.once => return Err(e.into()),
-            Err(e) => {
-                eprintln!("check-in failed, retrying in a minute: {e}");
-                Duration::from_secs(60)
-            }
-        };
-        if a.once {
-            return Ok(());
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(next) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
-    }
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    agent
+        .run(a.once, stop, &mut |m: &str| eprintln!("{m}"))
+        .await?;
+    Ok(())
 }
 
 /// `patchward simulate`: N simulated agents in this process, each enrolling with the token,

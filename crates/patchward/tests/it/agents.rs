@@ -235,6 +235,73 @@ async fn simulated_agents_enrol_report_and_are_revoked_at_their_next_call(backen
     let mut again = Agent::new(host(6, 1), client_of(), None).unwrap();
     assert!(again.ensure_enrolled(Some(&one)).await.is_err());
 
+    // The agent's own executable (what goes on a Windows Server) enrols and reports the same
+    // way; its service commands say they are for Windows.
+    let exe = Path::new(env!("CARGO_BIN_EXE_patchward")).with_file_name("patchward-agent");
+    if exe.exists() {
+        let (_, t) = call(
+            &c,
+            Method::POST,
+            &u("/api/v1/enrol-tokens"),
+            Some(&adm),
+            Some(json!({})),
+        )
+        .await;
+        let dir = crate::tmpdir("agent-exe-state");
+        let args: Vec<String> = [
+            "run",
+            "--server",
+            &srv.url,
+            "--enrol-token",
+            t["token"].as_str().unwrap(),
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--backend",
+            "simulated",
+            "--seed",
+            "41",
+            "--once",
+        ]
+        .map(String::from)
+        .to_vec();
+        let exe2 = exe.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(exe2)
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.contains("enrolled"), "{err}");
+        assert!(dir.join("agent-state.json").exists());
+        let (_, servers) = call(
+            &c,
+            Method::GET,
+            &u("/api/v1/servers?per_page=100"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+        assert!(servers.to_string().contains(&host(41, 0).name), "{servers}");
+        let out = std::process::Command::new(&exe)
+            .args(["uninstall"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success()
+                && String::from_utf8_lossy(&out.stderr).contains("service on Windows only")
+        );
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "{} is not built (cargo test --workspace builds it)",
+            exe.display()
+        );
+    } else {
+        eprintln!("skipping patchward-agent: {} is not built", exe.display());
+    }
+
     // Tokens expire.
     let (_, short) = call(
         &c,
