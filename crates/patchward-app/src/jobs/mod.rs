@@ -7,6 +7,7 @@
 
 pub mod ansible;
 mod offer;
+mod replan;
 mod rollback;
 mod steps;
 mod sweep;

@@ -183,3 +183,19 @@ pub async fn rollback_job(
             .await?,
     ))
 }
+
+/// Re-plan a running cycle from its outcomes: every job not started yet gets the slot the
+/// planner's re-plan gives it (succeeded servers are done, failed ones hold back their
+/// dependants, running ones keep their slot). Approvals stay.
+#[utoipa::path(post, path = "/api/v1/cycles/{id}/replan", tag = "jobs",
+    params(("id" = i64, Path, description = "Cycle id"), TenantQuery),
+    responses((status = 200, body = CycleJobs), (status = 409, body = ApiError)))]
+pub async fn replan_cycle(
+    State(app): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    p: Result<Path<i64>, PathRejection>,
+    q: Result<Query<TenantQuery>, QueryRejection>,
+) -> Res<Json<CycleJobs>> {
+    let t = tenant(&app, &actor, query(q)?.tenant.as_deref()).await?;
+    Ok(Json(app.replan_running_cycle(&actor, t, id(p)?).await?))
+}

@@ -78,6 +78,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     // Going on past a halted ring accepts its failures: an approver's decision.
     ("POST", "/api/v1/cycles/{id}/resume", Need::Approve),
     ("POST", "/api/v1/jobs/{id}/rollback", Need::Approve),
+    ("POST", "/api/v1/cycles/{id}/replan", Need::Operate),
     ("GET", "/api/v1/emergencies", Need::Read),
     ("GET", "/api/v1/exceptions", Need::Read),
     ("POST", "/api/v1/exceptions", Need::Approve),
@@ -173,6 +174,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(agents::pause_cycle))
         .routes(routes!(agents::resume_cycle))
         .routes(routes!(agents::rollback_job))
+        .routes(routes!(agents::replan_cycle))
         .routes(routes!(workflow::emergencies))
         .routes(routes!(
             workflow::list_exceptions,

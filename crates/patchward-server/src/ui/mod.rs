@@ -166,6 +166,7 @@ pub fn router() -> Router<Shared> {
         .route("/cycles/{id}/jobs", get(pages::cycle_jobs))
         .route("/cycles/{id}/pause", post(pages::pause))
         .route("/cycles/{id}/resume", post(pages::resume))
+        .route("/cycles/{id}/replan", post(pages::replan))
         .route(
             "/cycles/{id}/jobs/{job}/rollback",
             post(pages::rollback_job),

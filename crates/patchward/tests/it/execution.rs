@@ -1182,6 +1182,24 @@ async fn jobs_nobody_runs_in_their_window_move_or_fail_by_themselves(backend: Ba
         .await;
         assert_eq!(s, StatusCode::OK, "{path}: {v}");
     }
+    // Twenty minutes on, nobody has checked in: the operator re-plans the rest of the cycle
+    // from its outcomes, and both jobs get a slot from now, still in tonight's window.
+    srv.clock.set("2026-08-12T01:20:00Z".parse().unwrap());
+    let replan = u(&format!("/api/v1/cycles/{id}/replan"));
+    let (s, e) = call(&c, Method::POST, &replan, Some(&appr), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "approvers do not plan: {e}");
+    let (s, re) = call(&c, Method::POST, &replan, Some(&op), None).await;
+    assert_eq!(s, StatusCode::OK, "{re}");
+    for j in re["jobs"].as_array().unwrap() {
+        assert!(
+            j["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("re-planned to 2026-08-12T01:20:00Z in night"),
+            "{re}"
+        );
+        assert_eq!(j["slot_end"], "2026-08-12T01:50:00Z", "{j}");
+    }
     // Nobody checks in; the window closes (02:00) and the grace passes.
     srv.clock.set("2026-08-12T02:06:00Z".parse().unwrap());
     let jobs_url = u(&format!("/api/v1/cycles/{id}/jobs"));

@@ -355,18 +355,58 @@ async fn jobs_roll_back_through_the_agent_and_the_hooks(backend: Backend) {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("reason")),
         "a wrong type is refused, naming the field: {e}"
     );
-    let (s, v) = call(
-        &c,
-        Method::POST,
-        &rollback(&j1),
-        Some(&appr),
-        Some(json!({"reason": "the ERP client fails to start"})),
-    )
-    .await;
+    // The approver does it from the cycle page: a Roll back form on each ended job.
+    let login = c
+        .post(u("/api/v1/session"))
+        .header("Content-Type", "application/json")
+        .body(json!({"name": "alice", "password": "correct horse battery staple"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let panel = c
+        .get(u(&format!("/cycles/{id}/jobs")))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = format!("action=\"/cycles/{id}/jobs/{}/rollback\"", j1["id"]);
+    assert!(panel.contains(&form), "{panel}");
+    let done = format!("action=\"/cycles/{id}/jobs/{}/rollback\"", j0["id"]);
+    assert!(
+        !panel.contains(&done),
+        "a rolled-back job has no Roll back form"
+    );
+    let csrf = panel
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let posted = c
+        .post(u(&format!("/cycles/{id}/jobs/{}/rollback", j1["id"])))
+        .header("Cookie", &cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&reason=the+ERP+client+fails+to+start"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        posted.url().as_str().contains("done=rolling-back"),
+        "{}",
+        posted.url()
+    );
+    let page = posted.text().await.unwrap();
+    assert!(page.contains("Rollback asked for"), "the flash says so");
+    let (_, now_jobs) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
     assert_eq!(
-        (s, v["state"].as_str()),
-        (StatusCode::OK, Some("rolling_back")),
-        "{v}"
+        job_of(&now_jobs, &names[1])["state"],
+        "rolling_back",
+        "{now_jobs}"
     );
     // A succeeded job can be rolled back too; snapshot → the restore hook; by hand → refused
     // until done.

@@ -265,6 +265,26 @@ pub async fn rollback_job(
     }
 }
 
+/// Re-plan the rest of a running cycle (operators), from the jobs panel.
+pub async fn replan(
+    State(app): State<Shared>,
+    s: Session,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let id = match cycle_id(&id) {
+        Ok(i) => i,
+        Err(e) => return error_page(&e),
+    };
+    if let Err(e) = check_csrf(&s, &f.csrf) {
+        return error_page(&e);
+    }
+    match app.replan_running_cycle(&s.actor, s.tenant, id).await {
+        Ok(_) => see_other(&format!("/cycles/{id}?done=replanned")),
+        Err(e) => cycle_page(&app, &s, id, None, Some(&e)).await,
+    }
+}
+
 /// The state strip: Draft → Awaiting approval → Approved → Running → Completed.
 fn states(state: &str) -> Vec<(&'static str, &'static str)> {
     let steps = [

@@ -112,6 +112,7 @@ fn done_message(code: &str) -> Option<&'static str> {
         "resumed" => "The cycle goes on.",
         "rolling-back" => "Rollback asked for: it runs by the server's rollback plan.",
         "rolled-back" => "Rollback recorded.",
+        "replanned" => "Re-planned: every job not started yet has its new slot.",
         _ => return None,
     })
 }
