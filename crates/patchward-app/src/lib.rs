@@ -91,6 +91,8 @@ pub struct App<S: ControlStore> {
     hook_tasks: Mutex<Vec<jobs::HookTask>>,
     /// When the sweeper last looked for jobs whose window passed (it does once a minute).
     window_sweep: Mutex<Option<jiff::Timestamp>>,
+    /// Per cycle: its jobs' rows without bodies, as offers read them (`jobs::summaries`).
+    cycle_jobs: jobs::CycleJobsCache,
 }
 
 impl<S: ControlStore> App<S> {
@@ -107,6 +109,7 @@ impl<S: ControlStore> App<S> {
             hooks: jobs::Hooks::default(),
             hook_tasks: Mutex::new(Vec::new()),
             window_sweep: Mutex::new(None),
+            cycle_jobs: jobs::CycleJobsCache::default(),
         }
     }
 

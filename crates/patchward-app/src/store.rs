@@ -8,8 +8,8 @@ use patchward_core::inventory::{Estate, Server};
 use patchward_store::{
     AccessStore, AgentRecord, AgentStore, AuditEntry, AuditQuery, AuditStore, Counts, CycleRecord,
     DocumentImport, EnrolTokenRecord, Enrolment, ExceptionRecord, FeedStatus, ImportOutcome,
-    JobRecord, JobStore, LeaseChange, NewAgent, NewAuditEntry, NewEnrolToken, NewJob, NewToken,
-    NewUser, Result, SessionRecord, SqliteStore, Store, StoredServer, Tenant, TenantId,
+    JobRecord, JobStore, JobSummary, LeaseChange, NewAgent, NewAuditEntry, NewEnrolToken, NewJob,
+    NewToken, NewUser, Result, SessionRecord, SqliteStore, Store, StoredServer, Tenant, TenantId,
     TokenRecord, TokenRefusal, UserRecord, WorkflowStore,
 };
 use patchward_store_postgres::PgStore;
@@ -399,6 +399,9 @@ impl JobStore for AnyStore {
     }
     async fn jobs(&self, tenant: TenantId, cycle: i64) -> Result<Vec<JobRecord>> {
         dispatch!(self, s => s.jobs(tenant, cycle))
+    }
+    async fn job_summaries(&self, tenant: TenantId, cycle: i64) -> Result<Vec<JobSummary>> {
+        dispatch!(self, s => s.job_summaries(tenant, cycle))
     }
     async fn job(&self, tenant: TenantId, id: i64) -> Result<Option<JobRecord>> {
         dispatch!(self, s => s.job(tenant, id))

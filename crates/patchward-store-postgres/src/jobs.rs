@@ -3,7 +3,7 @@
 use crate::PgStore;
 use jiff::Timestamp;
 use patchward_store::codec::{from_ms, ms, random_id};
-use patchward_store::{JobRecord, JobStore, LeaseChange, NewJob, Result, TenantId};
+use patchward_store::{JobRecord, JobStore, JobSummary, LeaseChange, NewJob, Result, TenantId};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -72,6 +72,29 @@ impl JobStore for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(job_row).collect()
+    }
+
+    async fn job_summaries(&self, tenant: TenantId, cycle: i64) -> Result<Vec<JobSummary>> {
+        let rows = sqlx::query(
+            "SELECT id, server, ring, state, version, updated_at FROM jobs
+             WHERE tenant_id = $1 AND cycle_id = $2 ORDER BY lower(server)",
+        )
+        .bind(tenant.0)
+        .bind(cycle)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobSummary {
+                    id: r.try_get("id")?,
+                    server: r.try_get("server")?,
+                    ring: r.try_get("ring")?,
+                    state: r.try_get("state")?,
+                    version: r.try_get("version")?,
+                    updated_at: from_ms(r.try_get("updated_at")?).unwrap_or(Timestamp::UNIX_EPOCH),
+                })
+            })
+            .collect()
     }
 
     async fn job(&self, tenant: TenantId, id: i64) -> Result<Option<JobRecord>> {

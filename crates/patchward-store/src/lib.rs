@@ -475,6 +475,13 @@ pub trait JobStore {
         tenant: TenantId,
         cycle: i64,
     ) -> impl Future<Output = Result<Vec<JobRecord>>> + Send;
+    /// A cycle's jobs without their bodies (by server name): what ring promotion and the gates
+    /// read of the other jobs at every offer.
+    fn job_summaries(
+        &self,
+        tenant: TenantId,
+        cycle: i64,
+    ) -> impl Future<Output = Result<Vec<JobSummary>>> + Send;
     fn job(
         &self,
         tenant: TenantId,
@@ -546,6 +553,17 @@ pub struct JobRecord {
     /// JSON.
     pub body: String,
     pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A job's row without its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSummary {
+    pub id: i64,
+    pub server: String,
+    pub ring: Option<String>,
+    pub state: String,
+    pub version: i64,
     pub updated_at: Timestamp,
 }
 

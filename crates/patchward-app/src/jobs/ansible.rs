@@ -184,8 +184,7 @@ impl<S: ControlStore> App<S> {
             );
             job.step_started(StepKind::Install, now, "ansible.windows.win_updates");
             let granted = self
-                .store
-                .update_job(
+                .store_job(
                     tenant,
                     rec.id,
                     rec.version,
@@ -275,8 +274,7 @@ impl<S: ControlStore> App<S> {
             let (state, why) = judge(&mut job, r, now);
             job.end(state, now, why.clone());
             let written = self
-                .store
-                .update_job(
+                .store_job(
                     tenant,
                     rec.id,
                     rec.version,

@@ -10,9 +10,11 @@ mod offer;
 mod replan;
 mod rollback;
 mod steps;
+mod summaries;
 mod sweep;
 
 pub use rollback::{HookTask, Hooks};
+pub(crate) use summaries::CycleJobsCache;
 
 use crate::workflow::{decode, encode};
 use crate::{Actor, App, AppError, Result};
@@ -417,18 +419,49 @@ pub(crate) fn ring_order(estate: &Estate) -> Vec<(&str, jiff::SignedDuration)> {
 }
 
 /// Jobs as ring promotion sees them: a terminal job finished at its last write.
-pub(crate) fn ring_jobs(records: &[JobRecord]) -> Vec<RingJob<'_>> {
+pub(crate) fn ring_jobs<R: JobRow>(records: &[R]) -> Vec<RingJob<'_>> {
     records
         .iter()
         .map(|r| {
-            let state = JobState::parse(&r.state).unwrap_or(JobState::Waiting);
+            let state = JobState::parse(r.state()).unwrap_or(JobState::Waiting);
             RingJob {
-                ring: r.ring.as_deref(),
+                ring: r.ring(),
                 state,
-                finished: state.is_terminal().then_some(r.updated_at),
+                finished: state.is_terminal().then_some(r.updated_at()),
             }
         })
         .collect()
+}
+
+/// What ring promotion reads of a job's row, with or without its body.
+pub(crate) trait JobRow {
+    fn ring(&self) -> Option<&str>;
+    fn state(&self) -> &str;
+    fn updated_at(&self) -> Timestamp;
+}
+
+impl JobRow for JobRecord {
+    fn ring(&self) -> Option<&str> {
+        self.ring.as_deref()
+    }
+    fn state(&self) -> &str {
+        &self.state
+    }
+    fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
+}
+
+impl JobRow for patchward_store::JobSummary {
+    fn ring(&self) -> Option<&str> {
+        self.ring.as_deref()
+    }
+    fn state(&self) -> &str {
+        &self.state
+    }
+    fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
 }
 
 pub(crate) fn job_view(id: i64, j: &Job) -> JobView {

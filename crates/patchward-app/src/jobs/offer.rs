@@ -18,7 +18,7 @@ use patchward_core::execution::{
 use patchward_core::inventory::{DependencyTarget, Estate, RollbackMethod};
 use patchward_core::workflow::ring_key;
 use patchward_proto::agent::{InventoryReport, JobOffer};
-use patchward_store::{AgentRecord, ControlStore, JobRecord, LeaseChange};
+use patchward_store::{AgentRecord, ControlStore, JobRecord, JobSummary, LeaseChange};
 
 impl<S: ControlStore> App<S> {
     /// The job to give this agent now, if any (leased to it).
@@ -70,7 +70,7 @@ impl<S: ControlStore> App<S> {
             }
             return Ok(None);
         }
-        let cycle_jobs = self.store.jobs(rec.tenant, rec.cycle).await?;
+        let cycle_jobs = self.cycle_summaries(rec.tenant, rec.cycle, false).await?;
         let estate = self.cached_estate(rec.tenant).await?;
         let rules = crate::workflow::rules_of(&self.store, rec.tenant).await?;
         let rings = ring_order(&estate);
@@ -183,6 +183,7 @@ impl<S: ControlStore> App<S> {
                     return Ok(None);
                 }
             }
+            let before_start = job.clone();
             job.state = JobState::Running;
             job.started = Some(now);
             job.before = host;
@@ -200,6 +201,24 @@ impl<S: ControlStore> App<S> {
                     now,
                 )
                 .await?;
+            // Another replica (or check-in) may have started a dependency or a member of the
+            // same service at the same moment: look again at fresh rows, now that this job is
+            // running, and step back if together they break a rule. Two that started at once
+            // may both step back; each tries again at its next check-in.
+            if offer.is_some() {
+                let fresh = self.cycle_summaries(rec.tenant, rec.cycle, true).await?;
+                let (unhealthy, full) = neighbours(&estate, &rec.server, &fresh);
+                if !unhealthy.is_empty() || !full.is_empty() {
+                    let why = unhealthy
+                        .iter()
+                        .map(|u| format!("dependencies: {u}"))
+                        .chain(full.iter().map(|f| format!("disruption budget: {f}")))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    self.step_back(&rec, before_start, &why, now).await?;
+                    return Ok(None);
+                }
+            }
             if offer.is_some() {
                 self.audit_job(
                     &rec,
@@ -232,7 +251,7 @@ impl<S: ControlStore> App<S> {
         rec: &JobRecord,
         job: &Job,
         estate: &Estate,
-        cycle_jobs: &[JobRecord],
+        cycle_jobs: &[JobSummary],
         host: Option<&patchward_core::execution::HostSnapshot>,
         window: Option<Interval>,
         approved: bool,
@@ -285,64 +304,7 @@ impl<S: ControlStore> App<S> {
                     .into_iter()
                     .find(|o| o.overlaps(&span))
             });
-        let state_of = |name: &str| {
-            cycle_jobs
-                .iter()
-                .find(|j| j.server.eq_ignore_ascii_case(name))
-                .and_then(|j| JobState::parse(&j.state))
-        };
-        let mut unhealthy = Vec::new();
-        for d in &estate.dependencies {
-            let mine = match &d.dependent {
-                DependencyTarget::Server(s) => s.eq_ignore_ascii_case(&rec.server),
-                DependencyTarget::Service(s) => {
-                    service_names.iter().any(|n| n.eq_ignore_ascii_case(s))
-                }
-            };
-            if !mine {
-                continue;
-            }
-            let targets: Vec<String> = match &d.depends_on {
-                DependencyTarget::Server(s) => vec![s.clone()],
-                DependencyTarget::Service(s) => estate
-                    .services
-                    .iter()
-                    .filter(|x| x.name.eq_ignore_ascii_case(s))
-                    .flat_map(|x| x.members.clone())
-                    .collect(),
-            };
-            for t in targets {
-                if t.eq_ignore_ascii_case(&rec.server) {
-                    continue;
-                }
-                match state_of(&t) {
-                    Some(JobState::Running | JobState::RollingBack) => {
-                        unhealthy.push(format!("{t} (being patched now)"))
-                    }
-                    Some(s) if s.is_failure() => unhealthy.push(format!("{t} (its job {s})")),
-                    _ => {}
-                }
-            }
-        }
-        let mut full_budgets = Vec::new();
-        for s in &services {
-            let down = s
-                .members
-                .iter()
-                .filter(|m| !m.eq_ignore_ascii_case(&rec.server))
-                .filter(|m| {
-                    state_of(m).is_some_and(|st| st == JobState::Running || st.is_failure())
-                })
-                .count();
-            let allowed = s.budget.allowed(s.members.len());
-            if down >= allowed {
-                full_budgets.push(format!(
-                    "service {}: {down} of {} members down, its budget allows {allowed}",
-                    s.name,
-                    s.members.len()
-                ));
-            }
-        }
+        let (unhealthy, full_budgets) = neighbours(estate, &rec.server, cycle_jobs);
         let input = GateInput {
             now,
             approved,
@@ -372,8 +334,7 @@ impl<S: ControlStore> App<S> {
         now: Timestamp,
     ) -> Result<Option<JobOffer>> {
         let Some(w) = self
-            .store
-            .update_job(
+            .store_job(
                 rec.tenant,
                 rec.id,
                 rec.version,
@@ -414,6 +375,34 @@ impl<S: ControlStore> App<S> {
         }))
     }
 
+    /// Undo a lease just granted: the job waits again (its lease released), saying why.
+    async fn step_back(
+        &self,
+        rec: &JobRecord,
+        mut job: Job,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let Some(current) = self.store.job(rec.tenant, rec.id).await? else {
+            return Ok(());
+        };
+        job.state = JobState::Waiting;
+        job.outcome =
+            format!("stepped back as it started: {why}; tried again at the next check-in");
+        self.store_job(
+            rec.tenant,
+            rec.id,
+            current.version,
+            job.state.as_str(),
+            &encode("job", &job)?,
+            LeaseChange::Release,
+            now,
+        )
+        .await?;
+        self.audit_job(rec, "job.stepped_back", serde_json::json!({"why": why}))
+            .await
+    }
+
     /// A versioned write; `false` when another writer got there first.
     pub(crate) async fn write(
         &self,
@@ -423,8 +412,7 @@ impl<S: ControlStore> App<S> {
         now: Timestamp,
     ) -> Result<bool> {
         Ok(self
-            .store
-            .update_job(
+            .store_job(
                 rec.tenant,
                 rec.id,
                 rec.version,
@@ -501,4 +489,75 @@ fn calendar_of(estate: &Estate, job: &Job) -> Option<WindowCalendar> {
         .iter()
         .find(|w| w.name.eq_ignore_ascii_case(&job.window))?;
     WindowCalendar::new(w).ok()
+}
+
+/// The servers this one depends on that are not healthy now (being patched, or their job
+/// failed), and the services of which it is a member whose disruption budget is full: the two
+/// gates that look at the cycle's other jobs.
+pub(super) fn neighbours(
+    estate: &Estate,
+    server: &str,
+    cycle_jobs: &[JobSummary],
+) -> (Vec<String>, Vec<String>) {
+    let services: Vec<&patchward_core::inventory::Service> = estate
+        .services
+        .iter()
+        .filter(|s| s.members.iter().any(|m| m.eq_ignore_ascii_case(server)))
+        .collect();
+    let service_names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let state_of = |name: &str| {
+        cycle_jobs
+            .iter()
+            .find(|j| j.server.eq_ignore_ascii_case(name))
+            .and_then(|j| JobState::parse(&j.state))
+    };
+    let mut unhealthy = Vec::new();
+    for d in &estate.dependencies {
+        let mine = match &d.dependent {
+            DependencyTarget::Server(s) => s.eq_ignore_ascii_case(server),
+            DependencyTarget::Service(s) => service_names.iter().any(|n| n.eq_ignore_ascii_case(s)),
+        };
+        if !mine {
+            continue;
+        }
+        let targets: Vec<String> = match &d.depends_on {
+            DependencyTarget::Server(s) => vec![s.clone()],
+            DependencyTarget::Service(s) => estate
+                .services
+                .iter()
+                .filter(|x| x.name.eq_ignore_ascii_case(s))
+                .flat_map(|x| x.members.clone())
+                .collect(),
+        };
+        for t in targets {
+            if t.eq_ignore_ascii_case(server) {
+                continue;
+            }
+            match state_of(&t) {
+                Some(JobState::Running | JobState::RollingBack) => {
+                    unhealthy.push(format!("{t} (being patched now)"))
+                }
+                Some(s) if s.is_failure() => unhealthy.push(format!("{t} (its job {s})")),
+                _ => {}
+            }
+        }
+    }
+    let mut full_budgets = Vec::new();
+    for s in &services {
+        let down = s
+            .members
+            .iter()
+            .filter(|m| !m.eq_ignore_ascii_case(server))
+            .filter(|m| state_of(m).is_some_and(|st| st == JobState::Running || st.is_failure()))
+            .count();
+        let allowed = s.budget.allowed(s.members.len());
+        if down >= allowed {
+            full_budgets.push(format!(
+                "service {}: {down} of {} members down, its budget allows {allowed}",
+                s.name,
+                s.members.len()
+            ));
+        }
+    }
+    (unhealthy, full_budgets)
 }

@@ -100,17 +100,16 @@ impl<S: ControlStore> App<S> {
                 }
             }
             // A job another writer changed meanwhile (its agent started it) keeps that.
-            self.store
-                .update_job(
-                    tenant,
-                    rec.id,
-                    rec.version,
-                    job.state.as_str(),
-                    &encode("job", &job)?,
-                    LeaseChange::Keep,
-                    now,
-                )
-                .await?;
+            self.store_job(
+                tenant,
+                rec.id,
+                rec.version,
+                job.state.as_str(),
+                &encode("job", &job)?,
+                LeaseChange::Keep,
+                now,
+            )
+            .await?;
         }
         self.record(
             actor,

@@ -70,8 +70,7 @@ impl<S: ControlStore> App<S> {
             let state = job.state;
             let lease = LeaseChange::Release;
             let written = self
-                .store
-                .update_job(
+                .store_job(
                     rec.tenant,
                     rec.id,
                     rec.version,
@@ -221,8 +220,7 @@ impl<S: ControlStore> App<S> {
                 }
             };
             let written = self
-                .store
-                .update_job(
+                .store_job(
                     tenant,
                     rec.id,
                     rec.version,

@@ -2,7 +2,7 @@
 
 use super::SqliteStore;
 use crate::codec::{from_ms, ms, random_id};
-use crate::{JobRecord, JobStore, LeaseChange, NewJob, Result, TenantId};
+use crate::{JobRecord, JobStore, JobSummary, LeaseChange, NewJob, Result, TenantId};
 use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -71,6 +71,29 @@ impl JobStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(job_row).collect()
+    }
+
+    async fn job_summaries(&self, tenant: TenantId, cycle: i64) -> Result<Vec<JobSummary>> {
+        let rows = sqlx::query(
+            "SELECT id, server, ring, state, version, updated_at FROM jobs
+             WHERE tenant_id = ? AND cycle_id = ? ORDER BY server",
+        )
+        .bind(tenant.0)
+        .bind(cycle)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobSummary {
+                    id: r.try_get("id")?,
+                    server: r.try_get("server")?,
+                    ring: r.try_get("ring")?,
+                    state: r.try_get("state")?,
+                    version: r.try_get("version")?,
+                    updated_at: from_ms(r.try_get("updated_at")?).unwrap_or(Timestamp::UNIX_EPOCH),
+                })
+            })
+            .collect()
     }
 
     async fn job(&self, tenant: TenantId, id: i64) -> Result<Option<JobRecord>> {

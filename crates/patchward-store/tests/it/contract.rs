@@ -1531,6 +1531,32 @@ pub async fn jobs(store: &(impl AccessStore + WorkflowStore + JobStore)) {
         vec!["app01", "sql01", "web01"]
     );
     assert!(store.jobs(other, c.id).await.unwrap().is_empty());
+    // The same rows without their bodies.
+    let light = store.job_summaries(T, c.id).await.unwrap();
+    assert_eq!(
+        light
+            .iter()
+            .map(|j| (
+                j.id,
+                j.server.as_str(),
+                j.ring.as_deref(),
+                j.state.as_str(),
+                j.version,
+                j.updated_at
+            ))
+            .collect::<Vec<_>>(),
+        all.iter()
+            .map(|j| (
+                j.id,
+                j.server.as_str(),
+                j.ring.as_deref(),
+                j.state.as_str(),
+                j.version,
+                j.updated_at
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert!(store.job_summaries(other, c.id).await.unwrap().is_empty());
     // Only jobs of running cycles are open work.
     let open = store.open_jobs_for_server(T, "WEB01").await.unwrap();
     assert_eq!(open.len(), 1);

@@ -1281,3 +1281,165 @@ async fn jobs_nobody_runs_in_their_window_move_or_fail_by_themselves(backend: Ba
     );
     assert!(t.next <= std::time::Duration::from_secs(16), "{:?}", t.next);
 }
+
+on_both!(a_service_never_has_more_members_down_than_its_budget_even_when_all_start_at_once,);
+
+/// Six members of a service that allows one down check in at the same instant, each job
+/// passing its gates on what it read; whichever leases second sees the first on fresh rows and
+/// steps back. Their reboots never return, so whoever started stays running: exactly one.
+async fn a_service_never_has_more_members_down_than_its_budget_even_when_all_start_at_once(
+    backend: Backend,
+) {
+    let Some(test_db) = TestDb::new("budget-race", backend) else {
+        return;
+    };
+    let db = test_db.spec.clone();
+    let f = |p: &str| fixtures().join(p).to_str().unwrap().to_string();
+    ok(&pw(
+        &db,
+        &[
+            "import",
+            "feeds",
+            &f("builds/windows-server-kb-fixedbuild_from-msrc-cvrf_2016-2026.csv.zst"),
+            &f("msrc-cvrf/2026-Jun.xml.zst"),
+        ],
+    ));
+    let op = user_token(&db, "olga", "operator", Some("default"));
+    let appr = user_token(&db, "alice", "approver", Some("default"));
+    let adm = user_token(&db, "adam", "admin", Some("default"));
+    let start: Timestamp = "2026-08-12T01:00:00Z".parse().unwrap();
+    let srv = serve_in_process(&db, "2026-08-12T01:00:00Z").await;
+    let c = client();
+    let u = |p: &str| format!("{}{p}", srv.url);
+    let (_, tok) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/enrol-tokens"),
+        Some(&adm),
+        Some(json!({"uses": 6})),
+    )
+    .await;
+    let streams = Streams::bundled().unwrap();
+    let mut agents = Vec::new();
+    let mut index = 0;
+    while agents.len() < 6 {
+        let mut h = SimulatedHost::generate(&streams, 37, index, start).unwrap();
+        index += 1;
+        if h.release != ServerRelease::Server2022 {
+            continue;
+        }
+        let old = h.stream[h.stream.len() - 3].clone();
+        h.build = old.build;
+        h.kbs = [old.kb].into();
+        let h = h.with_fault(Some(Fault::RebootNeverReturns), start);
+        let mut a =
+            Agent::new(h, AgentClient::new(&srv.url, &Tls::Platform).unwrap(), None).unwrap();
+        a.ensure_enrolled(Some(tok["token"].as_str().unwrap()))
+            .await
+            .unwrap();
+        a.tick(start).await.unwrap();
+        agents.push(a);
+    }
+    let names: Vec<String> = agents.iter().map(|a| a.host.name.clone()).collect();
+    let mut toml = format!(
+        "[capacity]\nmax_in_flight = 50\nmax_in_flight_per_site = 50\n\n\
+         [[windows]]\nname = \"night\"\nrrule = \"FREQ=DAILY\"\nstart = \"00:00\"\nduration = \"10h\"\ntime_zone = \"UTC\"\n\n\
+         [[services]]\nname = \"web\"\nmembers = [{}]\nmax_unavailable = 1\n",
+        names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for a in &agents {
+        let _ = write!(
+            toml,
+            "\n[[servers]]\nname = \"{}\"\nos = \"{}\"\nwindows = [\"night\"]\nestimated_duration = \"30m\"\ntier = 3\n",
+            a.host.name,
+            a.host.caption(),
+        );
+    }
+    let estate = crate::tmpdir(&format!("race-estate-{backend:?}")).join("estate.toml");
+    std::fs::write(&estate, toml).unwrap();
+    ok(&pw(&db, &["import", "hosts", estate.to_str().unwrap()]));
+    let (s, cy) = call(
+        &c,
+        Method::POST,
+        &u("/api/v1/cycles"),
+        Some(&op),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{cy}");
+    let id = cy["id"].as_i64().unwrap();
+    for (path, who, body) in [
+        ("plan", &op, None),
+        ("approvals", &appr, Some(json!({"ticket": "CHG-11"}))),
+        ("start", &op, None),
+    ] {
+        let (s, v) = call(
+            &c,
+            Method::POST,
+            &u(&format!("/api/v1/cycles/{id}/{path}")),
+            Some(who),
+            body,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    }
+    let jobs_url = u(&format!("/api/v1/cycles/{id}/jobs"));
+    // The planner placed them one after another (the budget allows one down); at 05:00 every
+    // slot has come and tonight's window is still open, so each may start now.
+    srv.clock.set("2026-08-12T05:00:00Z".parse().unwrap());
+    let now: Timestamp = "2026-08-12T05:00:00Z".parse().unwrap();
+    let running = || async {
+        let (_, j) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
+        let n = j["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["state"] == "running")
+            .count();
+        (n, j)
+    };
+    // All at once: those that lease together see each other and step back (at most one
+    // stays).
+    let ticks = agents.iter_mut().map(|a| a.tick(now));
+    for r in futures_util::future::join_all(ticks).await {
+        r.unwrap();
+    }
+    let (n, j) = running().await;
+    assert!(n <= 1, "at most one member down: {j}");
+    let stepped = j["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["outcome"].as_str().unwrap().starts_with("stepped back"))
+        .count();
+    assert!(n == 1 || stepped > 0, "{j}");
+    // One after another (as jitter spreads real check-ins): one starts, the rest are blocked
+    // by the budget; and again all at once, nothing changes.
+    for a in agents.iter_mut().filter(|a| !a.host.down) {
+        a.tick(now).await.unwrap();
+    }
+    let (n, j) = running().await;
+    assert_eq!(n, 1, "{j}");
+    let ticks = agents
+        .iter_mut()
+        .filter(|a| !a.host.down)
+        .map(|a| a.tick(now));
+    for r in futures_util::future::join_all(ticks).await {
+        r.unwrap();
+    }
+    let (n, j) = running().await;
+    assert_eq!(n, 1, "{j}");
+    assert!(
+        j["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["state"] == "blocked")
+            .all(|x| x["reasons"].to_string().contains("disruption_budget")),
+        "{j}"
+    );
+}
