@@ -44,6 +44,8 @@ enum Command {
     Run {
         #[command(flatten)]
         connect: Connect,
+        /// The enrolment token, needed only the first time (then the state file holds the
+        /// agent's credential).
         #[arg(long, env = "PATCHWARD_ENROL_TOKEN")]
         enrol_token: Option<String>,
         /// Where the agent keeps its state [default: %ProgramData%\Patchward\agent on

@@ -93,6 +93,8 @@ pub struct App<S: ControlStore> {
     window_sweep: Mutex<Option<jiff::Timestamp>>,
     /// Per cycle: its jobs' rows without bodies, as offers read them (`jobs::summaries`).
     cycle_jobs: jobs::CycleJobsCache,
+    /// Per cycle: its decoded body, as offers read it (`jobs::summaries`).
+    cycles: jobs::CycleCache,
 }
 
 impl<S: ControlStore> App<S> {
@@ -110,6 +112,7 @@ impl<S: ControlStore> App<S> {
             hook_tasks: Mutex::new(Vec::new()),
             window_sweep: Mutex::new(None),
             cycle_jobs: jobs::CycleJobsCache::default(),
+            cycles: jobs::CycleCache::default(),
         }
     }
 

@@ -14,7 +14,7 @@ mod summaries;
 mod sweep;
 
 pub use rollback::{HookTask, Hooks};
-pub(crate) use summaries::CycleJobsCache;
+pub(crate) use summaries::{CycleCache, CycleJobsCache};
 
 use crate::workflow::{decode, encode};
 use crate::{Actor, App, AppError, Result};
@@ -38,7 +38,12 @@ fn rfc3339(t: Timestamp) -> String {
 /// Per tenant: the estate as of a revision (gates read windows, blackouts, backup policies,
 /// services and dependencies at every offer).
 #[derive(Default)]
-pub struct EstateCache(std::sync::Mutex<HashMap<TenantId, (i64, Arc<Estate>)>>);
+pub struct EstateCache(
+    std::sync::Mutex<HashMap<TenantId, (i64, Arc<Estate>)>>,
+    /// One load at a time: check-ins that miss together wait for the first one's read
+    /// instead of each reading the whole estate.
+    tokio::sync::Mutex<()>,
+);
 
 impl<S: ControlStore> App<S> {
     /// Start an approved cycle: it becomes running and its plan becomes one job per placed
@@ -244,6 +249,7 @@ impl<S: ControlStore> App<S> {
                 .await?
                 .is_some()
             {
+                self.cycle_changed(tenant, id);
                 self.record(actor, Some(tenant), action, &format!("cycle:{id}"), detail)
                     .await?;
                 return self.cycle_view(actor, tenant, id).await;
@@ -341,6 +347,17 @@ impl<S: ControlStore> App<S> {
         {
             return Ok(e.clone());
         }
+        let _loading = self.estates.1.lock().await;
+        if let Some((r, e)) = self
+            .estates
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+            && *r == rev
+        {
+            return Ok(e.clone());
+        }
         let e = Arc::new(self.store.estate(tenant).await?);
         self.estates
             .0
@@ -371,7 +388,7 @@ impl<S: ControlStore> App<S> {
         names.dedup_by(|a, b| {
             a.as_deref().map(str::to_ascii_lowercase) == b.as_deref().map(str::to_ascii_lowercase)
         });
-        let ring_status = names
+        let ring_status: Vec<RingStatusView> = names
             .iter()
             .map(|r| {
                 let (status, reason) = match ring_gate(
@@ -393,10 +410,28 @@ impl<S: ControlStore> App<S> {
                 }
             })
             .collect();
+        // A waiting job whose slot has come waits on its ring or the pause: said here, as of
+        // now, rather than written into every job at every check-in.
+        let pause = c
+            .paused
+            .as_ref()
+            .map(|p| format!("the cycle is paused ({})", p.why));
         let mut jobs = Vec::with_capacity(records.len());
         for r in &records {
             let job: Job = decode("job", r.id, &r.body)?;
-            jobs.push(job_view(r.id, &job));
+            let mut view = job_view(r.id, &job);
+            if job.state == JobState::Waiting && now >= job.slot_start {
+                let key = patchward_core::workflow::ring_key(r.ring.as_deref());
+                let ring = ring_status.iter().find(|x| {
+                    x.status != "open"
+                        && patchward_core::workflow::ring_key(Some(x.ring.as_str())) == key
+                        || (x.ring == "(no ring)" && key.is_empty() && x.status != "open")
+                });
+                if let Some(why) = ring.and_then(|x| x.reason.clone()).or(pause.clone()) {
+                    view.reasons = vec![why];
+                }
+            }
+            jobs.push(view);
         }
         Ok(CycleJobs {
             cycle: id,

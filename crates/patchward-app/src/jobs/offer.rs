@@ -61,13 +61,11 @@ impl<S: ControlStore> App<S> {
         if now < job.slot_start {
             return Ok(None);
         }
-        let (_, cycle) = self.load_cycle(rec.tenant, rec.cycle).await?;
-        if let Some(p) = &cycle.paused {
-            let why = format!("the cycle is paused ({})", p.why);
-            if job.outcome != why {
-                job.outcome = why;
-                self.write(&rec, &job, LeaseChange::Keep, now).await?;
-            }
+        let cycle = self.cycle_for_offer(rec.tenant, rec.cycle).await?;
+        let cycle = &cycle.1;
+        // Waiting on the pause or on its ring is shown by the cycle's view as of now; the job
+        // is written only when its state changes (a fleet checking in writes nothing).
+        if cycle.paused.is_some() {
             return Ok(None);
         }
         let cycle_jobs = self.cycle_summaries(rec.tenant, rec.cycle, false).await?;
@@ -88,7 +86,7 @@ impl<S: ControlStore> App<S> {
             RingGate::Halted(h) => Some(h),
         };
         if let Some(why) = waiting {
-            if job.state != JobState::Waiting || job.outcome != why {
+            if job.state != JobState::Waiting {
                 job.state = JobState::Waiting;
                 job.outcome = why;
                 self.write(&rec, &job, LeaseChange::Keep, now).await?;
@@ -347,12 +345,7 @@ impl<S: ControlStore> App<S> {
         else {
             return Ok(None);
         };
-        let cycle = self
-            .store
-            .cycle(rec.tenant, rec.cycle)
-            .await?
-            .map(|c| c.name)
-            .unwrap_or_default();
+        let cycle = self.cycle_for_offer(rec.tenant, rec.cycle).await?.0.clone();
         let (action, steps, updates) = match (&job.rollback, job.state) {
             (Some(r), JobState::RollingBack) => ("rollback", job.rollback_steps(), &r.updates),
             _ => ("install", &job.steps[..], &job.updates),

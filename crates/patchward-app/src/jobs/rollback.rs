@@ -116,23 +116,44 @@ impl<S: ControlStore> App<S> {
                     job.begin_rollback(method, &actor.name, &why, now);
                     LeaseChange::Release
                 }
+                RollbackMethod::Snapshot if done => {
+                    job.begin_rollback(method, &actor.name, &why, now);
+                    job.end(
+                        JobState::RolledBack,
+                        now,
+                        format!("rolled back by hand (checkpoint restored): {why}"),
+                    );
+                    LeaseChange::Release
+                }
                 RollbackMethod::Snapshot => {
-                    if done {
-                        return Err(AppError::field(
-                            "done",
-                            "this rollback is done by the restore hook: ask for it without `done`",
-                        ));
-                    }
                     let Some(command) = self.hooks.command(HookKind::Restore) else {
                         return Err(AppError::new(
                             ErrorCode::Conflict,
                             format!(
                                 "{}'s rollback plan is a snapshot, and this server has no restore \
-                                 hook (serve --restore-hook): restore the checkpoint by hand",
+                                 hook (serve --restore-hook): restore the checkpoint by hand, then \
+                                 record it with `done`",
                                 rec.server
                             ),
                         ));
                     };
+                    // Reverting to a checkpoint this job did not take would restore an older
+                    // (or no) state of the server.
+                    if !job
+                        .hooks
+                        .iter()
+                        .any(|h| h.hook == HookKind::Checkpoint && h.succeeded())
+                    {
+                        return Err(AppError::new(
+                            ErrorCode::Conflict,
+                            format!(
+                                "no checkpoint was taken for this job (no checkpoint hook ran \
+                                 before {} was patched): restore it by hand, then record it \
+                                 with `done`",
+                                rec.server
+                            ),
+                        ));
+                    }
                     job.begin_rollback(method, &actor.name, &why, now);
                     job.hooks.push(running(HookKind::Restore, command, now));
                     LeaseChange::Grant {
@@ -182,7 +203,9 @@ impl<S: ControlStore> App<S> {
             )
             .await?;
             match method {
-                RollbackMethod::Snapshot => self.queue_hook(tenant, job_id, HookKind::Restore),
+                RollbackMethod::Snapshot if !done => {
+                    self.queue_hook(tenant, job_id, HookKind::Restore)
+                }
                 RollbackMethod::UninstallKb => self.notify_work(tenant),
                 _ => {}
             }
@@ -207,7 +230,13 @@ impl<S: ControlStore> App<S> {
         };
         let possible = match plan.method {
             RollbackMethod::UninstallKb => true,
-            RollbackMethod::Snapshot => self.hooks.restore.is_some(),
+            RollbackMethod::Snapshot => {
+                self.hooks.restore.is_some()
+                    && job
+                        .hooks
+                        .iter()
+                        .any(|h| h.hook == HookKind::Checkpoint && h.succeeded())
+            }
             _ => false,
         };
         if !plan.automatic || !possible || rollback_refusal(job).is_some() {
@@ -352,22 +381,66 @@ impl<S: ControlStore> App<S> {
             .env("PATCHWARD_TENANT", tenant)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
-        let (exit_code, output) = match tokio::time::timeout(self.hooks.timeout, cmd.output()).await
+        // Its own process group, so a timeout ends what it started too (a revert a wrapper
+        // script launched must not go on while the job says the hook failed).
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let child = match cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
         {
-            Ok(Ok(out)) => {
-                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&out.stderr));
-                (out.status.code(), tail(&text))
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.record_hook_end(
+                    task,
+                    None,
+                    format!("could not run {}: {e}", command.display()),
+                )
+                .await?;
+                return Ok(());
             }
-            Ok(Err(e)) => (None, format!("could not run {}: {e}", command.display())),
-            Err(_) => (
-                None,
-                format!(
-                    "killed after {}",
-                    patchward_core::calendar::format_duration(self.hooks.lasts())
-                ),
-            ),
         };
+        let child = child.ok_or_else(|| AppError::internal("no hook process"))?;
+        let pid = child.id();
+        let (exit_code, output) =
+            match tokio::time::timeout(self.hooks.timeout, child.wait_with_output()).await {
+                Ok(Ok(out)) => {
+                    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                    text.push_str(&String::from_utf8_lossy(&out.stderr));
+                    (out.status.code(), tail(&text))
+                }
+                Ok(Err(e)) => (None, format!("could not run {}: {e}", command.display())),
+                Err(_) => {
+                    // The wait was dropped, which killed the hook itself; end its group too.
+                    #[cfg(unix)]
+                    if let Some(pid) = pid {
+                        let _ = tokio::process::Command::new("kill")
+                            .args(["-KILL", "--", &format!("-{pid}")])
+                            .status()
+                            .await;
+                    }
+                    #[cfg(not(unix))]
+                    let _ = pid;
+                    (
+                        None,
+                        format!(
+                            "killed after {} (with the processes it started)",
+                            patchward_core::calendar::format_duration(self.hooks.lasts())
+                        ),
+                    )
+                }
+            };
+        self.record_hook_end(task, exit_code, output).await
+    }
+
+    /// Record a hook's end on its job: a restore ends the rollback.
+    async fn record_hook_end(
+        &self,
+        task: &HookTask,
+        exit_code: Option<i32>,
+        output: String,
+    ) -> Result<()> {
         for _ in 0..super::steps::RETRIES {
             let Some(rec) = self.store.job(task.tenant, task.job).await? else {
                 return Ok(());
@@ -406,7 +479,11 @@ impl<S: ControlStore> App<S> {
                 }
                 lease = LeaseChange::Release;
             } else if task.kind == HookKind::Checkpoint && !run.succeeded() {
-                job.outcome = format!("no checkpoint: {}", run.summary());
+                // Blocked until the next try (five minutes on), with the hook's word.
+                if job.state == JobState::Waiting {
+                    job.state = JobState::Blocked;
+                }
+                job.outcome = format!("blocked: checkpoint: {}", run.summary());
             }
             if !self.write(&rec, &job, lease, now).await? {
                 continue;

@@ -1,12 +1,13 @@
 //! The other jobs of a cycle, as every offer reads them (ring promotion, dependencies,
 //! disruption budgets): their rows without bodies, cached per cycle for at most a second and
-//! dropped at once when this replica writes one of the cycle's jobs. Another replica's writes
+//! dropped at once when this replica changes the state of one of the cycle's jobs. Another replica's writes
 //! are seen within the second; the one decision that cannot wait — may this server start now
 //! beside its dependencies and its service's other members — is checked again on fresh rows
 //! right after the lease is taken ([`App::recheck_neighbours`] in `offer`).
 
 use crate::{App, Result};
 use jiff::Timestamp;
+use patchward_core::workflow::Cycle;
 use patchward_store::{ControlStore, JobRecord, JobSummary, LeaseChange, TenantId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,29 @@ use std::time::{Duration, Instant};
 const FRESH: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
-pub(crate) struct CycleJobsCache(Mutex<HashMap<(TenantId, i64), Entry>>);
+pub(crate) struct CycleJobsCache(
+    Mutex<HashMap<(TenantId, i64), Entry>>,
+    /// One read at a time: offers that miss together share the first one's rows.
+    tokio::sync::Mutex<()>,
+);
+
+/// Per cycle: its decoded body as offers read it (the pause, accepted failures, approvals, the
+/// name), for at most a second and dropped at once when this replica writes the cycle. A big
+/// cycle's body (its scope of thousands of servers) is megabytes of JSON: decoding it at every
+/// check-in of a waiting server is what a fleet cannot afford.
+#[derive(Default)]
+pub(crate) struct CycleCache(
+    Mutex<HashMap<(TenantId, i64), DecodedCycle>>,
+    Mutex<HashMap<(TenantId, i64), u64>>,
+    /// One decode at a time; meanwhile others use the previous one (a few seconds old).
+    tokio::sync::Mutex<()>,
+);
+
+/// When it was decoded, at which generation, and the cycle's name and body.
+type DecodedCycle = (Instant, u64, Arc<(String, Cycle)>);
+
+/// How long a decoded cycle is reused (another replica's pause is seen within this).
+const CYCLE_FRESH: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Entry {
@@ -33,6 +56,14 @@ impl<S: ControlStore> App<S> {
         cycle: i64,
         fresh: bool,
     ) -> Result<Arc<Vec<JobSummary>>> {
+        if !fresh && let Some(jobs) = self.cached_summaries(tenant, cycle) {
+            return Ok(jobs);
+        }
+        let _reading = if fresh {
+            None
+        } else {
+            Some(self.cycle_jobs.1.lock().await)
+        };
         let generation = {
             let map = crate::agents::lock(&self.cycle_jobs.0);
             let entry = map.get(&(tenant, cycle));
@@ -58,6 +89,63 @@ impl<S: ControlStore> App<S> {
         Ok(jobs)
     }
 
+    /// The cycle's name and body, as offers read them (see [`CycleCache`]).
+    pub(crate) async fn cycle_for_offer(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> Result<Arc<(String, Cycle)>> {
+        let key = (tenant, id);
+        let generation = {
+            let gens = crate::agents::lock(&self.cycles.1);
+            gens.get(&key).copied().unwrap_or(0)
+        };
+        let cached = crate::agents::lock(&self.cycles.0).get(&key).cloned();
+        let stale = match cached {
+            Some((at, g, c)) if g == generation && at.elapsed() < CYCLE_FRESH => return Ok(c),
+            // Written here since: never reuse it.
+            Some((_, g, c)) if g == generation => Some(c),
+            _ => None,
+        };
+        let _decoding = match (self.cycles.2.try_lock(), stale) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some(stale)) => return Ok(stale),
+            (Err(_), None) => self.cycles.2.lock().await,
+        };
+        if let Some((at, g, c)) = crate::agents::lock(&self.cycles.0).get(&key)
+            && *g == generation
+            && at.elapsed() < CYCLE_FRESH
+        {
+            return Ok(c.clone());
+        }
+        let (rec, c) = self.load_cycle(tenant, id).await?;
+        let c = Arc::new((rec.name, c));
+        let mut map = crate::agents::lock(&self.cycles.0);
+        if map.len() > 1000 {
+            map.clear();
+        }
+        map.insert(key, (Instant::now(), generation, c.clone()));
+        Ok(c)
+    }
+
+    /// This replica wrote the cycle: offers read it again.
+    pub(crate) fn cycle_changed(&self, tenant: TenantId, id: i64) {
+        *crate::agents::lock(&self.cycles.1)
+            .entry((tenant, id))
+            .or_insert(0) += 1;
+    }
+
+    fn cached_summaries(&self, tenant: TenantId, cycle: i64) -> Option<Arc<Vec<JobSummary>>> {
+        let map = crate::agents::lock(&self.cycle_jobs.0);
+        match map.get(&(tenant, cycle)) {
+            Some(Entry {
+                generation,
+                read: Some((at, read_gen, jobs)),
+            }) if read_gen == generation && at.elapsed() < FRESH => Some(jobs.clone()),
+            _ => None,
+        }
+    }
+
     /// Write a job (versioned, see `JobStore::update_job`) and drop the cycle's cached rows.
     #[allow(clippy::too_many_arguments)] // one write, spelled out
     pub(crate) async fn store_job(
@@ -80,8 +168,15 @@ impl<S: ControlStore> App<S> {
                 map.clear();
             }
             let entry = map.entry((rec.tenant, rec.cycle)).or_default();
-            entry.generation += 1;
-            entry.read = None;
+            // A write that leaves the job's state as the cached rows have it (a new reason
+            // while it waits, a step of a running job) changes nothing offers read of it.
+            let same = entry.read.as_ref().is_some_and(|(_, _, jobs)| {
+                jobs.iter().any(|j| j.id == rec.id && j.state == rec.state)
+            });
+            if !same {
+                entry.generation += 1;
+                entry.read = None;
+            }
         }
         Ok(written)
     }

@@ -259,7 +259,7 @@ impl<S: ControlStore> App<S> {
         c: &Cycle,
         plan: Option<&str>,
     ) -> Result<Option<CycleRecord>> {
-        Ok(self
+        let saved = self
             .store
             .update_cycle(
                 tenant,
@@ -270,7 +270,11 @@ impl<S: ControlStore> App<S> {
                 plan,
                 self.now(),
             )
-            .await?)
+            .await?;
+        if saved.is_some() {
+            self.cycle_changed(tenant, rec.id);
+        }
+        Ok(saved)
     }
 
     /// `GET /api/v1/cycles`: newest first.

@@ -290,8 +290,9 @@ pub async fn simulate(a: SimulateArgs) -> Result<()> {
         };
         let reply = client.enrol_batch(&req).await.map_err(|e| {
             anyhow!(
-                "enrolling {} simulated agents: {e} (each {MAX_ENROL_BATCH} agents take one use \
-                 of the token)",
+                "enrolling {} simulated agents: {e} (simulate enrols up to {MAX_ENROL_BATCH} \
+                 agents with one use of a token: create another with `patchward enrol-tokens \
+                 create`)",
                 chunk.len()
             )
         })?;

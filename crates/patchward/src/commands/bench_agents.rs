@@ -35,6 +35,11 @@ pub struct BenchAgentsArgs {
     /// An empty PostgreSQL database (`postgres://…`) instead of a temporary SQLite file.
     #[arg(long)]
     pub pg: Option<String>,
+    /// Check in during a running wave: every agent's server has a job in a running cycle,
+    /// its slot passed, its ring ("broad") waiting on the pilot's job, which runs. Every
+    /// check-in then goes through ring promotion (the costly path of an offer).
+    #[arg(long)]
+    pub wave: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -136,6 +141,22 @@ pub async fn run(a: BenchAgentsArgs) -> Result<()> {
         None => dir.join("agents.db").to_string_lossy().to_string(),
     };
     let store = AnyStore::open(&db).await?;
+    if a.wave {
+        // A wave needs findings to patch: the bundled KB builds and MSRC months.
+        let fixtures = std::path::PathBuf::from(super::demo::REPO).join("fixtures");
+        let feeds: Vec<std::path::PathBuf> = ["msrc-cvrf", "builds"]
+            .iter()
+            .map(|d| fixtures.join(d))
+            .filter(|p| p.exists())
+            .collect();
+        let summary = super::import::import_feeds(&store, &feeds, false).await?;
+        if !summary.errors.is_empty() || feeds.is_empty() {
+            bail!(
+                "--wave needs the bundled feeds under {} (run from a checkout)",
+                fixtures.display()
+            );
+        }
+    }
     let app = Arc::new(super::app(store));
     let (_, token) = app
         .create_enrol_token(
@@ -174,7 +195,12 @@ pub async fn run(a: BenchAgentsArgs) -> Result<()> {
                 let inv = host.inventory(now);
                 let agent = app.authenticate_agent(&reply.credential).await?;
                 app.report_inventory(&agent, &inv).await?;
-                out.push((reply.credential, inv.digest()));
+                out.push((
+                    reply.credential,
+                    inv.digest(),
+                    host.name.clone(),
+                    host.caption(),
+                ));
             }
             Ok::<_, anyhow::Error>(out)
         });
@@ -189,7 +215,16 @@ pub async fn run(a: BenchAgentsArgs) -> Result<()> {
         agents.len(),
         agents.len() as f64 / setup_s
     );
+    if a.wave {
+        let t = Instant::now();
+        let jobs = setup_wave(&app, &agents).await?;
+        println!(
+            "wave: a running cycle with {jobs} jobs, the pilot's running and the rest waiting on it ({:.1} s)",
+            t.elapsed().as_secs_f64()
+        );
+    }
     drop(app);
+    let agents: Vec<(String, String)> = agents.into_iter().map(|(c, d, _, _)| (c, d)).collect();
 
     let mut servers = Vec::new();
     for _ in 0..a.replicas.max(1) {
@@ -236,10 +271,23 @@ pub async fn run(a: BenchAgentsArgs) -> Result<()> {
         });
     }
     let (mut cl, mut sv) = (Vec::new(), Vec::new());
+    let mut failed = 0usize;
     while let Some(r) = tasks.join_next().await {
-        let (c, s) = r??;
-        cl.push(c);
-        sv.push(s);
+        match r? {
+            Ok((c, s)) => {
+                cl.push(c);
+                sv.push(s);
+            }
+            Err(e) => {
+                if failed == 0 {
+                    eprintln!("first failed check-in: {e}");
+                }
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        println!("paced: {failed} check-ins failed");
     }
     report(
         &format!("paced ({} agents every {} s)", a.agents, a.interval),
@@ -293,4 +341,119 @@ pub async fn run(a: BenchAgentsArgs) -> Result<()> {
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The `--wave` scenario, set up through the application layer like any cycle: an estate with
+/// a pilot ring (the first server) and a broad ring (the rest) and a window open now; a cycle
+/// created, planned, approved and started; then every broad job's slot moved to have come
+/// (as if it had waited on the pilot) and the pilot's agent given its job, which it holds.
+/// Servers in the pilot ring (one of them, with a job whose gates pass, runs).
+const PILOTS: usize = 20;
+
+async fn setup_wave(
+    app: &Arc<patchward_app::App<AnyStore>>,
+    agents: &[(String, String, String, String)],
+) -> Result<usize> {
+    use patchward_core::access::Role;
+    use patchward_store::JobStore;
+    use std::fmt::Write as _;
+    let t = patchward_store::TenantId::DEFAULT;
+    let now = jiff::Timestamp::now();
+    let from =
+        (now - jiff::SignedDuration::from_hours(1)).to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let mut toml = format!(
+        "[[rings]]\nname = \"pilot\"\norder = 1\nsoak = \"1h\"\n\n\
+         [[rings]]\nname = \"broad\"\norder = 2\nsoak = \"0h\"\n\n\
+         [[windows]]\nname = \"bench\"\nrrule = \"FREQ=DAILY\"\nstart = \"{:02}:{:02}\"\nduration = \"20h\"\ntime_zone = \"UTC\"\n",
+        from.hour(),
+        from.minute()
+    );
+    for (i, (_, _, name, caption)) in agents.iter().enumerate() {
+        let _ = write!(
+            toml,
+            "\n[[servers]]\nname = \"{name}\"\nos = \"{caption}\"\nwindows = [\"bench\"]\nring = \"{}\"\nestimated_duration = \"30m\"\ntier = 3\n",
+            if i < PILOTS { "pilot" } else { "broad" }
+        );
+    }
+    let mut batch = patchward_app::hosts::HostBatch::default();
+    batch
+        .add("bench estate", toml.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the bench estate: {e}"))?;
+    app.import_hosts(&Actor::cli(), t, batch).await?;
+    let actor = |name: &str, role| Actor {
+        user_id: None,
+        name: name.into(),
+        role,
+        tenant: Some(t),
+    };
+    let (op, appr) = (
+        actor("bench operator", Role::Operator),
+        actor("bench approver", Role::Approver),
+    );
+    let names: Vec<String> = agents.iter().map(|a| a.2.clone()).collect();
+    let cycle = app
+        .create_cycle(
+            &op,
+            t,
+            &patchward_proto::CreateCycleRequest {
+                name: Some("bench wave".into()),
+                servers: Some(names),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let id = cycle.summary.id;
+    app.plan_cycle_id(&op, t, id, &patchward_proto::PlanCycleRequest::default())
+        .await?;
+    app.approve_cycle(
+        &appr,
+        t,
+        id,
+        &patchward_proto::ApproveRequest {
+            ring: None,
+            ticket: "BENCH".into(),
+            comment: None,
+        },
+    )
+    .await?;
+    app.start_cycle(&op, t, id).await?;
+    let records = app.store.jobs(t, id).await?;
+    for rec in &records {
+        let mut job: patchward_core::execution::Job = serde_json::from_str(&rec.body)?;
+        job.slot_start = now - jiff::SignedDuration::from_mins(30);
+        job.slot_end = now + jiff::SignedDuration::from_mins(30);
+        app.store
+            .update_job(
+                t,
+                rec.id,
+                rec.version,
+                &rec.state,
+                &serde_json::to_string(&job)?,
+                patchward_store::LeaseChange::Keep,
+                now,
+            )
+            .await?;
+    }
+    // One pilot job runs (held by its agent); the ring waits for it.
+    for (cred, digest, name, _) in agents.iter().take(PILOTS) {
+        if !records.iter().any(|r| r.server.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let pilot = app.authenticate_agent(cred).await?;
+        let reply = app
+            .check_in(
+                &pilot,
+                &CheckIn {
+                    protocol: 1,
+                    agent_version: "bench".into(),
+                    inventory_digest: Some(digest.clone()),
+                    wait_seconds: None,
+                },
+            )
+            .await?;
+        if reply.job.is_some() {
+            return Ok(records.len());
+        }
+    }
+    bail!("no pilot job could start (gates): the wave is not set up")
 }

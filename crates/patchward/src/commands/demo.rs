@@ -11,7 +11,7 @@ use patchward_store::{SqliteStore, Store, TenantId};
 use std::path::{Path, PathBuf};
 
 /// Where the repository keeps its bundled data (the demo runs from a checkout).
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+pub(crate) const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// The demo's own database when neither `--db` nor `PATCHWARD_DB` names one.
 pub const DEFAULT_DEMO_DB: &str = "patchward-demo.db";

@@ -59,8 +59,9 @@ struct ConfigFile {
 pub const CONFIG_EXAMPLE: &str = r#"# Patchward server settings. Flags override environment variables, which override this file.
 # Use: patchward --db /var/lib/patchward/patchward.db serve --config /etc/patchward/patchward.toml
 
-# Address and port (env PATCHWARD_LISTEN). Port 0 picks a free port and prints it.
-listen = "0.0.0.0:8443"
+# Address and port (env PATCHWARD_LISTEN; default 127.0.0.1:8443). Port 0 picks a free port and
+# prints it. To serve agents and browsers on the network: "0.0.0.0:8443".
+# listen = "0.0.0.0:8443"
 
 # Logs go to stderr; PATCHWARD_LOG sets the filter (e.g. "info", "warn,tower_http=info") and
 # PATCHWARD_LOG_FORMAT=json writes one JSON object per line.
@@ -109,20 +110,32 @@ pub fn options(db: &Path, a: &ServeArgs) -> Result<(ServeOptions, Option<String>
         restore: a.restore_hook.clone().or(file.restore_hook),
         ..Hooks::default()
     };
+    // Absolute and executable now, so a hook that cannot run is said at start, not when a
+    // server needs its checkpoint.
     for (name, hook) in [
-        ("checkpoint", &hooks.checkpoint),
-        ("restore", &hooks.restore),
+        ("checkpoint", &mut hooks.checkpoint),
+        ("restore", &mut hooks.restore),
     ] {
-        if let Some(p) = hook
-            && !p.is_file()
-        {
-            bail!("{name} hook {}: no such file", p.display());
+        if let Some(p) = hook.as_mut() {
+            let abs = std::fs::canonicalize(&*p)
+                .ok()
+                .filter(|a| a.is_file())
+                .with_context(|| format!("--{name}-hook {}: no such file", p.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&abs)?.permissions().mode();
+                if mode & 0o111 == 0 {
+                    bail!("--{name}-hook {}: not executable (chmod +x)", abs.display());
+                }
+            }
+            *p = abs;
         }
     }
     match a.hook_timeout_minutes.or(file.hook_timeout_minutes) {
         None => {}
         Some(m @ 1..=1440) => hooks.timeout = std::time::Duration::from_secs(m * 60),
-        Some(m) => bail!("hook_timeout_minutes {m}: 1 to 1440"),
+        Some(m) => bail!("--hook-timeout-minutes (hook_timeout_minutes) {m}: 1 to 1440"),
     }
     let http = a.http || file.http.unwrap_or(false);
     let cert = a.tls_cert.clone().or(file.tls_cert);
