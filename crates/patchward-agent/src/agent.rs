@@ -240,6 +240,7 @@ impl<H: Host> Agent<H> {
             results: Vec::new(),
             inventory: None,
             events: Vec::new(),
+            probes: Vec::new(),
         };
         for step in ["scan", "download"] {
             if done(step) {
@@ -305,7 +306,15 @@ impl<H: Host> Agent<H> {
                     .send(
                         &credential,
                         offer.job_id,
-                        report("reboot", "finished", "no reboot needed".into()),
+                        report(
+                            "reboot",
+                            "finished",
+                            if needed {
+                                "not restarted: the reboot policy is never".into()
+                            } else {
+                                "no reboot needed".into()
+                            },
+                        ),
                     )
                     .await?;
                 if !reply.proceed {
@@ -314,6 +323,22 @@ impl<H: Host> Agent<H> {
             }
         }
         let mut r = report("verify", "finished", "checked".into());
+        // Probes first: they may wait for applications to start; the inventory is then fresh.
+        if !offer.probes.is_empty() {
+            let grace = std::time::Duration::from_secs(u64::from(offer.probe_grace_seconds));
+            r.probes = match crate::probe::Prober::new() {
+                Ok(prober) => prober.run(&offer.probes, grace, &mut self.host).await,
+                Err(e) => offer
+                    .probes
+                    .iter()
+                    .map(|p| patchward_proto::agent::ProbeResult {
+                        probe: p.clone(),
+                        passed: false,
+                        detail: e.clone(),
+                    })
+                    .collect(),
+            };
+        }
         r.inventory = Some(self.host.inventory(now));
         // Events since the lease began (the server keeps only those after the job started).
         r.events = self
@@ -385,6 +410,7 @@ impl<H: Host> Agent<H> {
             results: Vec::new(),
             inventory: None,
             events: Vec::new(),
+            probes: Vec::new(),
         };
         if !done("rollback") {
             self.send(

@@ -37,4 +37,7 @@ pub trait Host: Send {
     fn reboot(&mut self, now: Timestamp) -> bool;
     /// Critical events logged since `since` (System and Application logs).
     fn critical_events(&self, since: Timestamp) -> Vec<EventRecord>;
+    /// The state of the Windows service with this short name (`running`, `stopped`,
+    /// `start_pending`, …), `None` when the server has no such service (a health probe).
+    fn service_state(&mut self, name: &str) -> Result<Option<String>, String>;
 }

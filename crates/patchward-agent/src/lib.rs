@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod host;
+pub mod probe;
 #[cfg(windows)]
 pub mod service;
 pub mod simulated;

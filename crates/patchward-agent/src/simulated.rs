@@ -487,6 +487,14 @@ impl Host for SimulatedHost {
             .collect()
     }
 
+    fn service_state(&mut self, name: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .services
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .map(|s| s.state.clone()))
+    }
+
     fn inventory(&mut self, _now: Timestamp) -> InventoryReport {
         InventoryReport {
             protocol: AGENT_PROTOCOL,

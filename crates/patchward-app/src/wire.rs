@@ -347,3 +347,48 @@ pub fn estate(e: &Estate, servers: &[(i64, &Server)]) -> EstateView {
         services,
     }
 }
+
+/// A health probe as the agent protocol carries it.
+pub fn probe(p: &patchward_core::inventory::HealthProbe) -> patchward_proto::agent::Probe {
+    use patchward_core::inventory::HealthProbe as H;
+    use patchward_proto::agent::Probe as W;
+    match p.clone() {
+        H::Http {
+            url,
+            status,
+            body_contains,
+        } => W::Http {
+            url,
+            status,
+            body_contains,
+        },
+        H::Tcp { host, port } => W::Tcp { host, port },
+        H::WindowsService { name } => W::WindowsService { name },
+    }
+}
+
+/// An agent's probe result, for verification.
+pub fn probe_outcome(
+    r: &patchward_proto::agent::ProbeResult,
+) -> patchward_core::execution::ProbeOutcome {
+    use patchward_core::inventory::HealthProbe as H;
+    use patchward_proto::agent::Probe as W;
+    patchward_core::execution::ProbeOutcome {
+        probe: match r.probe.clone() {
+            W::Http {
+                url,
+                status,
+                body_contains,
+            } => H::Http {
+                url,
+                status,
+                body_contains,
+            },
+            W::Tcp { host, port } => H::Tcp { host, port },
+            W::WindowsService { name } => H::WindowsService { name },
+        },
+        passed: r.passed,
+        // What an agent says is kept, but not without bound.
+        detail: r.detail.chars().take(500).collect(),
+    }
+}

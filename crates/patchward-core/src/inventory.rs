@@ -189,6 +189,9 @@ pub struct Server {
     pub rollback: Option<RollbackPlan>,
     /// Estimated install + reboot + verification time; `None` = default by role.
     pub estimated_duration: Option<SignedDuration>,
+    /// When the agent restarts it after installing.
+    #[serde(default)]
+    pub reboot: RebootPolicy,
 }
 
 impl Server {
@@ -255,6 +258,11 @@ impl Server {
             backup_policy: newer.backup_policy.or(self.backup_policy),
             rollback: newer.rollback.or(self.rollback),
             estimated_duration: newer.estimated_duration.or(self.estimated_duration),
+            reboot: if newer.reboot == RebootPolicy::default() {
+                self.reboot
+            } else {
+                newer.reboot
+            },
         }
     }
 
@@ -304,6 +312,89 @@ pub struct Service {
     pub members: Vec<String>,
     pub budget: DisruptionBudget,
     pub owner: Option<Owner>,
+    /// Application health probes, run by the agent on each member after its reboot
+    /// (verification fails when one does not pass within `probe_grace`).
+    #[serde(default)]
+    pub probes: Vec<HealthProbe>,
+    /// How long after the reboot a failing probe is retried (applications start after
+    /// Windows does); `None` = [`DEFAULT_PROBE_GRACE`].
+    #[serde(default)]
+    pub probe_grace: Option<SignedDuration>,
+}
+
+/// How long a failing probe is retried after the reboot when its service does not say.
+pub const DEFAULT_PROBE_GRACE: SignedDuration = SignedDuration::from_secs(120);
+
+/// An application health probe (PRODUCT.md "Verification"). The agent runs it on the server
+/// itself, so `localhost` means the member being verified.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HealthProbe {
+    /// `GET url` answers `status`, and its body contains `body_contains` when given.
+    Http {
+        url: String,
+        status: u16,
+        #[serde(default)]
+        body_contains: Option<String>,
+    },
+    /// A TCP connection to `host:port` is accepted.
+    Tcp { host: String, port: u16 },
+    /// The Windows service (its service name, `MSSQLSERVER`) is running.
+    WindowsService { name: String },
+}
+
+impl std::fmt::Display for HealthProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HealthProbe::Http {
+                url,
+                status,
+                body_contains,
+            } => {
+                write!(f, "HTTP {url} answers {status}")?;
+                if let Some(b) = body_contains {
+                    write!(f, " containing {b:?}")?;
+                }
+                Ok(())
+            }
+            HealthProbe::Tcp { host, port } => write!(f, "TCP {host}:{port} accepts"),
+            HealthProbe::WindowsService { name } => write!(f, "service {name} running"),
+        }
+    }
+}
+
+/// When the agent restarts the server after installing (PRODUCT.md C7; Windows Update's
+/// own choices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RebootPolicy {
+    /// When an update (or something before it) asks for a restart.
+    #[default]
+    IfRequired,
+    /// Never: the owner restarts the server; verification waits for that reboot and fails
+    /// naming it.
+    Never,
+    /// Always, even when nothing asks for it (a clean start proves the server comes back).
+    Always,
+}
+
+impl RebootPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebootPolicy::IfRequired => "if_required",
+            RebootPolicy::Never => "never",
+            RebootPolicy::Always => "always",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RebootPolicy> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "if_required" => Some(RebootPolicy::IfRequired),
+            "never" => Some(RebootPolicy::Never),
+            "always" => Some(RebootPolicy::Always),
+            _ => None,
+        }
+    }
 }
 
 /// What a dependency end names: a server or every member of a service.

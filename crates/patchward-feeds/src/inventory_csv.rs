@@ -472,11 +472,13 @@ fn row_server<'r>(
         backup_policy: opt(get(Col::BackupPolicy)),
         rollback: None,
         estimated_duration,
+        // Like rollback plans, the reboot policy is set in the estate file.
+        reboot: Default::default(),
     })
 }
 
-/// Write servers as inventory CSV (every column; lists joined with `;`). Rollback plans are not
-/// representable in CSV and are dropped (use the estate file for them).
+/// Write servers as inventory CSV (every column; lists joined with `;`). Rollback plans and
+/// reboot policies are not representable in CSV and are dropped (use the estate file for them).
 pub fn to_csv(servers: &[Server]) -> String {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
     let header = [

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The protocol this build speaks. A server answers agents of any version from
-/// [`AGENT_PROTOCOL_MIN`] on; older ones are told to upgrade.
-pub const AGENT_PROTOCOL: u32 = 1;
+/// [`AGENT_PROTOCOL_MIN`] on; older ones are told to upgrade. Version 2 added health probes
+/// (`JobOffer.probes`, `StepReport.probes`): a version-1 agent ignores them and its
+/// verification fails naming each probe it did not run.
+pub const AGENT_PROTOCOL: u32 = 2;
 /// The oldest protocol a server still serves.
 pub const AGENT_PROTOCOL_MIN: u32 = 1;
 /// Every agent credential starts with this, so a leaked one is recognisable.
@@ -130,6 +132,41 @@ pub struct JobOffer {
     /// report `verify` with the host as it is then.
     #[serde(default = "install")]
     pub action: String,
+    /// Health probes to run once the server is back, reported with `verify` (protocol 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<Probe>,
+    /// Retry a failing probe for up to this many seconds after the reboot (applications
+    /// start after Windows does).
+    #[serde(default)]
+    pub probe_grace_seconds: u32,
+}
+
+/// An application health probe, run on the server itself (`localhost` is the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Probe {
+    /// `GET url` answers `status`, and its body contains `body_contains` when given.
+    Http {
+        url: String,
+        status: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_contains: Option<String>,
+    },
+    /// A TCP connection to `host:port` is accepted.
+    Tcp { host: String, port: u16 },
+    /// The Windows service (its short name) is running.
+    WindowsService { name: String },
+}
+
+/// What the agent found running one probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeResult {
+    pub probe: Probe,
+    pub passed: bool,
+    /// What it saw: `200 OK`, `503 Service Unavailable`, `connection refused`, `stopped`.
+    #[serde(default)]
+    pub detail: String,
 }
 
 fn install() -> String {
@@ -156,6 +193,9 @@ pub struct StepReport {
     /// Critical events logged since the job started, with `verify`.
     #[serde(default)]
     pub events: Vec<EventRecord>,
+    /// The offer's health probes and what each found, with `verify` (protocol 2).
+    #[serde(default)]
+    pub probes: Vec<ProbeResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -361,6 +361,12 @@ pub struct JobView {
     pub rollback: Option<JobRollbackView>,
     /// The operator's hooks run for it (checkpoint, restore), with exit code and output.
     pub hooks: Vec<JobHookView>,
+    /// The health probes of its services it is verified by, fixed when its gates passed
+    /// (`HTTP http://localhost/health answers 200`, `TCP localhost:1433 accepts`,
+    /// `service MSSQLSERVER running`).
+    pub probes: Vec<String>,
+    /// `if_required`, `never` or `always`: when its agent restarts the server.
+    pub reboot_policy: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

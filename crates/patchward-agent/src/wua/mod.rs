@@ -345,6 +345,39 @@ impl Host for WuaHost {
         false
     }
 
+    fn service_state(&mut self, name: &str) -> Result<Option<String>, String> {
+        // The name reaches PowerShell through the environment, never as script text.
+        let out = Command::new("powershell.exe")
+            .args([
+                "-NoProfile",
+                "-NonInteractive",
+                "-ExecutionPolicy",
+                "Bypass",
+                "-Command",
+                "$s = Get-Service -Name $env:PATCHWARD_PROBE_SERVICE -ErrorAction SilentlyContinue; \
+                 if ($s) { [string]$s.Status } else { '' }",
+            ])
+            .env("PATCHWARD_PROBE_SERVICE", name)
+            .output()
+            .map_err(|e| format!("cannot run powershell.exe: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("powershell.exe exited with {}", out.status));
+        }
+        // Get-Service says Running, Stopped, StartPending, ...: the inventory's words.
+        let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if status.is_empty() {
+            return Ok(None);
+        }
+        let mut word = String::new();
+        for (i, c) in status.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                word.push('_');
+            }
+            word.push(c.to_ascii_lowercase());
+        }
+        Ok(Some(word))
+    }
+
     fn critical_events(&self, since: Timestamp) -> Vec<EventRecord> {
         let ids = patchward_core::execution::CRITICAL_EVENT_IDS
             .iter()

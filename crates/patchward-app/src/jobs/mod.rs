@@ -21,7 +21,7 @@ use crate::{Actor, App, AppError, Result};
 use jiff::Timestamp;
 use patchward_core::access::Permission;
 use patchward_core::execution::{Job, JobState, RingGate, RingJob, ring_gate};
-use patchward_core::inventory::Estate;
+use patchward_core::inventory::{Estate, RebootPolicy};
 use patchward_core::workflow::{CycleState, Pause};
 use patchward_proto::{
     CycleJobs, CycleView, JobCheckView, JobHookView, JobRollbackView, JobStepView, JobUpdateView,
@@ -124,6 +124,9 @@ impl<S: ControlStore> App<S> {
                 finished: None,
                 hooks: Vec::new(),
                 rollback: None,
+                probes: Vec::new(),
+                probe_grace: None,
+                reboot: RebootPolicy::default(),
             };
             jobs.push(NewJob {
                 server: p.server.clone(),
@@ -590,6 +593,8 @@ pub(crate) fn job_view(id: i64, j: &Job) -> JobView {
                 output: h.output.clone(),
             })
             .collect(),
+        probes: j.probes.iter().map(|p| p.to_string()).collect(),
+        reboot_policy: j.reboot.as_str().into(),
     }
 }
 

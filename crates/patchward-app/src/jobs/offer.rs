@@ -15,7 +15,9 @@ use patchward_core::execution::{
     GateInput, GateResult, Job, JobState, LEASE, MIN_FREE_MIB, RingGate, StepKind, evaluate_gates,
     ring_gate,
 };
-use patchward_core::inventory::{DependencyTarget, Estate, RollbackMethod};
+use patchward_core::inventory::{
+    DEFAULT_PROBE_GRACE, DependencyTarget, Estate, RebootPolicy, RollbackMethod,
+};
 use patchward_core::workflow::ring_key;
 use patchward_proto::agent::{InventoryReport, JobOffer};
 use patchward_store::{AgentRecord, ControlStore, JobRecord, JobSummary, LeaseChange};
@@ -185,6 +187,32 @@ impl<S: ControlStore> App<S> {
             job.state = JobState::Running;
             job.started = Some(now);
             job.before = host;
+            // The probes and reboot policy in force when it starts are the ones it is
+            // verified by (the estate may change while it runs).
+            let services = estate.services.iter().filter(|s| {
+                s.members
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(&rec.server))
+            });
+            job.probes.clear();
+            job.probe_grace = None;
+            for s in services {
+                for p in &s.probes {
+                    if !job.probes.contains(p) {
+                        job.probes.push(p.clone());
+                    }
+                }
+                if !s.probes.is_empty() {
+                    let grace = s.probe_grace.unwrap_or(DEFAULT_PROBE_GRACE);
+                    job.probe_grace = Some(job.probe_grace.map_or(grace, |g| g.max(grace)));
+                }
+            }
+            job.reboot = estate
+                .servers
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(&rec.server))
+                .map(|s| s.reboot)
+                .unwrap_or_default();
             job.blocked_by.clear();
             job.outcome = "running".into();
             job.step_finished(StepKind::Gates, now, true, "every gate passed");
@@ -361,10 +389,23 @@ impl<S: ControlStore> App<S> {
             cycle,
             updates: updates.clone(),
             expected_build: job.expected_build.map(|b| b.to_string()),
-            reboot: "if_required".into(),
+            // `always` is for installs: a rollback restarts only when removal asks for it.
+            reboot: match (action, job.reboot) {
+                ("rollback", RebootPolicy::Always) => RebootPolicy::IfRequired.as_str().into(),
+                (_, r) => r.as_str().into(),
+            },
             done,
             lease_seconds: u32::try_from(LEASE.as_secs()).unwrap_or(900),
             action: action.into(),
+            // A rollback is verified by the updates being gone; probes are for installs.
+            probes: if action == "install" {
+                job.probes.iter().map(crate::wire::probe).collect()
+            } else {
+                Vec::new()
+            },
+            probe_grace_seconds: job
+                .probe_grace
+                .map_or(0, |g| u32::try_from(g.as_secs()).unwrap_or(0)),
         }))
     }
 

@@ -148,7 +148,12 @@ impl<S: ControlStore> App<S> {
                                     "verify needs the host as it is now",
                                 ));
                             };
-                            let v = verify(&job, job.before.as_ref(), after, &events);
+                            let probes: Vec<_> = report
+                                .probes
+                                .iter()
+                                .map(crate::wire::probe_outcome)
+                                .collect();
+                            let v = verify(&job, job.before.as_ref(), after, &events, &probes);
                             let state = if v.verified {
                                 JobState::Succeeded
                             } else {

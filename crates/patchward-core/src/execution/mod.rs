@@ -21,7 +21,9 @@
 //! - Verification ([`verify`]): the expected updates are installed and the OS build is at
 //!   least the expected revision; no reboot is pending; every automatic service that ran
 //!   before runs again; no new critical events since the reboot (6008, 41, 7000, 7001, 7023,
-//!   7031, 7034, 20, 1000); backups still succeed.
+//!   7031, 7034, 20, 1000); backups still succeed; every health probe of the server's services
+//!   (HTTP status and body, TCP port, Windows service) passes, run by the agent on the server
+//!   and retried for the service's probe grace while applications start.
 //! - Rollback ([`Job::begin_rollback`]): a job that failed, needs remediation, or succeeded
 //!   and was later found wanting goes to `rolling_back` on an approver's decision, or by
 //!   itself when the server's plan says `automatic` and verification failed. By the plan's
@@ -41,9 +43,10 @@ mod verify;
 pub use gates::{
     Gate, GateInput, GateResult, RingGate, RingJob, evaluate_gates, failure_allowance, ring_gate,
 };
-pub use verify::{CRITICAL_EVENT_IDS, Check, CriticalEvent, Verification, verify};
+pub use verify::{CRITICAL_EVENT_IDS, Check, CriticalEvent, ProbeOutcome, Verification, verify};
 
 use crate::OsBuild;
+use crate::inventory::{HealthProbe, RebootPolicy};
 use jiff::SignedDuration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -275,6 +278,16 @@ pub struct Job {
     pub hooks: Vec<HookRun>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+    /// The health probes of its services, fixed when its gates passed (the agent runs them
+    /// after the reboot; verification needs each to pass).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<HealthProbe>,
+    /// How long the agent retries a failing probe after the reboot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_grace: Option<SignedDuration>,
+    /// The server's reboot policy when its gates passed.
+    #[serde(default)]
+    pub reboot: RebootPolicy,
 }
 
 /// Which operator hook.

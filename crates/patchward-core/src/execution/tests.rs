@@ -246,6 +246,9 @@ fn job() -> Job {
         finished: None,
         hooks: vec![],
         rollback: None,
+        probes: vec![],
+        probe_grace: None,
+        reboot: RebootPolicy::IfRequired,
     }
 }
 
@@ -343,7 +346,7 @@ fn verification_passes_only_when_every_check_does_and_names_what_failed() {
     let mut after = host();
     after.installed_kbs = vec!["KB5000002".into()];
     after.build = Some("10.0.20348.4100".parse().unwrap());
-    let v = verify(&j, j.before.as_ref(), &after, &[]);
+    let v = verify(&j, j.before.as_ref(), &after, &[], &[]);
     assert!(v.verified, "{v:?}");
     assert_eq!(v.checks.len(), 6);
 
@@ -374,7 +377,7 @@ fn verification_passes_only_when_every_check_does_and_names_what_failed() {
             message: String::new(),
         },
     ];
-    let v = verify(&j, j.before.as_ref(), &bad, &events);
+    let v = verify(&j, j.before.as_ref(), &bad, &events, &[]);
     assert!(!v.verified);
     let f = v.failures();
     assert_eq!(f.len(), 5, "{f:?}");
@@ -382,11 +385,99 @@ fn verification_passes_only_when_every_check_does_and_names_what_failed() {
     assert!(f.iter().any(|x| x.contains("7031") && !x.contains("6008")));
     let mut missing = after.clone();
     missing.installed_kbs = vec!["KB5000001".into()];
-    let v = verify(&j, j.before.as_ref(), &missing, &[]);
+    let v = verify(&j, j.before.as_ref(), &missing, &[], &[]);
     assert_eq!(
         v.failures(),
         vec!["updates installed: not installed: KB5000002".to_string()]
     );
+}
+
+#[test]
+fn every_probe_of_the_job_must_pass_and_one_the_agent_did_not_run_fails() {
+    use crate::inventory::HealthProbe;
+    let mut j = job();
+    let http = HealthProbe::Http {
+        url: "http://localhost:8080/health".into(),
+        status: 200,
+        body_contains: Some("Healthy".into()),
+    };
+    let tcp = HealthProbe::Tcp {
+        host: "localhost".into(),
+        port: 1433,
+    };
+    let svc = HealthProbe::WindowsService {
+        name: "MSSQLSERVER".into(),
+    };
+    j.probes = vec![http.clone(), tcp.clone(), svc.clone()];
+    let mut after = host();
+    after.installed_kbs = vec!["KB5000002".into()];
+    after.build = Some("10.0.20348.4100".parse().unwrap());
+    let ok = |p: &HealthProbe| ProbeOutcome {
+        probe: p.clone(),
+        passed: true,
+        detail: "ok".into(),
+    };
+    let all = [ok(&http), ok(&tcp), ok(&svc)];
+    let v = verify(&j, j.before.as_ref(), &after, &[], &all);
+    assert!(v.verified, "{v:?}");
+    assert_eq!(v.checks.len(), 9);
+
+    // A failing HTTP probe names its URL, status and what was seen; a probe the agent did not
+    // report (an older agent) fails too; results for probes the job has not got are ignored.
+    let stray = HealthProbe::Tcp {
+        host: "localhost".into(),
+        port: 1,
+    };
+    let outcomes = [
+        ProbeOutcome {
+            probe: http.clone(),
+            passed: false,
+            detail: "503 Service Unavailable".into(),
+        },
+        ok(&svc),
+        ProbeOutcome {
+            probe: stray,
+            passed: false,
+            detail: "connection refused".into(),
+        },
+    ];
+    let v = verify(&j, j.before.as_ref(), &after, &[], &outcomes);
+    assert!(!v.verified);
+    assert_eq!(
+        v.failures(),
+        vec![
+            "probe HTTP http://localhost:8080/health answers 200 containing \"Healthy\": \
+             503 Service Unavailable"
+                .to_string(),
+            "probe TCP localhost:1433 accepts: not run by the agent (agents before protocol 2 \
+             run no probes: upgrade it)"
+                .to_string(),
+        ]
+    );
+}
+
+#[test]
+fn a_reboot_the_policy_forbids_is_named_when_it_is_still_pending() {
+    let mut j = job();
+    j.reboot = crate::inventory::RebootPolicy::Never;
+    let mut after = host();
+    after.installed_kbs = vec!["KB5000002".into()];
+    after.build = Some("10.0.20348.4100".parse().unwrap());
+    after.pending_reboot = vec!["CBS RebootPending".into()];
+    let v = verify(&j, j.before.as_ref(), &after, &[], &[]);
+    assert_eq!(
+        v.failures(),
+        vec![
+            "pending reboot: still pending: CBS RebootPending (the server's reboot policy is \
+             never: restart it to finish)"
+                .to_string()
+        ]
+    );
+    assert_eq!(
+        crate::inventory::RebootPolicy::parse("If-Required"),
+        Some(crate::inventory::RebootPolicy::IfRequired)
+    );
+    assert_eq!(crate::inventory::RebootPolicy::parse("sometimes"), None);
 }
 
 #[test]

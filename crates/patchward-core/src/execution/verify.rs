@@ -1,6 +1,7 @@
 //! Verification after the reboot (PRODUCT.md "Verification").
 
 use super::{HostSnapshot, Job};
+use crate::inventory::{HealthProbe, RebootPolicy};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,15 @@ pub struct CriticalEvent {
     pub at: Timestamp,
     #[serde(default)]
     pub message: String,
+}
+
+/// What the agent found when it ran one of the job's health probes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeOutcome {
+    pub probe: HealthProbe,
+    pub passed: bool,
+    /// What it saw (`503 Service Unavailable`, `connection refused`, `stopped`).
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,12 +61,14 @@ fn kb_key(s: &str) -> String {
 }
 
 /// Verify `job` on the host as it is now (`after`), compared with how it was before it was
-/// touched (`before`), given the critical events logged since the job started.
+/// touched (`before`), given the critical events logged since the job started and what the
+/// agent found running the job's health probes.
 pub fn verify(
     job: &Job,
     before: Option<&HostSnapshot>,
     after: &HostSnapshot,
     events: &[CriticalEvent],
+    probes: &[ProbeOutcome],
 ) -> Verification {
     let mut checks = Vec::new();
     let installed: Vec<String> = after.installed_kbs.iter().map(|k| kb_key(k)).collect();
@@ -100,6 +112,11 @@ pub fn verify(
         passed: after.pending_reboot.is_empty(),
         detail: if after.pending_reboot.is_empty() {
             "cleared".into()
+        } else if job.reboot == RebootPolicy::Never {
+            format!(
+                "still pending: {} (the server's reboot policy is never: restart it to finish)",
+                after.pending_reboot.join(", ")
+            )
         } else {
             format!("still pending: {}", after.pending_reboot.join(", "))
         },
@@ -154,6 +171,19 @@ pub fn verify(
             "still succeeding".into()
         },
     });
+    for probe in &job.probes {
+        let found = probes.iter().find(|o| &o.probe == probe);
+        checks.push(Check {
+            name: format!("probe {probe}"),
+            passed: found.is_some_and(|o| o.passed),
+            detail: match found {
+                Some(o) => o.detail.clone(),
+                None => "not run by the agent (agents before protocol 2 run no probes: \
+                         upgrade it)"
+                    .into(),
+            },
+        });
+    }
     Verification {
         verified: checks.iter().all(|c| c.passed),
         checks,

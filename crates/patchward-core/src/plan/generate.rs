@@ -390,6 +390,8 @@ pub fn generate(cfg: &GenConfig) -> Generated {
             _ => DisruptionBudget::MaxUnavailable(1),
         };
         services.push(Service {
+            probes: Vec::new(),
+            probe_grace: None,
             name: format!("service-{k:04}"),
             members,
             budget,

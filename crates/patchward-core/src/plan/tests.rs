@@ -136,18 +136,24 @@ pub(crate) fn contoso() -> Estate {
         }],
         services: vec![
             Service {
+                probes: Vec::new(),
+                probe_grace: None,
                 name: "domain controllers".into(),
                 members: vec!["DC-01".into(), "DC-02".into()],
                 budget: DisruptionBudget::MaxUnavailable(1),
                 owner: None,
             },
             Service {
+                probes: Vec::new(),
+                probe_grace: None,
                 name: "sql-prod".into(),
                 members: vec!["SQL-01".into(), "SQL-02".into()],
                 budget: DisruptionBudget::MaxUnavailable(1),
                 owner: None,
             },
             Service {
+                probes: Vec::new(),
+                probe_grace: None,
                 name: "rds-farm".into(),
                 members: vec![
                     "RDS-01".into(),
@@ -159,6 +165,8 @@ pub(crate) fn contoso() -> Estate {
                 owner: None,
             },
             Service {
+                probes: Vec::new(),
+                probe_grace: None,
                 name: "hyper-v cluster".into(),
                 members: vec!["HV-01".into(), "HV-02".into()],
                 budget: DisruptionBudget::MaxUnavailable(1),
@@ -613,6 +621,8 @@ fn unplaceable_servers_say_why() {
         None,
     ));
     estate.services.push(Service {
+        probes: Vec::new(),
+        probe_grace: None,
         name: "fragile".into(),
         members: vec!["ZERO-01".into()],
         budget: DisruptionBudget::MaxUnavailablePercent(50),
@@ -723,6 +733,8 @@ fn dependents_of_servers_held_back_by_budget_or_scope_are_placed() {
     let mut estate = chain_estate();
     // B is the only member of a service that allows 0 down.
     estate.services.push(Service {
+        probes: Vec::new(),
+        probe_grace: None,
         name: "fragile".into(),
         members: vec!["B".into()],
         budget: DisruptionBudget::MaxUnavailable(0),
@@ -800,6 +812,8 @@ fn self_dependency_is_a_cycle_of_one() {
     // Through a service C belongs to: the same error.
     let mut estate = chain_estate();
     estate.services.push(Service {
+        probes: Vec::new(),
+        probe_grace: None,
         name: "farm".into(),
         members: vec!["B".into(), "C".into()],
         budget: DisruptionBudget::MaxUnavailable(1),

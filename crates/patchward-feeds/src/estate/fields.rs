@@ -231,3 +231,136 @@ pub(super) fn target(t: &DependencyTarget) -> String {
         DependencyTarget::Service(n) => format!("service:{n}"),
     }
 }
+
+/// A service's health probe from its raw table, each error naming the field under `at`.
+pub(super) fn probe(cx: &mut Ctx<'_>, at: &str, raw: &S<RawProbe>) -> Option<HealthProbe> {
+    let r = raw.get_ref();
+    let kinds = [
+        r.http.is_some(),
+        r.tcp.is_some(),
+        r.windows_service.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        cx.fail(
+            raw,
+            at,
+            "give exactly one of http = \"URL\", tcp = PORT or \"HOST:PORT\", \
+             windows_service = \"NAME\"",
+        );
+        return None;
+    }
+    if r.http.is_none() {
+        for (given, key) in [
+            (r.status.is_some(), "status"),
+            (r.body_contains.is_some(), "body_contains"),
+        ] {
+            if given {
+                cx.fail(raw, &format!("{at}.{key}"), "only an http probe has it");
+                return None;
+            }
+        }
+    }
+    if let Some(url) = &r.http {
+        let url_ok = cx.check(url, &format!("{at}.http"), probe_url(url.get_ref()));
+        let status = match &r.status {
+            None => Some(200),
+            Some(st) => cx.check(
+                st,
+                &format!("{at}.status"),
+                u16::try_from(*st.get_ref())
+                    .ok()
+                    .filter(|c| (100..=599).contains(c))
+                    .ok_or_else(|| format!("an HTTP status is 100 to 599, got {}", st.get_ref())),
+            ),
+        };
+        let body = match &r.body_contains {
+            None => Some(None),
+            Some(b) if b.get_ref().is_empty() => {
+                cx.fail(
+                    b,
+                    &format!("{at}.body_contains"),
+                    "empty: leave it out instead",
+                );
+                None
+            }
+            Some(b) => Some(Some(b.get_ref().clone())),
+        };
+        return Some(HealthProbe::Http {
+            url: url_ok?,
+            status: status?,
+            body_contains: body?,
+        });
+    }
+    if let Some(t) = &r.tcp {
+        let (host, port) = cx.check(t, &format!("{at}.tcp"), tcp_target(t.get_ref()))?;
+        return Some(HealthProbe::Tcp { host, port });
+    }
+    let name = r.windows_service.as_ref()?;
+    let n = name.get_ref().trim();
+    let ok = !n.is_empty()
+        && n.len() <= 256
+        && !n.contains(['/', '\\'])
+        && !n.chars().any(char::is_control);
+    if !ok {
+        cx.fail(
+            name,
+            &format!("{at}.windows_service"),
+            format!(
+                "not a Windows service name (its short name, e.g. \"MSSQLSERVER\"): {:?}",
+                clip(n, 60)
+            ),
+        );
+        return None;
+    }
+    Some(HealthProbe::WindowsService {
+        name: n.to_string(),
+    })
+}
+
+/// An `http://` or `https://` URL with a host.
+fn probe_url(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let rest = t
+        .strip_prefix("http://")
+        .or_else(|| t.strip_prefix("https://"))
+        .ok_or_else(|| {
+            format!(
+                "not an http:// or https:// URL: {:?} (e.g. \"http://localhost:8080/health\")",
+                clip(t, 80)
+            )
+        })?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("not a URL with a host: {:?}", clip(t, 80)));
+    }
+    Ok(t.to_string())
+}
+
+/// `tcp = 1433` (this server) or `tcp = "HOST:PORT"` (`"[::1]:443"` for IPv6).
+fn tcp_target(v: &toml::Value) -> Result<(String, u16), String> {
+    let port = |n: i64| {
+        u16::try_from(n)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("a TCP port is 1 to 65535, got {n}"))
+    };
+    match v {
+        toml::Value::Integer(n) => Ok(("localhost".into(), port(*n)?)),
+        toml::Value::String(s) => {
+            let bad = || format!("expected PORT or \"HOST:PORT\", got {:?}", clip(s, 80));
+            let (host, p) = s.trim().rsplit_once(':').ok_or_else(bad)?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+                return Err(bad());
+            }
+            Ok((
+                host.to_string(),
+                port(p.parse::<i64>().map_err(|_| bad())?)?,
+            ))
+        }
+        other => Err(format!(
+            "expected PORT or \"HOST:PORT\", got a {}",
+            other.type_str()
+        )),
+    }
+}

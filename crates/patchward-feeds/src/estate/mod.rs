@@ -17,8 +17,8 @@ use patchward_core::OsBuild;
 use patchward_core::calendar::Recurrence;
 use patchward_core::inventory::{
     BackupPolicy, Blackout, BlackoutScope, Capacity, Coverage, Dependency, DependencyTarget,
-    DisruptionBudget, Estate, MaintenanceWindow, Owner, Ring, Role, RollbackMethod, RollbackPlan,
-    Server, Service, Tier,
+    DisruptionBudget, Estate, HealthProbe, MaintenanceWindow, Owner, RebootPolicy, Ring, Role,
+    RollbackMethod, RollbackPlan, Server, Service, Tier,
 };
 use patchward_core::product::Installation;
 use serde::Deserialize;
@@ -135,6 +135,20 @@ struct RawService {
     max_unavailable: Option<S<i64>>,
     max_unavailable_percent: Option<S<i64>>,
     owner: Option<RawOwner>,
+    #[serde(default)]
+    probes: Vec<S<RawProbe>>,
+    probe_grace: Option<S<String>>,
+}
+
+/// One health probe: exactly one of `http`, `tcp`, `windows_service`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
+    http: Option<S<String>>,
+    status: Option<S<i64>>,
+    body_contains: Option<S<String>>,
+    tcp: Option<S<toml::Value>>,
+    windows_service: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -184,6 +198,7 @@ struct RawServer {
     ring: Option<String>,
     backup_policy: Option<String>,
     estimated_duration: Option<S<String>>,
+    reboot: Option<S<String>>,
     #[serde(default)]
     pending_reboot: Vec<String>,
     rollback: Option<S<RawRollback>>,
@@ -481,8 +496,36 @@ fn convert(cx: &mut Ctx<'_>, raw: RawEstate) -> Estate {
                 None
             }
         };
-        if let Some(budget) = budget {
+        let mut probes = Vec::new();
+        for (k, raw) in sv.probes.iter().enumerate() {
+            if let Some(probe) = probe(cx, &format!("{p}.probes[{k}]"), raw) {
+                probes.push(probe);
+            }
+        }
+        let probe_grace = match &sv.probe_grace {
+            None => Some(None),
+            Some(g) => cx
+                .check(
+                    g,
+                    &format!("{p}.probe_grace"),
+                    non_negative_duration(g.get_ref()).and_then(|d| {
+                        // Within the job's lease (15 minutes) with room to report.
+                        if d > SignedDuration::from_mins(10) {
+                            Err(format!(
+                                "must be 10 minutes or less, got {:?}",
+                                clip(g.get_ref(), 20)
+                            ))
+                        } else {
+                            Ok(d)
+                        }
+                    }),
+                )
+                .map(Some),
+        };
+        if let (Some(budget), Some(probe_grace)) = (budget, probe_grace) {
             estate.services.push(Service {
+                probes,
+                probe_grace,
                 name: sv.name.get_ref().trim().to_string(),
                 members: sv.members.iter().map(|m| m.trim().to_string()).collect(),
                 budget,

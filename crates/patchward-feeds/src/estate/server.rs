@@ -122,6 +122,19 @@ pub(super) fn server(cx: &mut Ctx<'_>, i: usize, s: &RawServer) -> Option<Server
             .check(d, &f("estimated_duration"), positive_duration(d.get_ref()))
             .map(Some),
     };
+    let reboot = match &s.reboot {
+        None => Some(RebootPolicy::default()),
+        Some(r) => cx.check(
+            r,
+            &f("reboot"),
+            RebootPolicy::parse(r.get_ref()).ok_or_else(|| {
+                format!(
+                    "expected if_required, never or always, got {:?}",
+                    clip(r.get_ref(), 40)
+                )
+            }),
+        ),
+    };
     let rollback = match &s.rollback {
         None => Some(None),
         Some(r) => {
@@ -198,5 +211,6 @@ pub(super) fn server(cx: &mut Ctx<'_>, i: usize, s: &RawServer) -> Option<Server
         backup_policy: s.backup_policy.clone(),
         rollback: rollback?,
         estimated_duration: estimated_duration?,
+        reboot: reboot?,
     })
 }

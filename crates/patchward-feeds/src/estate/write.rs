@@ -149,6 +149,13 @@ pub fn to_toml(e: &Estate) -> String {
         if let Some(ow) = &s.owner {
             let _ = writeln!(o, "owner = {}", owner_inline(ow));
         }
+        if !s.probes.is_empty() {
+            let probes: Vec<String> = s.probes.iter().map(probe_inline).collect();
+            let _ = writeln!(o, "probes = [{}]", probes.join(", "));
+        }
+        if let Some(g) = s.probe_grace {
+            let _ = writeln!(o, "probe_grace = {}", q(&format_duration(g)));
+        }
         o.push('\n');
     }
     for d in &e.dependencies {
@@ -212,6 +219,9 @@ pub fn to_toml(e: &Estate) -> String {
         if let Some(d) = s.estimated_duration {
             let _ = writeln!(o, "estimated_duration = {}", q(&format_duration(d)));
         }
+        if s.reboot != RebootPolicy::default() {
+            let _ = writeln!(o, "reboot = {}", q(s.reboot.as_str()));
+        }
         let _ = writeln!(
             o,
             "pending_reboot = {}",
@@ -242,4 +252,26 @@ pub fn to_toml(e: &Estate) -> String {
         o.push('\n');
     }
     o
+}
+
+fn probe_inline(p: &HealthProbe) -> String {
+    match p {
+        HealthProbe::Http {
+            url,
+            status,
+            body_contains,
+        } => {
+            let mut s = format!("{{ http = {}, status = {status}", q(url));
+            if let Some(b) = body_contains {
+                s.push_str(&format!(", body_contains = {}", q(b)));
+            }
+            s + " }"
+        }
+        HealthProbe::Tcp { host, port } if host == "localhost" => format!("{{ tcp = {port} }}"),
+        HealthProbe::Tcp { host, port } if host.contains(':') => {
+            format!("{{ tcp = {} }}", q(&format!("[{host}]:{port}")))
+        }
+        HealthProbe::Tcp { host, port } => format!("{{ tcp = {} }}", q(&format!("{host}:{port}"))),
+        HealthProbe::WindowsService { name } => format!("{{ windows_service = {} }}", q(name)),
+    }
 }

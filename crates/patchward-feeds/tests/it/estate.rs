@@ -2,7 +2,7 @@
 
 use crate::fixture;
 use patchward_core::inventory::{
-    BlackoutScope, DependencyTarget, DisruptionBudget, RollbackMethod,
+    BlackoutScope, DependencyTarget, DisruptionBudget, HealthProbe, RebootPolicy, RollbackMethod,
 };
 use patchward_core::product::ServerRelease;
 use patchward_feeds::estate;
@@ -40,6 +40,141 @@ fn documented_example_parses() {
     );
     assert_eq!(dc.installed_kbs.len(), 2);
     assert_eq!(e.servers[3].release, Some(ServerRelease::Server2025));
+    assert_eq!(e.servers[2].reboot, RebootPolicy::Always);
+    assert_eq!(e.servers[0].reboot, RebootPolicy::IfRequired);
+    assert_eq!(
+        e.services[1].probes,
+        vec![
+            HealthProbe::WindowsService {
+                name: "MSSQLSERVER".into()
+            },
+            HealthProbe::Tcp {
+                host: "localhost".into(),
+                port: 1433
+            },
+            HealthProbe::Http {
+                url: "https://localhost:8443/health".into(),
+                status: 200,
+                body_contains: Some("Healthy".into())
+            },
+        ]
+    );
+    assert_eq!(e.services[1].probe_grace.map(|g| g.as_secs()), Some(180));
+    assert!(e.services[0].probes.is_empty());
+}
+
+#[test]
+fn probes_take_each_form_and_errors_name_the_probe_and_field() {
+    let text = String::from_utf8(fixture("inventory/estate.toml")).unwrap();
+    let probes_line = |probes: &str| {
+        text.replacen(
+            "probes = [{ windows_service = \"MSSQLSERVER\" }",
+            &format!("probes = [{probes}, {{ windows_service = \"MSSQLSERVER\" }}"),
+            1,
+        )
+    };
+    let ok = estate::parse(
+        "estate.toml",
+        probes_line("{ tcp = \"sql-listener.corp:1433\" }, { tcp = \"[::1]:5022\" }, { http = \"http://localhost/\" }").as_bytes(),
+    )
+    .unwrap();
+    let p = &ok.services[1].probes;
+    assert_eq!(
+        p[..3],
+        [
+            HealthProbe::Tcp {
+                host: "sql-listener.corp".into(),
+                port: 1433
+            },
+            HealthProbe::Tcp {
+                host: "::1".into(),
+                port: 5022
+            },
+            HealthProbe::Http {
+                url: "http://localhost/".into(),
+                status: 200,
+                body_contains: None
+            },
+        ]
+    );
+    // What it writes reads back the same.
+    let out = estate::to_toml(&ok);
+    assert_eq!(estate::parse("out.toml", out.as_bytes()).unwrap(), ok);
+
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("probes = "))
+        .unwrap() as u64
+        + 1;
+    for (probe, field, msg) in [
+        (
+            "{ tcp = 1433, windows_service = \"X\" }",
+            "services[1] (sql-prod).probes[0]",
+            "exactly one of",
+        ),
+        ("{ }", "services[1] (sql-prod).probes[0]", "exactly one of"),
+        (
+            "{ tcp = 70000 }",
+            "services[1] (sql-prod).probes[0].tcp",
+            "1 to 65535, got 70000",
+        ),
+        (
+            "{ tcp = \"sql01\" }",
+            "services[1] (sql-prod).probes[0].tcp",
+            "HOST:PORT",
+        ),
+        (
+            "{ http = \"localhost:8080/health\" }",
+            "services[1] (sql-prod).probes[0].http",
+            "not an http:// or https:// URL",
+        ),
+        (
+            "{ http = \"http://x/\", status = 99 }",
+            "services[1] (sql-prod).probes[0].status",
+            "100 to 599",
+        ),
+        (
+            "{ tcp = 1, status = 200 }",
+            "services[1] (sql-prod).probes[0].status",
+            "only an http probe",
+        ),
+        (
+            "{ windows_service = \"a\\\\b\" }",
+            "services[1] (sql-prod).probes[0].windows_service",
+            "not a Windows service name",
+        ),
+    ] {
+        let e = estate::parse("estate.toml", probes_line(probe).as_bytes()).unwrap_err();
+        let e0 = &e.errors[0];
+        assert_eq!(
+            (e0.line, e0.field.as_deref()),
+            (Some(line), Some(field)),
+            "{probe}: {e}"
+        );
+        assert!(e0.message.contains(msg), "{probe}: {e}");
+    }
+    let e = estate::parse(
+        "estate.toml",
+        text.replacen("probe_grace = \"3m\"", "probe_grace = \"1h\"", 1)
+            .as_bytes(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("probe_grace\": must be 10 minutes or less"),
+        "{e}"
+    );
+    let e = estate::parse(
+        "estate.toml",
+        text.replacen("reboot = \"always\"", "reboot = \"sometimes\"", 1)
+            .as_bytes(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("servers[2] (SQL-01).reboot\": expected if_required, never or always"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -292,6 +292,8 @@ pub async fn story(store: &impl Store) {
             },
         ],
         services: vec![Service {
+            probes: Vec::new(),
+            probe_grace: None,
             name: "domain controllers".into(),
             members: vec!["DC-01".into(), "DC-02".into()],
             budget: DisruptionBudget::MaxUnavailable(1),
@@ -482,6 +484,8 @@ pub async fn tenant_isolation(store: &(impl Store + AccessStore)) {
     let estate = Estate {
         servers: vec![server("WEB-01", &[4])],
         services: vec![Service {
+            probes: Vec::new(),
+            probe_grace: None,
             name: "web".into(),
             members: vec!["WEB-01".into()],
             budget: DisruptionBudget::MaxUnavailable(1),

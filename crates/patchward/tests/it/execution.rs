@@ -6,6 +6,7 @@
 //! after the timeout; every step and gate decision is in the audit log.
 
 use crate::api::{Backend, TestDb, call, client, on_both, user_token};
+use crate::lab::{Estate, Lab};
 use crate::workflow::serve_in_process;
 use crate::{fixtures, ok, pw};
 use jiff::{SignedDuration, Timestamp};
@@ -698,6 +699,7 @@ async fn killed_servers_and_agents_lose_no_job_and_run_none_twice(backend: Backe
         results: vec![],
         inventory: None,
         events: vec![],
+        probes: vec![],
     };
     raw.step(&cred, offer.job_id, &step("scan", "finished"))
         .await
@@ -1293,107 +1295,40 @@ async fn a_service_never_has_more_members_down_than_its_budget_even_when_all_sta
     let Some(test_db) = TestDb::new("budget-race", backend) else {
         return;
     };
-    let db = test_db.spec.clone();
-    let f = |p: &str| fixtures().join(p).to_str().unwrap().to_string();
-    ok(&pw(
-        &db,
-        &[
-            "import",
-            "feeds",
-            &f("builds/windows-server-kb-fixedbuild_from-msrc-cvrf_2016-2026.csv.zst"),
-            &f("msrc-cvrf/2026-Jun.xml.zst"),
-        ],
-    ));
-    let op = user_token(&db, "olga", "operator", Some("default"));
-    let appr = user_token(&db, "alice", "approver", Some("default"));
-    let adm = user_token(&db, "adam", "admin", Some("default"));
-    let start: Timestamp = "2026-08-12T01:00:00Z".parse().unwrap();
-    let srv = serve_in_process(&db, "2026-08-12T01:00:00Z").await;
-    let c = client();
-    let u = |p: &str| format!("{}{p}", srv.url);
-    let (_, tok) = call(
-        &c,
-        Method::POST,
-        &u("/api/v1/enrol-tokens"),
-        Some(&adm),
-        Some(json!({"uses": 6})),
-    )
-    .await;
-    let streams = Streams::bundled().unwrap();
-    let mut agents = Vec::new();
-    let mut index = 0;
-    while agents.len() < 6 {
-        let mut h = SimulatedHost::generate(&streams, 37, index, start).unwrap();
-        index += 1;
-        if h.release != ServerRelease::Server2022 {
-            continue;
-        }
-        let old = h.stream[h.stream.len() - 3].clone();
-        h.build = old.build;
-        h.kbs = [old.kb].into();
-        let h = h.with_fault(Some(Fault::RebootNeverReturns), start);
-        let mut a =
-            Agent::new(h, AgentClient::new(&srv.url, &Tls::Platform).unwrap(), None).unwrap();
-        a.ensure_enrolled(Some(tok["token"].as_str().unwrap()))
-            .await
-            .unwrap();
-        a.tick(start).await.unwrap();
-        agents.push(a);
-    }
-    let names: Vec<String> = agents.iter().map(|a| a.host.name.clone()).collect();
-    let mut toml = format!(
-        "[capacity]\nmax_in_flight = 50\nmax_in_flight_per_site = 50\n\n\
-         [[windows]]\nname = \"night\"\nrrule = \"FREQ=DAILY\"\nstart = \"00:00\"\nduration = \"10h\"\ntime_zone = \"UTC\"\n\n\
-         [[services]]\nname = \"web\"\nmembers = [{}]\nmax_unavailable = 1\n",
-        names
-            .iter()
-            .map(|n| format!("\"{n}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for a in &agents {
-        let _ = write!(
-            toml,
-            "\n[[servers]]\nname = \"{}\"\nos = \"{}\"\nwindows = [\"night\"]\nestimated_duration = \"30m\"\ntier = 3\n",
-            a.host.name,
-            a.host.caption(),
-        );
-    }
-    let estate = crate::tmpdir(&format!("race-estate-{backend:?}")).join("estate.toml");
-    std::fs::write(&estate, toml).unwrap();
-    ok(&pw(&db, &["import", "hosts", estate.to_str().unwrap()]));
-    let (s, cy) = call(
-        &c,
-        Method::POST,
-        &u("/api/v1/cycles"),
-        Some(&op),
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{cy}");
-    let id = cy["id"].as_i64().unwrap();
-    for (path, who, body) in [
-        ("plan", &op, None),
-        ("approvals", &appr, Some(json!({"ticket": "CHG-11"}))),
-        ("start", &op, None),
-    ] {
-        let (s, v) = call(
-            &c,
-            Method::POST,
-            &u(&format!("/api/v1/cycles/{id}/{path}")),
-            Some(who),
-            body,
+    let extra = |names: &[String]| {
+        format!(
+            "[[services]]\nname = \"web\"\nmembers = [{}]\nmax_unavailable = 1\n",
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
-        .await;
-        assert_eq!(s, StatusCode::OK, "{path}: {v}");
-    }
-    let jobs_url = u(&format!("/api/v1/cycles/{id}/jobs"));
+    };
+    let plan = |_| {
+        "rollback = { method = \"uninstall_kb\", who = \"ops\", tested_on = \"2026-06-01\" }"
+            .to_string()
+    };
+    let mut lab = Lab::start(
+        &test_db,
+        &format!("budget-race-{backend:?}"),
+        37,
+        &vec![Some(Fault::RebootNeverReturns); 6],
+        Estate {
+            extra: &extra,
+            server: &plan,
+        },
+    )
+    .await;
+    let (srv, c, op) = (&lab.srv, &lab.c, &lab.op);
+    let agents = &mut lab.agents;
+    let jobs_url = format!("{}/api/v1/cycles/{}/jobs", srv.url, lab.cycle);
     // The planner placed them one after another (the budget allows one down); at 05:00 every
     // slot has come and tonight's window is still open, so each may start now.
     srv.clock.set("2026-08-12T05:00:00Z".parse().unwrap());
     let now: Timestamp = "2026-08-12T05:00:00Z".parse().unwrap();
     let running = || async {
-        let (_, j) = call(&c, Method::GET, &jobs_url, Some(&op), None).await;
+        let (_, j) = call(c, Method::GET, &jobs_url, Some(op), None).await;
         let n = j["jobs"]
             .as_array()
             .unwrap()

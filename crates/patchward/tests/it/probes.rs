@@ -1,0 +1,160 @@
+//! Health probes and reboot policies in verification, on SQLite and PostgreSQL: the estate
+//! gives services probes and servers a reboot policy; the agent runs the probes on "its
+//! server" (here, this machine: real HTTP and TCP on loopback) after the reboot.
+//! - a member whose HTTP, TCP and Windows service probes pass is verified, each probe a check;
+//! - a member whose HTTP probe answers 503 needs remediation, naming the probe and the 503;
+//! - a server whose policy is `never` is not restarted and needs remediation naming why.
+
+use crate::api::{Backend, TestDb, on_both};
+use crate::lab::{Estate, Lab};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+on_both!(probes_and_reboot_policies_decide_verification,);
+
+/// A loopback HTTP server answering every request with `code` and `body`.
+async fn http_server(code: u16, body: &'static str) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/health", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+async fn probes_and_reboot_policies_decide_verification(backend: Backend) {
+    let Some(db) = TestDb::new("probes", backend) else {
+        return;
+    };
+    let healthy = http_server(200, "{\"status\":\"Healthy\"}").await;
+    let down = http_server(503, "starting").await;
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp = port.local_addr().unwrap().port();
+    let extra = |names: &[String]| {
+        format!(
+            "[[services]]\nname = \"shop\"\nmembers = [\"{}\"]\nmax_unavailable = 1\n\
+             probes = [{{ http = \"{healthy}\", body_contains = \"Healthy\" }}, {{ tcp = \"127.0.0.1:{tcp}\" }}, {{ windows_service = \"w32time\" }}]\n\n\
+             [[services]]\nname = \"api\"\nmembers = [\"{}\"]\nmax_unavailable = 1\n\
+             probes = [{{ http = \"{down}\" }}]\nprobe_grace = \"0s\"\n",
+            names[0], names[1]
+        )
+    };
+    // Some simulated roles (domain controller, Hyper-V) need a rollback plan to start.
+    let server = |i: usize| {
+        let plan =
+            "rollback = { method = \"uninstall_kb\", who = \"ops\", tested_on = \"2026-06-01\" }";
+        if i == 2 {
+            format!("{plan}\nreboot = \"never\"")
+        } else {
+            plan.to_string()
+        }
+    };
+    let mut lab = Lab::start(
+        &db,
+        &format!("probes-{backend:?}"),
+        41,
+        &[None, None, None],
+        Estate {
+            extra: &extra,
+            server: &server,
+        },
+    )
+    .await;
+    lab.tolerate_failures().await;
+    let now = lab.start;
+    for a in lab.agents.iter_mut() {
+        a.tick(now).await.unwrap();
+    }
+    let jobs = lab.jobs().await;
+
+    // 0: every probe passed, each a check of its verification.
+    let j0 = lab.job(&jobs, 0);
+    assert_eq!(j0["state"], "succeeded", "{j0}");
+    assert_eq!(
+        j0["probes"],
+        serde_json::json!([
+            format!("HTTP {healthy} answers 200 containing \"Healthy\""),
+            format!("TCP 127.0.0.1:{tcp} accepts"),
+            "service w32time running",
+        ]),
+        "{j0}"
+    );
+    let checks: Vec<(&str, bool, &str)> = j0["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"].as_str().unwrap().starts_with("probe "))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["passed"].as_bool().unwrap(),
+                c["detail"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        vec![
+            (
+                format!("probe HTTP {healthy} answers 200 containing \"Healthy\"").as_str(),
+                true,
+                "200 OK, body contains \"Healthy\""
+            ),
+            (
+                format!("probe TCP 127.0.0.1:{tcp} accepts").as_str(),
+                true,
+                "accepted"
+            ),
+            ("probe service w32time running", true, "running"),
+        ]
+    );
+    assert_eq!(j0["reboot_policy"], "if_required");
+
+    // 1: installed and rebooted, but its application answers 503.
+    let j1 = lab.job(&jobs, 1);
+    assert_eq!(j1["state"], "needs_remediation", "{j1}");
+    assert_eq!(
+        j1["reasons"],
+        serde_json::json!([format!(
+            "probe HTTP {down} answers 200: 503 Service Unavailable, expected 200"
+        )]),
+        "{j1}"
+    );
+
+    // 2: its policy is never: installed, not restarted, and verification says why.
+    let j2 = lab.job(&jobs, 2);
+    assert_eq!(j2["state"], "needs_remediation", "{j2}");
+    assert_eq!(j2["reboot_policy"], "never");
+    let reboot = j2["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "reboot")
+        .unwrap();
+    assert_eq!(
+        reboot["detail"], "not restarted: the reboot policy is never",
+        "{j2}"
+    );
+    let reasons = j2["reasons"].to_string();
+    assert!(
+        reasons.contains("the server's reboot policy is never: restart it to finish"),
+        "{j2}"
+    );
+    assert!(
+        !lab.agents[2].host.pending_reboot.is_empty(),
+        "never restarted"
+    );
+    drop(port);
+}
