@@ -3,7 +3,7 @@
 
 use crate::AGENT_VERSION;
 use crate::client::{AgentClient, ClientError};
-use crate::host::Host;
+use crate::host::{Download, Host};
 use crate::state::{AgentState, StateError};
 use jiff::Timestamp;
 use patchward_proto::ErrorCode;
@@ -242,15 +242,78 @@ impl<H: Host> Agent<H> {
             events: Vec::new(),
             probes: Vec::new(),
         };
-        for step in ["scan", "download"] {
-            if done(step) {
-                continue;
+        if !done("scan") {
+            let r = self
+                .send(
+                    &credential,
+                    offer.job_id,
+                    report(
+                        "scan",
+                        "finished",
+                        format!("{} updates", offer.updates.len()),
+                    ),
+                )
+                .await?;
+            if !r.proceed {
+                return Ok(r.state);
+            }
+        }
+        if !done("download") {
+            let what = format!("{} updates", offer.updates.len());
+            let r = self
+                .send(
+                    &credential,
+                    offer.job_id,
+                    report("download", "started", what.clone()),
+                )
+                .await?;
+            if !r.proceed {
+                return Ok(r.state);
+            }
+            // Progress is reported at each quarter, and at least every third of the lease
+            // (which each report extends), however slow the download.
+            let every = heartbeat_interval(offer.lease_seconds);
+            let (mut last, mut last_quarter) = (std::time::Instant::now(), 0u8);
+            loop {
+                match self.host.download(&offer.updates, now) {
+                    Download::Done => break,
+                    Download::Failed(hresult) => {
+                        let r = self
+                            .send(
+                                &credential,
+                                offer.job_id,
+                                report(
+                                    "download",
+                                    "failed",
+                                    format!("download failed with {hresult}"),
+                                ),
+                            )
+                            .await?;
+                        return Ok(r.state);
+                    }
+                    Download::InProgress { percent, poll } => {
+                        if percent / 25 > last_quarter || last.elapsed() >= every {
+                            let r = self
+                                .send(
+                                    &credential,
+                                    offer.job_id,
+                                    report("download", "started", format!("{what}: {percent}%")),
+                                )
+                                .await?;
+                            if !r.proceed {
+                                return Ok(r.state);
+                            }
+                            (last, last_quarter) = (std::time::Instant::now(), percent / 25);
+                        }
+                        tokio::time::sleep(poll.min(every)).await;
+                    }
+                }
             }
             let r = self
                 .send(
                     &credential,
                     offer.job_id,
-                    report(step, "finished", format!("{} updates", offer.updates.len())),
+                    report("download", "finished", what),
                 )
                 .await?;
             if !r.proceed {
@@ -264,9 +327,13 @@ impl<H: Host> Agent<H> {
                 report("install", "started", offer.updates.join(", ")),
             )
             .await?;
+            // Installing a cumulative update takes minutes to most of an hour: a heartbeat
+            // keeps the lease while the host works.
+            let beat = self.heartbeat(&credential, offer, "install");
             let results = self
                 .host
                 .install(&offer.updates, offer.expected_build.as_deref(), now);
+            beat.abort();
             let ok = results.iter().all(|r| r.installed);
             let mut r = report(
                 "install",
@@ -419,9 +486,11 @@ impl<H: Host> Agent<H> {
                 report("rollback", "started", offer.updates.join(", ")),
             )
             .await?;
+            let beat = self.heartbeat(credential, offer, "rollback");
             let results = self
                 .host
                 .uninstall(&offer.updates, offer.expected_build.as_deref(), now);
+            beat.abort();
             let ok = results.iter().all(|r| !r.installed);
             let mut r = report(
                 "rollback",
@@ -465,6 +534,42 @@ impl<H: Host> Agent<H> {
         Ok(reply.state)
     }
 
+    /// Report `step` as still running every third of the lease until aborted: the host's
+    /// call blocks this task, the heartbeat runs on another of the runtime's threads.
+    fn heartbeat(
+        &self,
+        credential: &str,
+        offer: &JobOffer,
+        step: &'static str,
+    ) -> tokio::task::JoinHandle<()> {
+        let client = self.client.clone();
+        let credential = credential.to_string();
+        let (job, token) = (offer.job_id, offer.token);
+        let every = heartbeat_interval(offer.lease_seconds);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(every).await;
+                let r = StepReport {
+                    token,
+                    step: step.into(),
+                    status: "started".into(),
+                    detail: format!(
+                        "still running after {} min",
+                        started.elapsed().as_secs() / 60
+                    ),
+                    results: Vec::new(),
+                    inventory: None,
+                    events: Vec::new(),
+                    probes: Vec::new(),
+                };
+                if let Err(e) = client.step(&credential, job, &r).await {
+                    tracing::warn!(error = %e, job, step, "heartbeat not delivered");
+                }
+            }
+        })
+    }
+
     async fn send(
         &self,
         credential: &str,
@@ -484,6 +589,11 @@ impl<H: Host> Agent<H> {
             }
         }
     }
+}
+
+/// A third of the lease (each report extends it), at least a second.
+fn heartbeat_interval(lease_seconds: u32) -> Duration {
+    Duration::from_secs(u64::from(lease_seconds / 3).max(1))
 }
 
 fn revoked(e: ClientError) -> AgentError {

@@ -2,6 +2,18 @@
 
 use jiff::Timestamp;
 use patchward_proto::agent::{EventRecord, InventoryReport, UpdateOutcome};
+use std::time::Duration;
+
+/// Where a download stands (Windows Update's download phase, asked again until it is done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Download {
+    /// Everything is on the host (or the host downloads within `install`).
+    Done,
+    /// Still downloading, `percent` done: ask again after `poll`.
+    InProgress { percent: u8, poll: Duration },
+    /// The download failed with this HRESULT (`0x80244022`).
+    Failed(String),
+}
 
 /// A Windows Server as the agent sees it. Calls may block (WMI, the registry, the Windows
 /// Update Agent): the agent runs them off the async runtime's threads when it matters.
@@ -10,7 +22,10 @@ pub trait Host: Send {
     fn hostname(&self) -> String;
     /// OS, build with UBR, installed KBs, roles, pending reboot, services, backups.
     fn inventory(&mut self, now: Timestamp) -> InventoryReport;
-    /// Search for the updates by KB, download and install them; one outcome per update
+    /// Start or continue downloading the updates; asked again while it is in progress (the
+    /// agent reports progress meanwhile, which keeps its lease).
+    fn download(&mut self, updates: &[String], now: Timestamp) -> Download;
+    /// Search for the updates by KB, download (what is not yet) and install them; one outcome per update
     /// (the Windows HRESULT when one failed). `expected_build` is what the control plane
     /// expects the updates to bring (a simulated host that does not know a KB uses it).
     fn install(

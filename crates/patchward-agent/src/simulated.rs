@@ -129,6 +129,9 @@ pub enum Fault {
     /// Uninstalling fails with 0x800F0825 (CBS_E_CANNOT_UNINSTALL: a cumulative update
     /// combined with its servicing stack cannot be removed).
     UninstallFailure,
+    /// Downloading takes this long (real time: a slow link or a busy WSUS); the agent
+    /// reports progress meanwhile.
+    SlowDownload(std::time::Duration),
 }
 
 impl Fault {
@@ -144,6 +147,7 @@ impl Fault {
                 3 => Some(Fault::ServiceDoesNotStart),
                 _ if r % 50 == 4 => Some(Fault::RebootNeverReturns),
                 _ if r % 50 == 5 => Some(Fault::StaleBackup),
+                _ if r % 50 == 6 => Some(Fault::SlowDownload(std::time::Duration::from_secs(20))),
                 _ => None,
             }),
             other => Err(format!("fault profile {other:?}: expected none or mixed")),
@@ -173,6 +177,8 @@ pub struct SimulatedHost {
     pub events: Vec<EventRecord>,
     /// The reboot never returned: the host is gone.
     pub down: bool,
+    /// When the current download began (real time), for a slow download.
+    pub downloading_since: Option<std::time::Instant>,
 }
 
 impl SimulatedHost {
@@ -243,6 +249,7 @@ impl SimulatedHost {
             before_install: None,
             events: Vec::new(),
             down: false,
+            downloading_since: None,
         })
     }
 
@@ -276,6 +283,25 @@ impl SimulatedHost {
 impl Host for SimulatedHost {
     fn hostname(&self) -> String {
         self.name.clone()
+    }
+
+    fn download(&mut self, _updates: &[String], _now: Timestamp) -> crate::host::Download {
+        let Some(Fault::SlowDownload(takes)) = self.fault else {
+            return crate::host::Download::Done;
+        };
+        let since = *self
+            .downloading_since
+            .get_or_insert_with(std::time::Instant::now);
+        let elapsed = since.elapsed();
+        if elapsed >= takes {
+            self.downloading_since = None;
+            return crate::host::Download::Done;
+        }
+        let percent = (elapsed.as_millis() * 100 / takes.as_millis().max(1)).min(99) as u8;
+        crate::host::Download::InProgress {
+            percent,
+            poll: (takes / 5).min(takes - elapsed),
+        }
     }
 
     fn install(

@@ -289,6 +289,12 @@ impl Host for WuaHost {
         }
     }
 
+    fn download(&mut self, _updates: &[String], _now: Timestamp) -> crate::host::Download {
+        // The Windows Update Agent downloads within `install` (IUpdateDownloader, then
+        // IUpdateInstaller); the agent reports progress while that runs.
+        crate::host::Download::Done
+    }
+
     fn install(
         &mut self,
         updates: &[String],

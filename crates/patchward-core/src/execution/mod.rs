@@ -395,14 +395,18 @@ pub fn rollback_refusal(job: &Job) -> Option<String> {
 }
 
 impl Job {
-    /// Record the start of a step; a step of that kind still open (an agent resuming after a
-    /// crash starts it again) is kept as it is.
+    /// Record the start of a step. A step of that kind still open (a progress report, or an
+    /// agent resuming after a crash that starts it again) keeps its start and takes the new
+    /// detail.
     pub fn step_started(&mut self, step: StepKind, at: Timestamp, detail: &str) {
-        if self
+        if let Some(open) = self
             .steps
-            .iter()
-            .any(|s| s.step == step && s.finished.is_none())
+            .iter_mut()
+            .find(|s| s.step == step && s.finished.is_none())
         {
+            if !detail.is_empty() {
+                open.detail = detail.to_string();
+            }
             return;
         }
         self.steps.push(StepRecord {

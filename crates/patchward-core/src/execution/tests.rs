@@ -484,11 +484,16 @@ fn a_reboot_the_policy_forbids_is_named_when_it_is_still_pending() {
 fn steps_open_and_close_in_order_and_states_parse_back() {
     let mut j = job();
     j.step_started(StepKind::Install, t("2026-12-08T21:05:00Z"), "2 updates");
-    j.step_started(StepKind::Install, t("2026-12-08T21:06:00Z"), "again");
+    j.step_started(
+        StepKind::Install,
+        t("2026-12-08T21:06:00Z"),
+        "still running after 1 min",
+    );
     assert_eq!(j.steps.len(), 1);
+    assert_eq!(j.steps[0].started, t("2026-12-08T21:05:00Z"));
     j.step_finished(StepKind::Install, t("2026-12-08T21:20:00Z"), true, "");
     j.step_finished(StepKind::Reboot, t("2026-12-08T21:25:00Z"), true, "back");
-    assert_eq!(j.steps[0].detail, "2 updates");
+    assert_eq!(j.steps[0].detail, "still running after 1 min");
     assert_eq!(j.steps[1].started, j.steps[1].finished.unwrap());
     for s in JobState::ALL {
         assert_eq!(JobState::parse(s.as_str()), Some(s));

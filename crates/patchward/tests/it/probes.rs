@@ -3,10 +3,12 @@
 //! server" (here, this machine: real HTTP and TCP on loopback) after the reboot.
 //! - a member whose HTTP, TCP and Windows service probes pass is verified, each probe a check;
 //! - a member whose HTTP probe answers 503 needs remediation, naming the probe and the 503;
-//! - a server whose policy is `never` is not restarted and needs remediation naming why.
+//! - a server whose policy is `never` is not restarted and needs remediation naming why;
+//! - a slow download shows its progress on the job while it runs.
 
 use crate::api::{Backend, TestDb, on_both};
 use crate::lab::{Estate, Lab};
+use patchward_agent::simulated::Fault;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 on_both!(probes_and_reboot_policies_decide_verification,);
@@ -157,4 +159,77 @@ async fn probes_and_reboot_policies_decide_verification(backend: Backend) {
         "never restarted"
     );
     drop(port);
+}
+
+on_both!(a_slow_download_reports_its_progress_while_the_job_runs,);
+
+/// A download that takes a while (a slow link, a busy WSUS) is reported as it goes: the job's
+/// download step shows its progress while it runs, then the job goes on and succeeds.
+async fn a_slow_download_reports_its_progress_while_the_job_runs(backend: Backend) {
+    let Some(db) = TestDb::new("slow-download", backend) else {
+        return;
+    };
+    let plan = |_| {
+        "rollback = { method = \"uninstall_kb\", who = \"ops\", tested_on = \"2026-06-01\" }"
+            .to_string()
+    };
+    let mut lab = Lab::start(
+        &db,
+        &format!("slow-download-{backend:?}"),
+        43,
+        &[Some(Fault::SlowDownload(std::time::Duration::from_millis(
+            2500,
+        )))],
+        Estate {
+            extra: &|_| String::new(),
+            server: &plan,
+        },
+    )
+    .await;
+    let now = lab.start;
+    let mut agent = lab.agents.remove(0);
+    let run = tokio::spawn(async move {
+        let t = agent.tick(now).await;
+        (agent, t)
+    });
+    // While it downloads: running, the download step open with its progress.
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let jobs = lab.jobs().await;
+        let j = &jobs["jobs"][0];
+        if let Some(d) = j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == "download" && s["finished"].is_null())
+        {
+            assert_eq!(j["state"], "running", "{j}");
+            let detail = d["detail"].as_str().unwrap().to_string();
+            if !seen.contains(&detail) {
+                seen.push(detail);
+            }
+        }
+        if run.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (agent, t) = run.await.unwrap();
+    t.unwrap();
+    assert!(
+        seen.iter()
+            .any(|d| d.ends_with('%') && !d.ends_with(": 0%")),
+        "progress was reported while downloading: {seen:?}"
+    );
+    let jobs = lab.jobs().await;
+    let j = &jobs["jobs"][0];
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let download = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "download")
+        .unwrap();
+    assert_eq!(download["ok"], true, "{j}");
+    assert!(agent.host.downloading_since.is_none());
 }
