@@ -73,13 +73,15 @@ fn agent_actor(agent: &AgentRecord) -> Actor {
     }
 }
 
-/// A host name as Windows allows it (NetBIOS/DNS label): 1–63 letters, digits and hyphens,
-/// not starting or ending with a hyphen.
+/// A host name as Windows allows it (a computer name, `COMPUTERNAME`): 1–63 letters,
+/// digits, hyphens and underscores (Windows warns about underscores but takes them, and
+/// estates have such servers), not starting or ending with a hyphen.
 fn check_hostname(name: &str) -> Result<String> {
     let n = name.trim();
     let ok = !n.is_empty()
         && n.len() <= 63
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && !n.starts_with('-')
         && !n.ends_with('-');
     if ok {
@@ -88,7 +90,7 @@ fn check_hostname(name: &str) -> Result<String> {
         Err(AppError::field(
             "hostname",
             format!(
-                "not a host name: {:?} (1 to 63 letters, digits and hyphens)",
+                "not a host name: {:?} (1 to 63 letters, digits, hyphens and underscores)",
                 n.chars().take(70).collect::<String>()
             ),
         ))
@@ -857,4 +859,28 @@ pub(crate) fn snapshot_of(r: &InventoryReport, at: Option<Timestamp>) -> HostSna
 
 fn clip(s: &str) -> String {
     s.chars().take(60).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::check_hostname;
+
+    #[test]
+    fn host_names_are_windows_computer_names() {
+        for ok in ["WEB01", "sql_prod_2", "a", "x-1"] {
+            assert_eq!(check_hostname(ok).ok().as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-web",
+            "web-",
+            "web01.corp.example",
+            "two words",
+            &"a".repeat(64),
+        ] {
+            let e = check_hostname(bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("hostname"), "{bad}");
+        }
+    }
 }

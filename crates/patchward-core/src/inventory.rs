@@ -214,17 +214,26 @@ impl Server {
             _ => false,
         };
         let or_old = |new: Vec<String>, old: Vec<String>| if new.is_empty() { old } else { new };
+        // The OS travels with the build: a record without a build (an estate file naming only
+        // the OS) does not relabel the build an agent reported as another release.
+        let build = if keep_build { self.build } else { newer.build };
+        let keep_os = newer.os.is_empty()
+            || (keep_build
+                && build.is_some()
+                && newer.release.is_some()
+                && build.and_then(|b| ServerRelease::from_build(&b)) != newer.release
+                && self.release.is_some());
         Server {
             name: newer.name,
             fqdn: newer.fqdn.or(self.fqdn),
-            os: if newer.os.is_empty() {
-                self.os
+            os: if keep_os { self.os } else { newer.os },
+            release: if keep_os {
+                self.release.or(newer.release)
             } else {
-                newer.os
+                newer.release.or(self.release)
             },
-            release: newer.release.or(self.release),
             installation: newer.installation.or(self.installation),
-            build: if keep_build { self.build } else { newer.build },
+            build,
             hotpatch: newer.hotpatch || self.hotpatch,
             roles: if newer.roles.is_empty() {
                 self.roles
@@ -643,5 +652,63 @@ impl Estate {
             }
         }
         errs
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn reported() -> Server {
+        Server {
+            name: "APP-07".into(),
+            os: "Microsoft Windows Server 2016 Datacenter".into(),
+            release: Some(ServerRelease::Server2016),
+            build: Some("10.0.14393.7000".parse().unwrap()),
+            installed_kbs: [Kb(5_040_434)].into(),
+            ..Server::default()
+        }
+    }
+
+    #[test]
+    fn an_os_named_without_a_build_does_not_relabel_the_reported_build() {
+        // An estate file that says 2022 but gives no build: the agent's 2016 build stays, and
+        // so does the OS that goes with it; the file's other facts are taken.
+        let declared = Server {
+            name: "APP-07".into(),
+            os: "Windows Server 2022 Datacenter".into(),
+            release: Some(ServerRelease::Server2022),
+            ring: Some("pilot".into()),
+            ..Server::default()
+        };
+        let merged = reported().updated_with(declared);
+        assert_eq!(merged.release, Some(ServerRelease::Server2016));
+        assert_eq!(merged.os, "Microsoft Windows Server 2016 Datacenter");
+        assert_eq!(merged.build, reported().build);
+        assert_eq!(merged.ring.as_deref(), Some("pilot"));
+
+        // A record with its own build replaces both.
+        let upgraded = Server {
+            name: "APP-07".into(),
+            os: "Windows Server 2022 Datacenter".into(),
+            release: Some(ServerRelease::Server2022),
+            build: Some("10.0.20348.2582".parse().unwrap()),
+            ..Server::default()
+        };
+        let merged = reported().updated_with(upgraded);
+        assert_eq!(merged.release, Some(ServerRelease::Server2022));
+        assert_eq!(merged.os, "Windows Server 2022 Datacenter");
+
+        // Without a build on either side, the newer OS is the one there is.
+        let mut old = reported();
+        old.build = None;
+        let merged = old.updated_with(Server {
+            name: "APP-07".into(),
+            os: "Windows Server 2019 Standard".into(),
+            release: Some(ServerRelease::Server2019),
+            ..Server::default()
+        });
+        assert_eq!(merged.release, Some(ServerRelease::Server2019));
     }
 }

@@ -367,6 +367,9 @@ pub struct JobView {
     pub probes: Vec<String>,
     /// `if_required`, `never` or `always`: when its agent restarts the server.
     pub reboot_policy: String,
+    /// Why a rollback would be refused now (`nothing was installed: …`); `None`: an approver
+    /// may roll it back.
+    pub rollback_refused: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

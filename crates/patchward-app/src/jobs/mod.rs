@@ -181,6 +181,11 @@ impl<S: ControlStore> App<S> {
         actor.require(Permission::Approve)?;
         let why = crate::workflow::nonempty(reason, "reason")?;
         let records = self.store.jobs(tenant, id).await?;
+        if records.is_empty() {
+            // No jobs: an unknown cycle is 404 (and a known one says why it cannot resume)
+            // before the ring is looked for.
+            self.load_cycle(tenant, id).await?;
+        }
         let accept = match ring {
             None => None,
             Some(r) => {
@@ -595,6 +600,7 @@ pub(crate) fn job_view(id: i64, j: &Job) -> JobView {
             .collect(),
         probes: j.probes.iter().map(|p| p.to_string()).collect(),
         reboot_policy: j.reboot.as_str().into(),
+        rollback_refused: patchward_core::execution::rollback_refusal(j),
     }
 }
 

@@ -163,8 +163,10 @@ impl<S: ControlStore> App<S> {
         )?;
         if gates.iter().all(|g| g.passed) {
             // A snapshot plan: the checkpoint hook takes the VM's checkpoint first.
+            let mut note = String::new();
             match self.checkpoint_needed(&rec, &mut job, now).await? {
                 CheckpointStatus::Ready => {}
+                CheckpointStatus::ByHand(why) => note = format!("; {why}"),
                 CheckpointStatus::Waiting => return Ok(None),
                 CheckpointStatus::Failed(why) => {
                     let why = format!("checkpoint: {why}");
@@ -215,7 +217,12 @@ impl<S: ControlStore> App<S> {
                 .unwrap_or_default();
             job.blocked_by.clear();
             job.outcome = "running".into();
-            job.step_finished(StepKind::Gates, now, true, "every gate passed");
+            job.step_finished(
+                StepKind::Gates,
+                now,
+                true,
+                &format!("every gate passed{note}"),
+            );
             let offer = self
                 .lease(
                     &rec,
@@ -249,7 +256,10 @@ impl<S: ControlStore> App<S> {
                 self.audit_job(
                     &rec,
                     "job.start",
-                    serde_json::json!({"gates": gates.iter().map(|g| &g.reason).collect::<Vec<_>>()}),
+                    serde_json::json!({
+                        "gates": gates.iter().map(|g| &g.reason).collect::<Vec<_>>(),
+                        "checkpoint": note.trim_start_matches("; "),
+                    }),
                 )
                 .await?;
             }

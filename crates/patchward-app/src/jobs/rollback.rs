@@ -295,13 +295,17 @@ impl<S: ControlStore> App<S> {
         job: &mut Job,
         now: Timestamp,
     ) -> Result<CheckpointStatus> {
-        let Some(command) = self.hooks.command(HookKind::Checkpoint) else {
+        let plan = self.rollback_plan_of(rec.tenant, &rec.server).await?;
+        let Some(plan) = plan.filter(|p| p.method == RollbackMethod::Snapshot) else {
             return Ok(CheckpointStatus::Ready);
         };
-        let plan = self.rollback_plan_of(rec.tenant, &rec.server).await?;
-        if plan.is_none_or(|p| p.method != RollbackMethod::Snapshot) {
-            return Ok(CheckpointStatus::Ready);
-        }
+        let Some(command) = self.hooks.command(HookKind::Checkpoint) else {
+            return Ok(CheckpointStatus::ByHand(format!(
+                "snapshot plan: this server runs no checkpoint hook, so the checkpoint is {}'s \
+                 to take before the install (a rollback is then recorded with done)",
+                plan.who.as_deref().unwrap_or("the plan owner")
+            )));
+        };
         let last = job
             .hooks
             .iter()
@@ -513,6 +517,9 @@ impl<S: ControlStore> App<S> {
 /// Where a job stands with the checkpoint its plan asks for.
 pub(crate) enum CheckpointStatus {
     Ready,
+    /// A snapshot plan, and this server has no checkpoint hook: the plan's owner takes the
+    /// checkpoint (the job starts, saying so).
+    ByHand(String),
     Waiting,
     Failed(String),
 }

@@ -211,6 +211,64 @@ async fn server_timing(
     resp
 }
 
+/// Every JSON body this server takes is an object: serde would read an array as a struct's
+/// fields in order (`["a", 1]` for `{"name": "a", "uses": 1}`), past `deny_unknown_fields`
+/// and the field names the errors cite, so an array (or a bare value) is refused here.
+async fn json_objects_only(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !json {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return crate::error::ApiErr(patchward_app::AppError::bad_request(format!(
+                "body: larger than {} MiB, or cut short",
+                BODY_LIMIT / (1024 * 1024)
+            )))
+            .into_response();
+        }
+    };
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if let Some(&c) = first
+        && c != b'{'
+    {
+        let got = match c {
+            b'[' => "an array",
+            b'"' => "a string",
+            b'n' => "null",
+            b't' | b'f' => "a boolean",
+            _ => "a value that is not an object",
+        };
+        return crate::error::ApiErr(patchward_app::AppError::field(
+            "body",
+            format!("expected a JSON object ({{\"field\": …}}), got {got}"),
+        ))
+        .into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+/// Largest request body (feed uploads are the large ones).
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
 pub fn router(app: Shared) -> Router {
     let (api, doc) = api_router().split_for_parts();
     let api = api.layer(axum::middleware::from_fn_with_state(
@@ -232,7 +290,8 @@ pub fn router(app: Shared) -> Router {
                     utoipa_swagger_ui::Config::from("/api/v1/openapi.json").validator_url("none"),
                 ),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(json_objects_only))
         .layer(axum::middleware::from_fn(server_timing))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()

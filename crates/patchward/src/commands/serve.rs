@@ -201,6 +201,23 @@ pub fn init_logs_quiet() {
 pub async fn run(db: &Path, a: ServeArgs) -> Result<()> {
     init_logs();
     let (opts, fingerprint, hooks) = options(db, &a)?;
+    // Which hooks run for snapshot plans (stderr, with the other start-up notes).
+    for (what, hook) in [
+        ("checkpoint", &hooks.checkpoint),
+        ("restore", &hooks.restore),
+    ] {
+        match hook {
+            Some(p) => eprintln!(
+                "{what} hook: {} (killed after {} min)",
+                p.display(),
+                hooks.timeout.as_secs() / 60
+            ),
+            None => eprintln!(
+                "{what} hook: none (servers whose rollback plan is a snapshot are checkpointed \
+                 and restored by people)"
+            ),
+        }
+    }
     let store = open(db).await?;
     let app = Arc::new(app(store).with_hooks(hooks));
     if let Some((name, password)) = app.bootstrap_admin().await? {

@@ -1065,6 +1065,9 @@ async fn bad_requests_name_the_field_and_store_nothing(backend: Backend) {
             "password",
         ),
         (json!({"name": "bad name!", "role": "viewer"}), "name"),
+        // serde would read an array as the struct's fields in order: a JSON object only.
+        (json!(["arrayuser", "viewer"]), "body"),
+        (json!("viewer"), "body"),
     ];
     for (body, field) in cases {
         let (s, e) = call(
@@ -1079,6 +1082,21 @@ async fn bad_requests_name_the_field_and_store_nothing(backend: Backend) {
         assert_eq!(e["code"], "invalid_field");
         assert_eq!(e["field"], field, "{body} → {e}");
     }
+    let (_, users) = call(&c, Method::GET, &u("/api/v1/users"), Some(&admin), None).await;
+    assert!(!users.to_string().contains("arrayuser"), "{users}");
+    let (s, e) = call(
+        &c,
+        Method::POST,
+        &u("/agent/v1/enrol"),
+        None,
+        Some(json!(["pwe_x", "WEB01", 2, "0.1.0"])),
+    )
+    .await;
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("body")),
+        "the agents' API too: {e}"
+    );
     // Unknown fields are errors, not silently dropped (a typo'd "pasword" would make an
     // account without a password).
     let (s, e) = call(

@@ -421,3 +421,80 @@ fn import_hosts_rejects_self_dependency_and_reads_late_servers() {
     let v: serde_json::Value = serde_json::from_str(&servers).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2, "{servers}");
 }
+
+#[cfg(unix)]
+#[test]
+fn serve_checks_its_hooks_at_start_and_says_which_run() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Stdio;
+    let d = tmpdir("serve-hooks");
+    let db = d.join("p.db");
+    let hook = d.join("checkpoint.sh");
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["serve", "--http", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        pw(&db, &args)
+    };
+    let missing = serve(&["--checkpoint-hook", "no/such/hook"]);
+    assert!(!missing.status.success());
+    let e = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        e.contains("--checkpoint-hook no/such/hook: no such file"),
+        "{e}"
+    );
+    let h = hook.to_str().unwrap();
+    let plain = serve(&["--checkpoint-hook", h]);
+    let e = String::from_utf8_lossy(&plain.stderr);
+    assert!(e.contains("not executable (chmod +x)"), "{e}");
+    let slow = serve(&["--hook-timeout-minutes", "0"]);
+    let e = String::from_utf8_lossy(&slow.stderr);
+    assert!(
+        e.contains("--hook-timeout-minutes (hook_timeout_minutes) 0: 1 to 1440"),
+        "{e}"
+    );
+
+    // Executable: it starts, naming the hook (absolute) and the one it does not have.
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchward"))
+        .arg("--db")
+        .arg(&db)
+        .current_dir(&d)
+        .args(["serve", "--http", "--listen", "127.0.0.1:0"])
+        .args([
+            "--checkpoint-hook",
+            "checkpoint.sh",
+            "--hook-timeout-minutes",
+            "7",
+        ])
+        .env("PATCHWARD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let last = line.starts_with("restore hook:");
+        said.push(line);
+        if last {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let abs = std::fs::canonicalize(&hook).unwrap();
+    assert!(
+        said.contains(&format!(
+            "checkpoint hook: {} (killed after 7 min)",
+            abs.display()
+        )),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|l| l.starts_with("restore hook: none")),
+        "{said:?}"
+    );
+}

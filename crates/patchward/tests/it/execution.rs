@@ -280,6 +280,11 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
             .contains("failed with 0x800F0922"),
         "{failed}"
     );
+    assert_eq!(
+        failed["rollback_refused"], "nothing was installed: the failed updates were not applied",
+        "{failed}"
+    );
+    assert!(job(10)["rollback_refused"].is_null(), "{}", job(10));
     let rolled = job(32);
     assert_eq!(rolled["state"], "needs_remediation", "{rolled}");
     assert!(
@@ -1282,6 +1287,16 @@ async fn jobs_nobody_runs_in_their_window_move_or_fail_by_themselves(backend: Ba
         "answered when the work came, not at the end of the poll: {took:?}"
     );
     assert!(t.next <= std::time::Duration::from_secs(16), "{:?}", t.next);
+    // A cycle that does not exist is 404, whatever ring is named.
+    let (s, v) = call(
+        &c,
+        Method::POST,
+        &u(&format!("/api/v1/cycles/{}/resume", id + 1_000_000)),
+        Some(&appr),
+        Some(json!({"ring": "pilot", "reason": "typo in the id"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }
 
 on_both!(a_service_never_has_more_members_down_than_its_budget_even_when_all_start_at_once,);

@@ -57,10 +57,12 @@ async fn probes_and_reboot_policies_decide_verification(backend: Backend) {
     let server = |i: usize| {
         let plan =
             "rollback = { method = \"uninstall_kb\", who = \"ops\", tested_on = \"2026-06-01\" }";
-        if i == 2 {
-            format!("{plan}\nreboot = \"never\"")
-        } else {
-            plan.to_string()
+        match i {
+            // Its checkpoint is someone's to take: this server runs no checkpoint hook.
+            0 => "rollback = { method = \"snapshot\", who = \"virt\", tested_on = \"2026-06-01\" }"
+                .to_string(),
+            2 => format!("{plan}\nreboot = \"never\""),
+            _ => plan.to_string(),
         }
     };
     let mut lab = Lab::start(
@@ -123,6 +125,15 @@ async fn probes_and_reboot_policies_decide_verification(backend: Backend) {
         ]
     );
     assert_eq!(j0["reboot_policy"], "if_required");
+    let gates = &j0["steps"][0];
+    assert_eq!(gates["step"], "gates");
+    assert!(
+        gates["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no checkpoint hook, so the checkpoint is virt's to take"),
+        "a snapshot plan without a hook says who takes the checkpoint: {j0}"
+    );
 
     // 1: installed and rebooted, but its application answers 503.
     let j1 = lab.job(&jobs, 1);
