@@ -98,8 +98,9 @@ impl<S: ControlStore> App<S> {
     }
 
     /// Jobs still waiting or blocked when their window has passed (plus the grace) while their
-    /// ring is open and the cycle runs: nobody checked in to run them. Runs at most once a
-    /// minute; returns how many jobs it changed.
+    /// ring is open and the cycle runs: nobody checked in to run them; and running cycles
+    /// whose jobs have all ended complete. Runs at most once a minute; returns how many jobs
+    /// and cycles it changed.
     pub async fn sweep_windows(&self) -> Result<usize> {
         let now = self.now();
         {
@@ -116,6 +117,9 @@ impl<S: ControlStore> App<S> {
                     continue;
                 }
                 changed += self.sweep_cycle_windows(tenant.id, cycle.id, now).await?;
+                if self.complete_when_done(tenant.id, cycle.id).await? {
+                    changed += 1;
+                }
             }
         }
         Ok(changed)

@@ -1129,6 +1129,64 @@ impl<S: ControlStore> App<S> {
         Err(changed_meanwhile(&id.to_string()))
     }
 
+    /// A running cycle all of whose jobs have ended (none waiting, blocked, running or rolling
+    /// back) completes by itself, its history saying how they ended. A job of a completed
+    /// cycle can still be rolled back. Returns whether it completed.
+    pub(crate) async fn complete_when_done(&self, tenant: TenantId, id: i64) -> Result<bool> {
+        use patchward_core::execution::JobState;
+        let jobs = self.store.job_summaries(tenant, id).await?;
+        let states: Vec<JobState> = jobs
+            .iter()
+            .map(|j| JobState::parse(&j.state).unwrap_or(JobState::Waiting))
+            .collect();
+        if states.is_empty() || !states.iter().all(|s| s.is_terminal()) {
+            return Ok(false);
+        }
+        let mut counts: Vec<(JobState, usize)> = Vec::new();
+        for s in states {
+            match counts.iter_mut().find(|(k, _)| *k == s) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((s, 1)),
+            }
+        }
+        counts.sort_by_key(|(s, _)| s.as_str());
+        let tally = counts
+            .iter()
+            .map(|(s, n)| format!("{n} {}", s.as_str().replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let why = format!("every job ended: {tally}");
+        let actor = Actor::system("jobs");
+        for _ in 0..RETRIES {
+            let (rec, mut c) = self.load_cycle(tenant, id).await?;
+            if c.state != CycleState::Running {
+                return Ok(false);
+            }
+            let now = self.now();
+            c.state = CycleState::Completed;
+            c.history.push(Transition {
+                from: Some(CycleState::Running),
+                to: CycleState::Completed,
+                at: now,
+                by: actor.name.clone(),
+                why: why.clone(),
+            });
+            if self.save_cycle(tenant, &rec, &c, None).await?.is_none() {
+                continue;
+            }
+            self.record(
+                &actor,
+                Some(tenant),
+                "cycle.complete",
+                &format!("cycle:{id}"),
+                serde_json::json!({"name": c.name, "from": "running", "to": "completed", "reason": why}),
+            )
+            .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// `POST /api/v1/cycles/{id}/transitions`: start (approved cycles), complete (running),
     /// cancel (with a reason).
     pub async fn transition_cycle(

@@ -170,6 +170,33 @@ async fn probes_and_reboot_policies_decide_verification(backend: Backend) {
         "never restarted"
     );
     drop(port);
+
+    // Every job has ended: within the server's next minute the cycle completes by itself,
+    // saying how its jobs ended.
+    lab.srv.clock.set(now + jiff::SignedDuration::from_mins(2));
+    let mut cycle = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (_, c) = crate::api::call(
+            &lab.c,
+            reqwest::Method::GET,
+            &lab.url(&format!("/api/v1/cycles/{}", lab.cycle)),
+            Some(&lab.op),
+            None,
+        )
+        .await;
+        cycle = c;
+        if cycle["state"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(cycle["state"], "completed", "{cycle}");
+    assert!(
+        cycle
+            .to_string()
+            .contains("every job ended: 2 needs remediation, 1 succeeded"),
+        "{cycle}"
+    );
 }
 
 on_both!(a_slow_download_reports_its_progress_while_the_job_runs,);
