@@ -241,19 +241,50 @@ impl<H: Host> Agent<H> {
             inventory: None,
             events: Vec::new(),
             probes: Vec::new(),
+            found: Vec::new(),
         };
+        // The scan finds each KB as Windows Update identifies it; the install asks for exactly
+        // those (after a restart, the server says what the scan found).
+        let mut found = offer.found.clone();
         if !done("scan") {
-            let r = self
-                .send(
-                    &credential,
-                    offer.job_id,
-                    report(
+            let r = match self.host.scan(&offer.updates, now) {
+                Ok(refs) if refs.is_empty() => report(
+                    "scan",
+                    "failed",
+                    format!(
+                        "Windows Update offers none of {} to this server (not applicable, \
+                         superseded or installed already)",
+                        offer.updates.join(", ")
+                    ),
+                ),
+                Ok(refs) => {
+                    let missing: Vec<&str> = offer
+                        .updates
+                        .iter()
+                        .filter(|u| !refs.iter().any(|f| f.kb.eq_ignore_ascii_case(u)))
+                        .map(String::as_str)
+                        .collect();
+                    let mut r = report(
                         "scan",
                         "finished",
-                        format!("{} updates", offer.updates.len()),
-                    ),
-                )
-                .await?;
+                        if missing.is_empty() {
+                            format!("{} of {} found", refs.len(), offer.updates.len())
+                        } else {
+                            format!(
+                                "{} of {} found; not offered: {}",
+                                refs.len(),
+                                offer.updates.len(),
+                                missing.join(", ")
+                            )
+                        },
+                    );
+                    r.found = refs.clone();
+                    found = refs;
+                    r
+                }
+                Err(e) => report("scan", "failed", format!("the scan failed: {e}")),
+            };
+            let r = self.send(&credential, offer.job_id, r).await?;
             if !r.proceed {
                 return Ok(r.state);
             }
@@ -330,9 +361,9 @@ impl<H: Host> Agent<H> {
             // Installing a cumulative update takes minutes to most of an hour: a heartbeat
             // keeps the lease while the host works.
             let beat = self.heartbeat(&credential, offer, "install");
-            let results = self
-                .host
-                .install(&offer.updates, offer.expected_build.as_deref(), now);
+            let results =
+                self.host
+                    .install(&offer.updates, &found, offer.expected_build.as_deref(), now);
             beat.abort();
             let ok = results.iter().all(|r| r.installed);
             let mut r = report(
@@ -478,6 +509,7 @@ impl<H: Host> Agent<H> {
             inventory: None,
             events: Vec::new(),
             probes: Vec::new(),
+            found: Vec::new(),
         };
         if !done("rollback") {
             self.send(
@@ -562,6 +594,7 @@ impl<H: Host> Agent<H> {
                     inventory: None,
                     events: Vec::new(),
                     probes: Vec::new(),
+                    found: Vec::new(),
                 };
                 if let Err(e) = client.step(&credential, job, &r).await {
                     tracing::warn!(error = %e, job, step, "heartbeat not delivered");

@@ -1,7 +1,7 @@
 //! What the agent needs of the machine it runs on.
 
 use jiff::Timestamp;
-use patchward_proto::agent::{EventRecord, InventoryReport, UpdateOutcome};
+use patchward_proto::agent::{EventRecord, InventoryReport, UpdateOutcome, UpdateRef};
 use std::time::Duration;
 
 /// Where a download stands (Windows Update's download phase, asked again until it is done).
@@ -22,15 +22,24 @@ pub trait Host: Send {
     fn hostname(&self) -> String;
     /// OS, build with UBR, installed KBs, roles, pending reboot, services, backups.
     fn inventory(&mut self, now: Timestamp) -> InventoryReport;
+    /// Search Windows Update for these KBs: each one it offers this host, as it identifies
+    /// it (UpdateID and revision); a KB it does not offer (not applicable, superseded, already
+    /// installed) is left out.
+    fn scan(&mut self, updates: &[String], now: Timestamp) -> Result<Vec<UpdateRef>, String>;
     /// Start or continue downloading the updates; asked again while it is in progress (the
     /// agent reports progress meanwhile, which keeps its lease).
     fn download(&mut self, updates: &[String], now: Timestamp) -> Download;
-    /// Search for the updates by KB, download (what is not yet) and install them; one outcome per update
+    /// Download (what is not yet) and install the updates; one outcome per update
     /// (the Windows HRESULT when one failed). `expected_build` is what the control plane
     /// expects the updates to bring (a simulated host that does not know a KB uses it).
+    ///
+    /// `found` is what the job's scan found: when given, exactly those updates (UpdateID and
+    /// revision) are installed, and a KB whose update is no longer offered fails with
+    /// WU_E_NO_UPDATE (0x80240024); empty (a server before protocol 2), they are found by KB.
     fn install(
         &mut self,
         updates: &[String],
+        found: &[UpdateRef],
         expected_build: Option<&str>,
         now: Timestamp,
     ) -> Vec<UpdateOutcome>;

@@ -10,6 +10,7 @@ use patchward_core::catalog::{Classification, Kb};
 use patchward_core::product::{Installation, ProductKind, ServerRelease};
 use patchward_proto::agent::{
     AGENT_PROTOCOL, BackupEvidence, EventRecord, InventoryReport, ServiceState, UpdateOutcome,
+    UpdateRef,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -271,6 +272,21 @@ impl SimulatedHost {
         });
     }
 
+    /// The UpdateID this host's Windows Update gives a KB (deterministic per release and KB,
+    /// as Microsoft's are per update).
+    pub fn update_id(&self, kb: Kb) -> String {
+        let mut st = u64::from(kb.0) ^ ((self.release as u64) << 40);
+        let (a, b) = (splitmix(&mut st), splitmix(&mut st));
+        format!(
+            "{:08x}-{:04x}-5{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0x3fff | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
     /// The OS caption Windows reports.
     pub fn caption(&self) -> String {
         format!(
@@ -304,12 +320,51 @@ impl Host for SimulatedHost {
         }
     }
 
+    fn scan(&mut self, updates: &[String], _now: Timestamp) -> Result<Vec<UpdateRef>, String> {
+        Ok(updates
+            .iter()
+            .filter_map(|kb| kb.parse::<Kb>().ok().map(|k| (kb, k)))
+            .filter(|(_, k)| !self.kbs.contains(k))
+            .map(|(kb, k)| UpdateRef {
+                kb: kb.clone(),
+                update_id: self.update_id(k),
+                revision: 1,
+                title: format!("Update for {} ({k})", self.release.name()),
+            })
+            .collect())
+    }
+
     fn install(
         &mut self,
         updates: &[String],
+        found: &[UpdateRef],
         expected_build: Option<&str>,
         now: Timestamp,
     ) -> Vec<UpdateOutcome> {
+        // Asked for by identity: an update this host's Windows Update does not know as that
+        // (UpdateID, revision) is not found.
+        let unknown: Vec<&UpdateRef> = found
+            .iter()
+            .filter(|f| {
+                f.kb.parse::<Kb>().map_or(true, |k| {
+                    f.update_id != self.update_id(k) || f.revision != 1
+                })
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return updates
+                .iter()
+                .map(|kb| UpdateOutcome {
+                    kb: kb.clone(),
+                    installed: false,
+                    hresult: unknown
+                        .iter()
+                        .any(|f| f.kb == *kb)
+                        .then(|| "0x80240024".to_string()), // WU_E_NO_UPDATE
+                })
+                .filter(|o| o.hresult.is_some())
+                .collect();
+        }
         if let Some(Fault::InstallFailure(hresult)) = &self.fault {
             let hresult = hresult.clone();
             self.event(
@@ -579,6 +634,34 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_finds_updates_by_identity_and_the_install_asks_for_exactly_those() {
+        let s = Streams::bundled().unwrap();
+        let mut h = SimulatedHost::generate(&s, 8, 1, now()).unwrap();
+        let st = h.stream.clone();
+        h.build = st[st.len() - 3].build;
+        h.kbs = [st[st.len() - 3].kb].into();
+        let new = st[st.len() - 1].kb.to_string();
+        let installed = st[st.len() - 3].kb.to_string();
+        let found = h.scan(&[new.clone(), installed], now()).unwrap();
+        assert_eq!(found.len(), 1, "an installed KB is not offered: {found:?}");
+        assert!(patchward_proto::agent::is_guid(&found[0].update_id));
+        // The same host always gives a KB the same identity; another release another one.
+        assert_eq!(h.clone().scan(std::slice::from_ref(&new), now()).unwrap(), found);
+        // A revision Windows Update does not have (re-released since the scan) is not found.
+        let mut stale = found.clone();
+        stale[0].revision = 2;
+        let r = h.clone().install(std::slice::from_ref(&new), &stale, None, now());
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].installed, r[0].hresult.as_deref()),
+            (false, Some("0x80240024"))
+        );
+        let r = h.install(&[new], &found, None, now());
+        assert!(r.iter().all(|u| u.installed), "{r:?}");
+        assert_eq!(h.build, st[st.len() - 1].build);
+    }
+
+    #[test]
     fn a_job_installing_a_standalone_update_and_a_cumulative_one_keeps_both() {
         let s = Streams::bundled().unwrap();
         let mut h = SimulatedHost::generate(&s, 8, 1, now()).unwrap();
@@ -589,7 +672,7 @@ mod tests {
         h.build = old.build;
         h.kbs = [old.kb].into();
         let kbs = vec![mid.kb.to_string(), new.kb.to_string()];
-        let r = h.install(&kbs, None, now());
+        let r = h.install(&kbs, &[], None, now());
         assert!(r.iter().all(|u| u.installed));
         let inv = h.inventory(now());
         assert!(inv.installed_kbs.contains(&mid.kb.to_string()), "{inv:?}");

@@ -392,3 +392,13 @@ pub fn probe_outcome(
         detail: r.detail.chars().take(500).collect(),
     }
 }
+
+/// An update a job's scan found, as the agent protocol carries it.
+pub fn update_ref(f: &patchward_core::execution::FoundUpdate) -> patchward_proto::agent::UpdateRef {
+    patchward_proto::agent::UpdateRef {
+        kb: f.kb.clone(),
+        update_id: f.update_id.clone(),
+        revision: f.revision,
+        title: f.title.clone(),
+    }
+}

@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 /// The protocol this build speaks. A server answers agents of any version from
 /// [`AGENT_PROTOCOL_MIN`] on; older ones are told to upgrade. Version 2 added health probes
 /// (`JobOffer.probes`, `StepReport.probes`): a version-1 agent ignores them and its
-/// verification fails naming each probe it did not run.
+/// verification fails naming each probe it did not run; and updates by identity
+/// (`StepReport.found` with `scan`, `JobOffer.found`): a version-1 agent installs by KB.
 pub const AGENT_PROTOCOL: u32 = 2;
 /// The oldest protocol a server still serves.
 pub const AGENT_PROTOCOL_MIN: u32 = 1;
@@ -135,10 +136,41 @@ pub struct JobOffer {
     /// Health probes to run once the server is back, reported with `verify` (protocol 2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<Probe>,
+    /// The exact updates the job's scan found (Windows Update's UpdateID and revision per
+    /// KB): an agent resuming after its scan installs these and nothing else (protocol 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub found: Vec<UpdateRef>,
     /// Retry a failing probe for up to this many seconds after the reboot (applications
     /// start after Windows does).
     #[serde(default)]
     pub probe_grace_seconds: u32,
+}
+
+/// One update as Windows Update identifies it: what a scan found for a KB, and what the
+/// install then asks for by identity (a re-released update has a new revision: the job
+/// installs the revision its scan found, or says it is gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRef {
+    /// `KB5094128`.
+    pub kb: String,
+    /// Windows Update's UpdateID, a GUID (`6d5f0b4e-2a40-4b1e-9a43-7c0e6f1f9b21`).
+    pub update_id: String,
+    /// Its revision number.
+    pub revision: u32,
+    #[serde(default)]
+    pub title: String,
+}
+
+/// Whether `s` is a GUID as Windows Update writes UpdateIDs (`8-4-4-4-12` hex digits): the
+/// only form that reaches a Windows Update search.
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// An application health probe, run on the server itself (`localhost` is the server).
@@ -196,6 +228,9 @@ pub struct StepReport {
     /// The offer's health probes and what each found, with `verify` (protocol 2).
     #[serde(default)]
     pub probes: Vec<ProbeResult>,
+    /// What the scan found for the job's KBs, with `scan` (protocol 2).
+    #[serde(default)]
+    pub found: Vec<UpdateRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

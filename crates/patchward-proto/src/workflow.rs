@@ -370,6 +370,9 @@ pub struct JobView {
     /// Why a rollback would be refused now (`nothing was installed: …`); `None`: an approver
     /// may roll it back.
     pub rollback_refused: Option<String>,
+    /// What its scan found, each KB as Windows Update identifies it
+    /// (`KB5094128: 6d5f0b4e-… revision 201`).
+    pub found: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

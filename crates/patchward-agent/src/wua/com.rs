@@ -4,7 +4,7 @@
 //! `IUpdateInstaller`), with the results checked.
 #![allow(unsafe_code)]
 
-use patchward_proto::agent::UpdateOutcome;
+use patchward_proto::agent::{UpdateOutcome, UpdateRef};
 use windows::Win32::System::Com::{
     CLSCTX_INPROC_SERVER, COINIT_MULTITHREADED, CoCreateInstance, CoInitializeEx,
 };
@@ -76,27 +76,99 @@ pub fn installed_kbs() -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// Search, download and install the updates of these KBs; one outcome per KB.
-pub fn install(kbs: &[String]) -> Result<Vec<UpdateOutcome>, String> {
+/// An update's UpdateID, revision and title.
+fn identity(u: &IUpdate) -> Result<(String, u32, String), String> {
+    // SAFETY: as above.
+    unsafe {
+        let id = u.Identity().map_err(|e| err("Identity", e))?;
+        let update_id = id.UpdateID().map_err(|e| err("UpdateID", e))?.to_string();
+        let revision = id.RevisionNumber().map_err(|e| err("RevisionNumber", e))?;
+        let title = u.Title().map(|t| t.to_string()).unwrap_or_default();
+        Ok((
+            update_id.to_ascii_lowercase(),
+            u32::try_from(revision).unwrap_or(0),
+            title,
+        ))
+    }
+}
+
+/// The updates Windows Update offers this host for these KBs, by identity.
+pub fn scan(kbs: &[String]) -> Result<Vec<UpdateRef>, String> {
     let s = session()?;
-    let found = search(&s, "IsInstalled=0 and Type='Software'")?;
-    let wanted: Vec<(String, IUpdate)> = found
-        .into_iter()
-        .filter_map(|u| {
-            let ks = kbs_of(&u);
-            kbs.iter()
-                .find(|k| ks.iter().any(|x| x.eq_ignore_ascii_case(k)))
-                .map(|k| (k.clone(), u))
-        })
-        .collect();
+    let mut out = Vec::new();
+    for u in search(&s, "IsInstalled=0 and Type='Software'")? {
+        let ks = kbs_of(&u);
+        if let Some(k) = kbs
+            .iter()
+            .find(|k| ks.iter().any(|x| x.eq_ignore_ascii_case(k)))
+        {
+            let (update_id, revision, title) = identity(&u)?;
+            out.push(UpdateRef {
+                kb: k.clone(),
+                update_id,
+                revision,
+                title,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Download and install the updates of these KBs; one outcome per KB. With `found` (what the
+/// job's scan found), exactly those UpdateIDs and revisions are searched for; otherwise the
+/// KBs are matched among the updates offered.
+pub fn install(kbs: &[String], found: &[UpdateRef]) -> Result<Vec<UpdateOutcome>, String> {
+    let s = session()?;
+    let wanted: Vec<(String, IUpdate)> = if found.is_empty() {
+        search(&s, "IsInstalled=0 and Type='Software'")?
+            .into_iter()
+            .filter_map(|u| {
+                let ks = kbs_of(&u);
+                kbs.iter()
+                    .find(|k| ks.iter().any(|x| x.eq_ignore_ascii_case(k)))
+                    .map(|k| (k.clone(), u))
+            })
+            .collect()
+    } else {
+        // Only GUIDs and numbers reach the search criteria.
+        let criteria: Vec<String> = found
+            .iter()
+            .filter(|f| patchward_proto::agent::is_guid(&f.update_id))
+            .map(|f| {
+                format!(
+                    "(UpdateID='{}' and RevisionNumber={})",
+                    f.update_id, f.revision
+                )
+            })
+            .collect();
+        if criteria.is_empty() {
+            Vec::new()
+        } else {
+            search(&s, &criteria.join(" or "))?
+                .into_iter()
+                .filter_map(|u| {
+                    let (id, rev, _) = identity(&u).ok()?;
+                    found
+                        .iter()
+                        .find(|f| f.update_id.eq_ignore_ascii_case(&id) && f.revision == rev)
+                        .map(|f| (f.kb.clone(), u))
+                })
+                .collect()
+        }
+    };
     let mut out: Vec<UpdateOutcome> = kbs
         .iter()
         .filter(|k| !wanted.iter().any(|(w, _)| w == *k))
         .map(|k| UpdateOutcome {
             kb: k.clone(),
             installed: false,
-            // WU_E_NOT_APPLICABLE: Windows Update does not offer it to this host.
-            hresult: Some("0x80240017".into()),
+            hresult: Some(if found.iter().any(|f| f.kb == *k) {
+                // WU_E_NO_UPDATE: the update the scan found is gone (re-released, expired).
+                "0x80240024".into()
+            } else {
+                // WU_E_NOT_APPLICABLE: Windows Update does not offer it to this host.
+                "0x80240017".into()
+            }),
         })
         .collect();
     if wanted.is_empty() {

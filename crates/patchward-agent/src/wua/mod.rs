@@ -23,6 +23,7 @@ use crate::host::Host;
 use jiff::{SignedDuration, Timestamp};
 use patchward_proto::agent::{
     AGENT_PROTOCOL, BackupEvidence, EventRecord, InventoryReport, ServiceState, UpdateOutcome,
+    UpdateRef,
 };
 use serde::Deserialize;
 use std::process::Command;
@@ -295,14 +296,19 @@ impl Host for WuaHost {
         crate::host::Download::Done
     }
 
+    fn scan(&mut self, updates: &[String], _now: Timestamp) -> Result<Vec<UpdateRef>, String> {
+        com::scan(updates)
+    }
+
     fn install(
         &mut self,
         updates: &[String],
+        found: &[UpdateRef],
         _expected_build: Option<&str>,
         _now: Timestamp,
     ) -> Vec<UpdateOutcome> {
         self.cache = None;
-        com::install(updates).unwrap_or_else(|e| {
+        com::install(updates, found).unwrap_or_else(|e| {
             updates
                 .iter()
                 .map(|kb| UpdateOutcome {

@@ -127,6 +127,7 @@ impl<S: ControlStore> App<S> {
                 probes: Vec::new(),
                 probe_grace: None,
                 reboot: RebootPolicy::default(),
+                found: Vec::new(),
             };
             jobs.push(NewJob {
                 server: p.server.clone(),
@@ -601,6 +602,11 @@ pub(crate) fn job_view(id: i64, j: &Job) -> JobView {
         probes: j.probes.iter().map(|p| p.to_string()).collect(),
         reboot_policy: j.reboot.as_str().into(),
         rollback_refused: patchward_core::execution::rollback_refusal(j),
+        found: j
+            .found
+            .iter()
+            .map(|f| format!("{}: {} revision {}", f.kb, f.update_id, f.revision))
+            .collect(),
     }
 }
 

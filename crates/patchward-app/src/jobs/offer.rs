@@ -416,6 +416,11 @@ impl<S: ControlStore> App<S> {
             probe_grace_seconds: job
                 .probe_grace
                 .map_or(0, |g| u32::try_from(g.as_secs()).unwrap_or(0)),
+            found: if action == "install" {
+                job.found.iter().map(crate::wire::update_ref).collect()
+            } else {
+                Vec::new()
+            },
         }))
     }
 

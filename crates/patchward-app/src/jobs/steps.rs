@@ -62,6 +62,26 @@ impl<S: ControlStore> App<S> {
                 message: e.message.clone(),
             });
         }
+        // What a scan found: each a KB of the job's, identified by a GUID (it reaches a Windows
+        // Update search when the agent resumes).
+        let mut found = Vec::with_capacity(report.found.len());
+        for (i, f) in report.found.iter().enumerate() {
+            if !patchward_proto::agent::is_guid(&f.update_id) {
+                return Err(AppError::field(
+                    &format!("found[{i}].update_id"),
+                    format!(
+                        "not a Windows Update UpdateID (a GUID): {:?}",
+                        f.update_id.chars().take(60).collect::<String>()
+                    ),
+                ));
+            }
+            found.push(patchward_core::execution::FoundUpdate {
+                kb: f.kb.chars().take(20).collect(),
+                update_id: f.update_id.to_ascii_lowercase(),
+                revision: f.revision,
+                title: f.title.chars().take(300).collect(),
+            });
+        }
         // A host report is read (and refused with its field named) before anything is written.
         let after = match &report.inventory {
             Some(inv) => {
@@ -112,6 +132,22 @@ impl<S: ControlStore> App<S> {
                     }
                     _ => {
                         let ok = status == "finished";
+                        if step == StepKind::Scan && !found.is_empty() {
+                            let unknown: Vec<&str> = found
+                                .iter()
+                                .filter(|f| {
+                                    !job.updates.iter().any(|u| u.eq_ignore_ascii_case(&f.kb))
+                                })
+                                .map(|f| f.kb.as_str())
+                                .collect();
+                            if !unknown.is_empty() {
+                                return Err(AppError::field(
+                                    "found",
+                                    format!("not updates of this job: {}", unknown.join(", ")),
+                                ));
+                            }
+                            job.found = found.clone();
+                        }
                         if step == StepKind::Install {
                             job.results = report
                                 .results

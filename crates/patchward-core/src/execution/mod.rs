@@ -288,6 +288,21 @@ pub struct Job {
     /// The server's reboot policy when its gates passed.
     #[serde(default)]
     pub reboot: RebootPolicy,
+    /// What its scan found: each KB as Windows Update identifies it (the install asks for
+    /// exactly these).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub found: Vec<FoundUpdate>,
+}
+
+/// An update as Windows Update identifies it, found by a job's scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundUpdate {
+    pub kb: String,
+    /// Windows Update's UpdateID (a GUID).
+    pub update_id: String,
+    pub revision: u32,
+    #[serde(default)]
+    pub title: String,
 }
 
 /// Which operator hook.

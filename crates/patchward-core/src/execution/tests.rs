@@ -249,6 +249,7 @@ fn job() -> Job {
         probes: vec![],
         probe_grace: None,
         reboot: RebootPolicy::IfRequired,
+        found: vec![],
     }
 }
 

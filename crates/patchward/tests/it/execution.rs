@@ -705,10 +705,27 @@ async fn killed_servers_and_agents_lose_no_job_and_run_none_twice(backend: Backe
         inventory: None,
         events: vec![],
         probes: vec![],
+        found: vec![],
     };
-    raw.step(&cred, offer.job_id, &step("scan", "finished"))
-        .await
-        .unwrap();
+    // Its scan found each KB by identity: after the restart, the agent is told what it found
+    // and installs exactly those.
+    let mut scanned = step("scan", "finished");
+    scanned.found = patchward_agent::Host::scan(&mut agents[5].host, &offer.updates, now).unwrap();
+    let found5: Vec<String> = scanned
+        .found
+        .iter()
+        .map(|f| format!("{}: {} revision {}", f.kb, f.update_id, f.revision))
+        .collect();
+    assert!(!found5.is_empty());
+    let mut forged = scanned.clone();
+    forged.found[0].update_id = "x' or IsInstalled=1 or 'a'='a".into();
+    match raw.step(&cred, offer.job_id, &forged).await {
+        Err(patchward_agent::ClientError::Refused(e)) => {
+            assert_eq!(e.field.as_deref(), Some("found[0].update_id"), "{e:?}")
+        }
+        other => panic!("a scan result that is not a GUID is refused: {other:?}"),
+    }
+    raw.step(&cred, offer.job_id, &scanned).await.unwrap();
     raw.step(&cred, offer.job_id, &step("download", "finished"))
         .await
         .unwrap();
@@ -772,6 +789,11 @@ async fn killed_servers_and_agents_lose_no_job_and_run_none_twice(backend: Backe
     .await;
     let jobs = jobs["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 12);
+    let j5 = jobs
+        .iter()
+        .find(|j| j["server"] == agents[5].host.name.as_str())
+        .unwrap();
+    assert_eq!(j5["found"], json!(found5), "{j5}");
     for j in jobs {
         assert_eq!(j["state"], "succeeded", "{j}");
         let steps: Vec<&str> = j["steps"]
