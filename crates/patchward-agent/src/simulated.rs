@@ -646,11 +646,16 @@ mod tests {
         assert_eq!(found.len(), 1, "an installed KB is not offered: {found:?}");
         assert!(patchward_proto::agent::is_guid(&found[0].update_id));
         // The same host always gives a KB the same identity; another release another one.
-        assert_eq!(h.clone().scan(std::slice::from_ref(&new), now()).unwrap(), found);
+        assert_eq!(
+            h.clone().scan(std::slice::from_ref(&new), now()).unwrap(),
+            found
+        );
         // A revision Windows Update does not have (re-released since the scan) is not found.
         let mut stale = found.clone();
         stale[0].revision = 2;
-        let r = h.clone().install(std::slice::from_ref(&new), &stale, None, now());
+        let r = h
+            .clone()
+            .install(std::slice::from_ref(&new), &stale, None, now());
         assert_eq!(r.len(), 1);
         assert_eq!(
             (r[0].installed, r[0].hresult.as_deref()),

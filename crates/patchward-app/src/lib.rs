@@ -95,6 +95,15 @@ pub struct App<S: ControlStore> {
     cycle_jobs: jobs::CycleJobsCache,
     /// Per cycle: its decoded body, as offers read it (`jobs::summaries`).
     cycles: jobs::CycleCache,
+    /// Where each ring stands on the cached rows (`jobs::summaries`).
+    ring_gates: jobs::RingGates,
+    /// Per tenant: its workflow rules as offers read them (a second at most).
+    rules_cache: std::sync::Mutex<
+        std::collections::HashMap<
+            TenantId,
+            (std::time::Instant, patchward_core::workflow::WorkflowRules),
+        >,
+    >,
 }
 
 impl<S: ControlStore> App<S> {
@@ -113,6 +122,8 @@ impl<S: ControlStore> App<S> {
             window_sweep: Mutex::new(None),
             cycle_jobs: jobs::CycleJobsCache::default(),
             cycles: jobs::CycleCache::default(),
+            ring_gates: jobs::RingGates::default(),
+            rules_cache: Default::default(),
         }
     }
 

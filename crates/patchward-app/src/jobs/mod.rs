@@ -14,7 +14,7 @@ mod summaries;
 mod sweep;
 
 pub use rollback::{HookTask, Hooks};
-pub(crate) use summaries::{CycleCache, CycleJobsCache};
+pub(crate) use summaries::{CycleCache, CycleJobsCache, RingGates};
 
 use crate::workflow::{decode, encode};
 use crate::{Actor, App, AppError, Result};

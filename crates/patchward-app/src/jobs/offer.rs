@@ -5,7 +5,6 @@
 //! ends it as failed with the last reasons — never a silent skip.
 
 use super::rollback::CheckpointStatus;
-use super::{ring_jobs, ring_order};
 use crate::agents::snapshot_of;
 use crate::workflow::{decode, encode};
 use crate::{Actor, App, Result};
@@ -13,7 +12,6 @@ use jiff::{SignedDuration, Timestamp};
 use patchward_core::calendar::{Interval, WindowCalendar, blackout_applies};
 use patchward_core::execution::{
     GateInput, GateResult, Job, JobState, LEASE, MIN_FREE_MIB, RingGate, StepKind, evaluate_gates,
-    ring_gate,
 };
 use patchward_core::inventory::{
     DEFAULT_PROBE_GRACE, DependencyTarget, Estate, RebootPolicy, RollbackMethod,
@@ -63,8 +61,8 @@ impl<S: ControlStore> App<S> {
         if now < job.slot_start {
             return Ok(None);
         }
-        let cycle = self.cycle_for_offer(rec.tenant, rec.cycle).await?;
-        let cycle = &cycle.1;
+        let cycle_arc = self.cycle_for_offer(rec.tenant, rec.cycle).await?;
+        let cycle = &cycle_arc.1;
         // Waiting on the pause or on its ring is shown by the cycle's view as of now; the job
         // is written only when its state changes (a fleet checking in writes nothing).
         if cycle.paused.is_some() {
@@ -72,14 +70,13 @@ impl<S: ControlStore> App<S> {
         }
         let cycle_jobs = self.cycle_summaries(rec.tenant, rec.cycle, false).await?;
         let estate = self.cached_estate(rec.tenant).await?;
-        let rules = crate::workflow::rules_of(&self.store, rec.tenant).await?;
-        let rings = ring_order(&estate);
-        let ring = ring_gate(
-            &rings,
-            &ring_jobs(&cycle_jobs),
+        let rules = self.offer_rules(rec.tenant).await?;
+        let ring = self.ring_gate_of(
+            &cycle_jobs,
+            &cycle_arc,
+            &estate,
             rec.ring.as_deref(),
             rules.failure_budget_percent,
-            &cycle.accepted_failures,
             now,
         );
         let waiting = match ring {

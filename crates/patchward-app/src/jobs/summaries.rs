@@ -1,20 +1,26 @@
 //! The other jobs of a cycle, as every offer reads them (ring promotion, dependencies,
-//! disruption budgets): their rows without bodies, cached per cycle for at most a second and
-//! dropped at once when this replica changes the state of one of the cycle's jobs. Another replica's writes
+//! disruption budgets): their rows without bodies, cached per cycle for a second (up to five
+//! while one offer reads them again) and dropped at once when this replica changes the state
+//! of one of the cycle's jobs; and where each ring stands on those rows, worked out once per
+//! read and second rather than at every check-in. Another replica's writes
 //! are seen within the second; the one decision that cannot wait — may this server start now
 //! beside its dependencies and its service's other members — is checked again on fresh rows
 //! right after the lease is taken ([`App::recheck_neighbours`] in `offer`).
 
 use crate::{App, Result};
 use jiff::Timestamp;
+use patchward_core::execution::{RingGate, ring_gate};
+use patchward_core::inventory::Estate;
 use patchward_core::workflow::Cycle;
 use patchward_store::{ControlStore, JobRecord, JobSummary, LeaseChange, TenantId};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// How long a cycle's rows are reused.
 const FRESH: Duration = Duration::from_secs(1);
+/// How old rows may be while another offer reads them again.
+const STALE_AT_MOST: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub(crate) struct CycleJobsCache(
@@ -41,6 +47,20 @@ type DecodedCycle = (Instant, u64, Arc<(String, Cycle)>);
 /// How long a decoded cycle is reused (another replica's pause is seen within this).
 const CYCLE_FRESH: Duration = Duration::from_secs(5);
 
+/// Where a ring stands, per (rows read, decoded cycle, estate, ring, failure budget, second):
+/// the same inputs give the same answer, and a fleet's check-ins in one second share it.
+#[derive(Default)]
+pub(crate) struct RingGates(Mutex<HashMap<GateKey, GateMemo>>);
+
+type GateKey = (usize, usize, usize, String, u32, i64);
+/// The inputs held weakly (an address is only reused once its value is gone), and the answer.
+type GateMemo = (
+    Weak<Vec<JobSummary>>,
+    Weak<(String, Cycle)>,
+    Weak<Estate>,
+    RingGate,
+);
+
 #[derive(Default)]
 struct Entry {
     /// Bumped by every write of one of the cycle's jobs on this replica.
@@ -62,7 +82,16 @@ impl<S: ControlStore> App<S> {
         let _reading = if fresh {
             None
         } else {
-            Some(self.cycle_jobs.1.lock().await)
+            // Rows past their second, with nothing written here since: while one offer reads
+            // them again, the others use these (a fleet does not queue behind the read).
+            match (
+                self.cycle_jobs.1.try_lock(),
+                self.stale_summaries(tenant, cycle),
+            ) {
+                (Ok(guard), _) => Some(guard),
+                (Err(_), Some(stale)) => return Ok(stale),
+                (Err(_), None) => Some(self.cycle_jobs.1.lock().await),
+            }
         };
         let generation = {
             let map = crate::agents::lock(&self.cycle_jobs.0);
@@ -128,11 +157,76 @@ impl<S: ControlStore> App<S> {
         Ok(c)
     }
 
+    /// Whether `ring` may start: [`ring_gate`] on these rows, memoized (see [`RingGates`]).
+    pub(crate) fn ring_gate_of(
+        &self,
+        jobs: &Arc<Vec<JobSummary>>,
+        cycle: &Arc<(String, Cycle)>,
+        estate: &Arc<Estate>,
+        ring: Option<&str>,
+        failure_budget_percent: u32,
+        now: Timestamp,
+    ) -> RingGate {
+        let key = (
+            Arc::as_ptr(jobs) as usize,
+            Arc::as_ptr(cycle) as usize,
+            Arc::as_ptr(estate) as usize,
+            patchward_core::workflow::ring_key(ring),
+            failure_budget_percent,
+            now.as_second(),
+        );
+        if let Some((j, c, e, gate)) = crate::agents::lock(&self.ring_gates.0).get(&key)
+            && j.upgrade().is_some_and(|j| Arc::ptr_eq(&j, jobs))
+            && c.upgrade().is_some_and(|c| Arc::ptr_eq(&c, cycle))
+            && e.upgrade().is_some_and(|e| Arc::ptr_eq(&e, estate))
+        {
+            return gate.clone();
+        }
+        let gate = ring_gate(
+            &super::ring_order(estate),
+            &super::ring_jobs(jobs),
+            ring,
+            failure_budget_percent,
+            &cycle.1.accepted_failures,
+            now,
+        );
+        let mut memo = crate::agents::lock(&self.ring_gates.0);
+        // Entries of older seconds and reads are of no more use.
+        if memo.len() > 256 {
+            memo.retain(|_, (j, _, _, _)| j.strong_count() > 0);
+            if memo.len() > 256 {
+                memo.clear();
+            }
+        }
+        memo.insert(
+            key,
+            (
+                Arc::downgrade(jobs),
+                Arc::downgrade(cycle),
+                Arc::downgrade(estate),
+                gate.clone(),
+            ),
+        );
+        gate
+    }
+
     /// This replica wrote the cycle: offers read it again.
     pub(crate) fn cycle_changed(&self, tenant: TenantId, id: i64) {
         *crate::agents::lock(&self.cycles.1)
             .entry((tenant, id))
             .or_insert(0) += 1;
+    }
+
+    /// The rows read last, however old, unless this replica wrote one of the jobs since.
+    fn stale_summaries(&self, tenant: TenantId, cycle: i64) -> Option<Arc<Vec<JobSummary>>> {
+        let map = crate::agents::lock(&self.cycle_jobs.0);
+        match map.get(&(tenant, cycle)) {
+            Some(Entry {
+                generation,
+                read: Some((at, read_gen, jobs)),
+            }) if read_gen == generation && at.elapsed() < STALE_AT_MOST => Some(jobs.clone()),
+            _ => None,
+        }
     }
 
     fn cached_summaries(&self, tenant: TenantId, cycle: i64) -> Option<Arc<Vec<JobSummary>>> {

@@ -91,6 +91,23 @@ impl<S: ControlStore> App<S> {
         Ok(rules_view(&rules_of(&self.store, tenant).await?))
     }
 
+    /// The tenant's rules as offers read them: at most a second old, and read again at once
+    /// after this replica changed them (a fleet checking in does not read them each time).
+    pub(crate) async fn offer_rules(&self, tenant: TenantId) -> Result<WorkflowRules> {
+        if let Some((at, r)) = crate::agents::lock(&self.rules_cache).get(&tenant)
+            && at.elapsed() < std::time::Duration::from_secs(1)
+        {
+            return Ok(*r);
+        }
+        let r = rules_of(&self.store, tenant).await?;
+        let mut cache = crate::agents::lock(&self.rules_cache);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(tenant, (std::time::Instant::now(), r));
+        Ok(r)
+    }
+
     /// `PUT /api/v1/workflow-rules` (admins).
     pub async fn set_workflow_rules(
         &self,
@@ -114,6 +131,7 @@ impl<S: ControlStore> App<S> {
         self.store
             .set_workflow_rules(tenant, &encode("workflow rules", &new)?, self.now())
             .await?;
+        crate::agents::lock(&self.rules_cache).remove(&tenant);
         self.record(
             actor,
             Some(tenant),
