@@ -240,7 +240,8 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Estate, ParseErrors> {
     let raw: RawEstate = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of_offset(text, s.start));
         let msg = e.message().trim().to_string();
-        ParseError::at(source, line, None, msg)
+        let field = e.span().and_then(|s| field_at(text, s.start, &msg));
+        ParseError::at(source, line, field.as_deref(), msg)
     })?;
     let mut cx = Ctx {
         source,
@@ -620,6 +621,95 @@ fn convert(cx: &mut Ctx<'_>, raw: RawEstate) -> Estate {
         }
     }
     estate
+}
+
+/// The field a TOML error at byte `at` is about, as the other errors name fields
+/// (`servers[2] (SQL-01).rollback.automatic`): the table it is in (an array of tables counted,
+/// with its `name`), the inline table and key before the value, or the field a "missing field"
+/// message names.
+fn field_at(text: &str, at: usize, message: &str) -> Option<String> {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    // The table: the last header at or before this line.
+    let mut table: Option<String> = None;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut header_end = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if offset > at {
+            break;
+        }
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = counts.entry(name.clone()).or_insert(0);
+            table = Some(format!("{name}[{n}]"));
+            *n += 1;
+            header_end = offset + line.len();
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = Some(name.trim().to_string());
+            header_end = offset + line.len();
+        }
+        offset += line.len();
+    }
+    // The record's name, for arrays of tables.
+    if let Some(t) = table.as_mut()
+        && t.ends_with(']')
+    {
+        let body = &text[header_end.min(text.len())..];
+        let name = body
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == "name").then(|| v.trim().trim_matches('"').to_string())
+            });
+        if let Some(n) = name {
+            t.push_str(&format!(" ({})", clip(&n, 40)));
+        }
+    }
+    let mut path: Vec<String> = table.into_iter().collect();
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.split(p).nth(1))
+        .and_then(|r| r.split('`').next());
+    if let Some(missing) = named {
+        path.push(missing.to_string());
+    } else if at > line_start {
+        // `key = value` or `outer = { …, key = value`: the keys before the value.
+        let prefix = &text[line_start..at];
+        let key_before = |upto: usize| -> Option<String> {
+            let eq = prefix[..upto].rfind('=')?;
+            let k: String = prefix[..eq]
+                .trim_end()
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .collect();
+            (!k.is_empty()).then(|| k.chars().rev().collect())
+        };
+        let key = key_before(prefix.len());
+        let mut depth = 0i32;
+        let mut open = None;
+        for (i, c) in prefix.char_indices().rev() {
+            match c {
+                '}' => depth += 1,
+                '{' if depth == 0 => {
+                    open = Some(i);
+                    break;
+                }
+                '{' => depth -= 1,
+                _ => {}
+            }
+        }
+        if let Some(o) = open
+            && let Some(outer) = key_before(o)
+        {
+            path.push(outer);
+        }
+        path.extend(key);
+    }
+    (!path.is_empty()).then(|| path.join("."))
 }
 
 #[cfg(test)]

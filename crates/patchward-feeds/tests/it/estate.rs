@@ -217,6 +217,36 @@ fn errors_name_file_line_and_field() {
         assert_eq!((e0.line, e0.field.as_deref()), (Some(line), field), "{e}");
         assert!(e0.message.contains(msg), "{e}");
     };
+    // Errors of the TOML reader itself (types, missing keys, numbers too large) name the
+    // field as the others do.
+    check(
+        "rollback = { method = \"uninstall_kb\" }",
+        "rollback = { method = \"uninstall_kb\", automatic = \"yes\" }",
+        line_of("rollback = { method = \"uninstall_kb\" }"),
+        Some("servers[1] (DC-02).rollback.automatic"),
+        "expected a boolean",
+    );
+    check(
+        "name = \"SQL-01\"\nos = \"Windows Server 2019 Standard\"\n",
+        "name = \"SQL-01\"\n",
+        line_of("name = \"SQL-01\"") - 1,
+        Some("servers[2] (SQL-01).os"),
+        "missing field `os`",
+    );
+    check(
+        "tier = 2",
+        "tier = 99999999999999999999",
+        line_of("tier = 2"),
+        Some("servers[2] (SQL-01).tier"),
+        "expected i64",
+    );
+    check(
+        "max_in_flight = 10",
+        "max_in_flight = \"ten\"",
+        line_of("max_in_flight = 10"),
+        Some("capacity.max_in_flight"),
+        "invalid type",
+    );
     check(
         "time_zone = \"Europe/Berlin\"",
         "time_zone = \"Europe/Atlantis\"",
@@ -285,14 +315,14 @@ fn errors_name_file_line_and_field() {
         "soak = \"3d\"",
         "soak = \"3d\"\nsoaked = true",
         line_of("soak = \"3d\"") + 1,
-        None,
+        Some("rings[1] (critical-infra).soaked"),
         "unknown field `soaked`",
     );
     check(
         "order = 2",
         "order = \"two\"",
         line_of("order = 2"),
-        None,
+        Some("rings[1] (critical-infra).order"),
         "invalid type",
     );
     // Reference errors from Estate::validate name the file.
