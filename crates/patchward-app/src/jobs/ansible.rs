@@ -381,6 +381,8 @@ fn judge(job: &mut Job, r: &WinUpdatesResult, now: jiff::Timestamp) -> (JobState
     let v = Verification {
         verified: checks.iter().all(|c| c.passed),
         checks,
+        // What Ansible could not install is in the failed results, not missing after a boot.
+        missing_updates: Vec::new(),
     };
     job.step_finished(
         StepKind::Verify,

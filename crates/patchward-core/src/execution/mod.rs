@@ -406,6 +406,16 @@ pub fn rollback_refusal(job: &Job) -> Option<String> {
     if job.state == JobState::Failed && !job.results.iter().any(|r| r.installed) {
         return Some("nothing was installed: the failed updates were not applied".into());
     }
+    if let Some(v) = &job.verification
+        && !job.updates.is_empty()
+        && job.updates.iter().all(|u| v.missing_updates.contains(u))
+    {
+        return Some(
+            "none of its updates is on the server any more (Windows undid them at boot, or \
+             they were removed): nothing to roll back"
+                .into(),
+        );
+    }
     None
 }
 

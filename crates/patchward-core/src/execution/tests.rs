@@ -274,6 +274,16 @@ fn only_an_ended_job_that_installed_something_can_be_rolled_back() {
     j.results[0].hresult = None;
     j.step_finished(StepKind::Reboot, t("2026-12-08T21:30:00Z"), true, "back");
     assert_eq!(rollback_refusal(&j), None);
+    // Windows undid the update at boot: the host no longer has it, nothing to roll back.
+    let mut undone = j.clone();
+    let mut after = host();
+    after.build = Some("10.0.20348.4000".parse().unwrap());
+    undone.verification = Some(verify(&undone, undone.before.as_ref(), &after, &[], &[]));
+    assert!(
+        rollback_refusal(&undone)
+            .unwrap()
+            .contains("Windows undid them at boot")
+    );
     j.begin_rollback(
         RollbackMethod::UninstallKb,
         "carol",

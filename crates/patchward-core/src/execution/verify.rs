@@ -40,6 +40,10 @@ pub struct Check {
 pub struct Verification {
     pub verified: bool,
     pub checks: Vec<Check>,
+    /// The job's updates the host did not have (Windows undid them at boot, or they never
+    /// installed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_updates: Vec<String>,
 }
 
 impl Verification {
@@ -186,6 +190,7 @@ pub fn verify(
     }
     Verification {
         verified: checks.iter().all(|c| c.passed),
+        missing_updates: missing.iter().map(|s| s.to_string()).collect(),
         checks,
     }
 }

@@ -288,6 +288,12 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
     let rolled = job(32);
     assert_eq!(rolled["state"], "needs_remediation", "{rolled}");
     assert!(
+        rolled["rollback_refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("Windows undid them at boot")),
+        "{rolled}"
+    );
+    assert!(
         rolled["reasons"]
             .to_string()
             .contains("updates installed: not installed"),
