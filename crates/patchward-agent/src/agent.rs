@@ -364,7 +364,7 @@ impl<H: Host> Agent<H> {
             let results =
                 self.host
                     .install(&offer.updates, &found, offer.expected_build.as_deref(), now);
-            beat.abort();
+            beat.stop().await;
             let ok = results.iter().all(|r| r.installed);
             let mut r = report(
                 "install",
@@ -522,7 +522,7 @@ impl<H: Host> Agent<H> {
             let results = self
                 .host
                 .uninstall(&offer.updates, offer.expected_build.as_deref(), now);
-            beat.abort();
+            beat.stop().await;
             let ok = results.iter().all(|r| !r.installed);
             let mut r = report(
                 "rollback",
@@ -566,22 +566,22 @@ impl<H: Host> Agent<H> {
         Ok(reply.state)
     }
 
-    /// Report `step` as still running every third of the lease until aborted: the host's
+    /// Report `step` as still running every third of the lease until stopped: the host's
     /// call blocks this task, the heartbeat runs on another of the runtime's threads.
-    fn heartbeat(
-        &self,
-        credential: &str,
-        offer: &JobOffer,
-        step: &'static str,
-    ) -> tokio::task::JoinHandle<()> {
+    fn heartbeat(&self, credential: &str, offer: &JobOffer, step: &'static str) -> Heartbeat {
         let client = self.client.clone();
         let credential = credential.to_string();
         let (job, token) = (offer.job_id, offer.token);
         let every = heartbeat_interval(offer.lease_seconds);
-        tokio::spawn(async move {
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
             let started = std::time::Instant::now();
             loop {
-                tokio::time::sleep(every).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.notified() => return,
+                }
                 let r = StepReport {
                     token,
                     step: step.into(),
@@ -596,11 +596,13 @@ impl<H: Host> Agent<H> {
                     probes: Vec::new(),
                     found: Vec::new(),
                 };
+                // A report under way is let finish: the step's end must come after it.
                 if let Err(e) = client.step(&credential, job, &r).await {
                     tracing::warn!(error = %e, job, step, "heartbeat not delivered");
                 }
             }
-        })
+        });
+        Heartbeat { stop, task }
     }
 
     async fn send(
@@ -621,6 +623,20 @@ impl<H: Host> Agent<H> {
                 u64::from_le_bytes(b)
             }
         }
+    }
+}
+
+/// A running heartbeat ([`Agent::heartbeat`]).
+struct Heartbeat {
+    stop: std::sync::Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    /// Stop it, after the report it may be sending has been answered.
+    async fn stop(self) {
+        self.stop.notify_one();
+        let _ = self.task.await;
     }
 }
 

@@ -422,8 +422,17 @@ pub fn rollback_refusal(job: &Job) -> Option<String> {
 impl Job {
     /// Record the start of a step. A step of that kind still open (a progress report, or an
     /// agent resuming after a crash that starts it again) keeps its start and takes the new
-    /// detail.
+    /// detail; one that finished well stays finished.
     pub fn step_started(&mut self, step: StepKind, at: Timestamp, detail: &str) {
+        // A step that finished well is never started again (an agent skips it when it
+        // resumes): a late progress report does not reopen it.
+        if self
+            .steps
+            .iter()
+            .any(|s| s.step == step && s.ok == Some(true))
+        {
+            return;
+        }
         if let Some(open) = self
             .steps
             .iter_mut()

@@ -503,6 +503,14 @@ fn steps_open_and_close_in_order_and_states_parse_back() {
     assert_eq!(j.steps.len(), 1);
     assert_eq!(j.steps[0].started, t("2026-12-08T21:05:00Z"));
     j.step_finished(StepKind::Install, t("2026-12-08T21:20:00Z"), true, "");
+    // A progress report that arrives after the end does not reopen the step.
+    j.step_started(
+        StepKind::Install,
+        t("2026-12-08T21:21:00Z"),
+        "still running after 16 min",
+    );
+    assert_eq!(j.steps.len(), 1);
+    assert!(j.steps[0].finished.is_some());
     j.step_finished(StepKind::Reboot, t("2026-12-08T21:25:00Z"), true, "back");
     assert_eq!(j.steps[0].detail, "still running after 1 min");
     assert_eq!(j.steps[1].started, j.steps[1].finished.unwrap());
