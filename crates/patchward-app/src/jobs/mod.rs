@@ -80,6 +80,7 @@ impl<S: ControlStore> App<S> {
     /// The jobs of a running cycle's plan that do not exist yet.
     pub(crate) async fn ensure_jobs(&self, tenant: TenantId, id: i64) -> Result<usize> {
         let (_, c) = self.load_cycle(tenant, id).await?;
+        let estate = self.cached_estate(tenant).await?;
         let plan = self.stored_plan(tenant, &c.name).await?;
         let ix = self.index().await?;
         let today = self.today();
@@ -105,7 +106,7 @@ impl<S: ControlStore> App<S> {
                 }
                 None => None,
             };
-            let job = Job {
+            let mut job = Job {
                 server: p.server.clone(),
                 ring: p.ring.clone(),
                 updates: (*kbs).clone(),
@@ -129,6 +130,8 @@ impl<S: ControlStore> App<S> {
                 reboot: RebootPolicy::default(),
                 found: Vec::new(),
             };
+            // Shown from the start; set again when its gates pass.
+            (job.probes, job.probe_grace, job.reboot) = run_settings(&estate, &p.server);
             jobs.push(NewJob {
                 server: p.server.clone(),
                 ring: p.ring.clone(),
@@ -437,6 +440,9 @@ impl<S: ControlStore> App<S> {
                         || (x.ring == "(no ring)" && key.is_empty() && x.status != "open")
                 });
                 if let Some(why) = ring.and_then(|x| x.reason.clone()).or(pause.clone()) {
+                    // The stored outcome ("planned for …", "taking a checkpoint …") is from
+                    // before: what it waits on now is the outcome.
+                    view.outcome = format!("waiting: {why}");
                     view.reasons = vec![why];
                 }
             }
@@ -608,6 +614,44 @@ pub(crate) fn job_view(id: i64, j: &Job) -> JobView {
             .map(|f| format!("{}: {} revision {}", f.kb, f.update_id, f.revision))
             .collect(),
     }
+}
+
+/// What a job on `server` runs with: the health probes of the services it is a member of
+/// (each once), the longest of their probe graces, and the server's reboot policy.
+pub(crate) fn run_settings(
+    estate: &Estate,
+    server: &str,
+) -> (
+    Vec<patchward_core::inventory::HealthProbe>,
+    Option<jiff::SignedDuration>,
+    RebootPolicy,
+) {
+    let mut probes = Vec::new();
+    let mut grace: Option<jiff::SignedDuration> = None;
+    for s in estate
+        .services
+        .iter()
+        .filter(|s| s.members.iter().any(|m| m.eq_ignore_ascii_case(server)))
+    {
+        for p in &s.probes {
+            if !probes.contains(p) {
+                probes.push(p.clone());
+            }
+        }
+        if !s.probes.is_empty() {
+            let g = s
+                .probe_grace
+                .unwrap_or(patchward_core::inventory::DEFAULT_PROBE_GRACE);
+            grace = Some(grace.map_or(g, |x| x.max(g)));
+        }
+    }
+    let reboot = estate
+        .servers
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(server))
+        .map(|s| s.reboot)
+        .unwrap_or_default();
+    (probes, grace, reboot)
 }
 
 /// A job that is not the caller's is answered like one that does not exist.

@@ -13,9 +13,7 @@ use patchward_core::calendar::{Interval, WindowCalendar, blackout_applies};
 use patchward_core::execution::{
     GateInput, GateResult, Job, JobState, LEASE, MIN_FREE_MIB, RingGate, StepKind, evaluate_gates,
 };
-use patchward_core::inventory::{
-    DEFAULT_PROBE_GRACE, DependencyTarget, Estate, RebootPolicy, RollbackMethod,
-};
+use patchward_core::inventory::{DependencyTarget, Estate, RebootPolicy, RollbackMethod};
 use patchward_core::workflow::ring_key;
 use patchward_proto::agent::{InventoryReport, JobOffer};
 use patchward_store::{AgentRecord, ControlStore, JobRecord, JobSummary, LeaseChange};
@@ -187,31 +185,8 @@ impl<S: ControlStore> App<S> {
             job.started = Some(now);
             job.before = host;
             // The probes and reboot policy in force when it starts are the ones it is
-            // verified by (the estate may change while it runs).
-            let services = estate.services.iter().filter(|s| {
-                s.members
-                    .iter()
-                    .any(|m| m.eq_ignore_ascii_case(&rec.server))
-            });
-            job.probes.clear();
-            job.probe_grace = None;
-            for s in services {
-                for p in &s.probes {
-                    if !job.probes.contains(p) {
-                        job.probes.push(p.clone());
-                    }
-                }
-                if !s.probes.is_empty() {
-                    let grace = s.probe_grace.unwrap_or(DEFAULT_PROBE_GRACE);
-                    job.probe_grace = Some(job.probe_grace.map_or(grace, |g| g.max(grace)));
-                }
-            }
-            job.reboot = estate
-                .servers
-                .iter()
-                .find(|s| s.name.eq_ignore_ascii_case(&rec.server))
-                .map(|s| s.reboot)
-                .unwrap_or_default();
+            // verified by (the estate may have changed since the job was made).
+            (job.probes, job.probe_grace, job.reboot) = super::run_settings(&estate, &rec.server);
             job.blocked_by.clear();
             job.outcome = "running".into();
             job.step_finished(

@@ -623,6 +623,83 @@ fn convert(cx: &mut Ctx<'_>, raw: RawEstate) -> Estate {
     estate
 }
 
+/// The keys open at the end of `prefix`, a line of TOML up to an error: `a = { b = [{ c = 1 },
+/// { d = ` gives `a.b[1].d` as `["a", "b[1]", "d"]` (strings skipped).
+fn inline_path(prefix: &str) -> Vec<String> {
+    // Per open table or array: its name, and for an array the element now open.
+    let mut stack: Vec<(String, Option<usize>)> = Vec::new();
+    let mut key: Option<String> = None;
+    let mut word = String::new();
+    let mut chars = prefix.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                // A string: skip to its end (basic strings may escape the quote).
+                while let Some(d) = chars.next() {
+                    if d == '\\' && c == '"' {
+                        chars.next();
+                    } else if d == c {
+                        break;
+                    }
+                }
+                word.clear();
+            }
+            '=' => {
+                key = Some(std::mem::take(&mut word).trim().to_string());
+            }
+            '{' => {
+                let name = match stack.last() {
+                    Some((_, Some(i))) if key.is_none() => format!("[{i}]"),
+                    _ => key.take().unwrap_or_default(),
+                };
+                stack.push((name, None));
+                word.clear();
+            }
+            '[' => {
+                stack.push((key.take().unwrap_or_default(), Some(0)));
+                word.clear();
+            }
+            '}' | ']' => {
+                stack.pop();
+                key = None;
+                word.clear();
+            }
+            ',' => {
+                if let Some((_, Some(i))) = stack.last_mut() {
+                    *i += 1;
+                }
+                key = None;
+                word.clear();
+            }
+            // Keys and bare values (numbers, booleans): a key's value keeps it open until ','.
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' => word.push(c),
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (name, _) in &stack {
+        if name.starts_with('[') {
+            if let Some(last) = out.last_mut() {
+                last.push_str(name);
+            }
+        } else if !name.is_empty() {
+            out.push(name.clone());
+        }
+    }
+    // Inside an array whose element is not a table: the element's index.
+    if let Some((_, Some(i))) = stack.last()
+        && let Some(last) = out.last_mut()
+    {
+        last.push_str(&format!("[{i}]"));
+    }
+    match key {
+        Some(k) if !k.is_empty() => out.push(k),
+        _ if !word.trim().is_empty() => out.push(word.trim().to_string()),
+        _ => {}
+    }
+    out
+}
+
 /// The field a TOML error at byte `at` is about, as the other errors name fields
 /// (`servers[2] (SQL-01).rollback.automatic`): the table it is in (an array of tables counted,
 /// with its `name`), the inline table and key before the value, or the field a "missing field"
@@ -669,46 +746,20 @@ fn field_at(text: &str, at: usize, message: &str) -> Option<String> {
         }
     }
     let mut path: Vec<String> = table.into_iter().collect();
+    // The keys, inline tables and arrays open before the error on its line.
+    let mut inner = inline_path(&text[line_start..at]);
     let named = ["missing field `", "unknown field `"]
         .iter()
         .find_map(|p| message.split(p).nth(1))
         .and_then(|r| r.split('`').next());
-    if let Some(missing) = named {
-        path.push(missing.to_string());
-    } else if at > line_start {
-        // `key = value` or `outer = { …, key = value`: the keys before the value.
-        let prefix = &text[line_start..at];
-        let key_before = |upto: usize| -> Option<String> {
-            let eq = prefix[..upto].rfind('=')?;
-            let k: String = prefix[..eq]
-                .trim_end()
-                .chars()
-                .rev()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                .collect();
-            (!k.is_empty()).then(|| k.chars().rev().collect())
-        };
-        let key = key_before(prefix.len());
-        let mut depth = 0i32;
-        let mut open = None;
-        for (i, c) in prefix.char_indices().rev() {
-            match c {
-                '}' => depth += 1,
-                '{' if depth == 0 => {
-                    open = Some(i);
-                    break;
-                }
-                '{' => depth -= 1,
-                _ => {}
-            }
+    if let Some(name) = named {
+        // The key the span points at is the unknown one: name it once.
+        if inner.last().is_some_and(|k| k == name) {
+            inner.pop();
         }
-        if let Some(o) = open
-            && let Some(outer) = key_before(o)
-        {
-            path.push(outer);
-        }
-        path.extend(key);
+        inner.push(name.to_string());
     }
+    path.extend(inner);
     (!path.is_empty()).then(|| path.join("."))
 }
 

@@ -240,6 +240,29 @@ fn errors_name_file_line_and_field() {
         Some("servers[2] (SQL-01).tier"),
         "expected i64",
     );
+    // Inside a service's probes: the probe's index.
+    let probes = "probes = [{ windows_service = \"MSSQLSERVER\" }";
+    check(
+        probes,
+        "probes = [{ tcp = 1 }, { http = \"http://x/\", status = \"200\" }",
+        line_of(probes),
+        Some("services[1] (sql-prod).probes[1].status"),
+        "invalid type",
+    );
+    check(
+        probes,
+        "probes = [{ tcp = 2, foo = 3 }",
+        line_of(probes),
+        Some("services[1] (sql-prod).probes[0].foo"),
+        "unknown field `foo`",
+    );
+    check(
+        probes,
+        "probes = [{ windows_service = 5 }",
+        line_of(probes),
+        Some("services[1] (sql-prod).probes[0].windows_service"),
+        "invalid type",
+    );
     check(
         "max_in_flight = 10",
         "max_in_flight = \"ten\"",

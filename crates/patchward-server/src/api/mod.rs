@@ -251,6 +251,7 @@ async fn json_objects_only(
             b'"' => "a string",
             b'n' => "null",
             b't' | b'f' => "a boolean",
+            b'0'..=b'9' | b'-' => "a number",
             _ => "a value that is not an object",
         };
         return crate::error::ApiErr(patchward_app::AppError::field(

@@ -106,7 +106,8 @@ pub struct SimulateArgs {
     pub seed: u64,
     /// Fault profile: `none`, or `mixed` (about one host in five fails: install failure with
     /// 0x800F0922 or 0x80070002, update rolled back at boot, a service that does not start,
-    /// a reboot that never returns, a stale backup, a download that takes 20 seconds).
+    /// a reboot that never returns, a stale backup; and one in ten downloads for 20 seconds,
+    /// then succeeds).
     #[arg(long, default_value = "none")]
     pub faults: String,
     /// Keep the agents checking in (and running the jobs they are offered) for this many

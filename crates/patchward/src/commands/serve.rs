@@ -119,8 +119,13 @@ pub fn options(db: &Path, a: &ServeArgs) -> Result<(ServeOptions, Option<String>
         if let Some(p) = hook.as_mut() {
             let abs = std::fs::canonicalize(&*p)
                 .ok()
-                .filter(|a| a.is_file())
                 .with_context(|| format!("--{name}-hook {}: no such file", p.display()))?;
+            if !abs.is_file() {
+                bail!(
+                    "--{name}-hook {}: not a file (a directory?): give the executable to run",
+                    p.display()
+                );
+            }
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -202,9 +207,17 @@ pub async fn run(db: &Path, a: ServeArgs) -> Result<()> {
     init_logs();
     let (opts, fingerprint, hooks) = options(db, &a)?;
     // Which hooks run for snapshot plans (stderr, with the other start-up notes).
-    for (what, hook) in [
-        ("checkpoint", &hooks.checkpoint),
-        ("restore", &hooks.restore),
+    for (what, hook, without) in [
+        (
+            "checkpoint",
+            &hooks.checkpoint,
+            "servers whose rollback plan is a snapshot are checkpointed by the plan's owner",
+        ),
+        (
+            "restore",
+            &hooks.restore,
+            "snapshot rollbacks are restored by people and recorded as done",
+        ),
     ] {
         match hook {
             Some(p) => eprintln!(
@@ -212,10 +225,7 @@ pub async fn run(db: &Path, a: ServeArgs) -> Result<()> {
                 p.display(),
                 hooks.timeout.as_secs() / 60
             ),
-            None => eprintln!(
-                "{what} hook: none (servers whose rollback plan is a snapshot are checkpointed \
-                 and restored by people)"
-            ),
+            None => eprintln!("{what} hook: none ({without})"),
         }
     }
     let store = open(db).await?;

@@ -1068,6 +1068,7 @@ async fn bad_requests_name_the_field_and_store_nothing(backend: Backend) {
         // serde would read an array as the struct's fields in order: a JSON object only.
         (json!(["arrayuser", "viewer"]), "body"),
         (json!("viewer"), "body"),
+        (json!(42), "body"),
     ];
     for (body, field) in cases {
         let (s, e) = call(

@@ -445,6 +445,9 @@ fn serve_checks_its_hooks_at_start_and_says_which_run() {
         e.contains("--checkpoint-hook no/such/hook: no such file"),
         "{e}"
     );
+    let dir = serve(&["--restore-hook", d.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&dir.stderr);
+    assert!(e.contains("not a file (a directory?)"), "{e}");
     let h = hook.to_str().unwrap();
     let plain = serve(&["--checkpoint-hook", h]);
     let e = String::from_utf8_lossy(&plain.stderr);

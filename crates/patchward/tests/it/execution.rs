@@ -330,6 +330,14 @@ async fn a_cycle_runs_through_three_rings_with_faults(backend: Backend) {
             j["reasons"].to_string().contains("over its failure budget"),
             "{j}"
         );
+        // Its outcome says what it waits on now, not what was planned.
+        assert!(
+            j["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("waiting: ring broad:"),
+            "{j}"
+        );
     }
     let late = jobs["rings"]
         .as_array()

@@ -77,6 +77,10 @@ async fn probes_and_reboot_policies_decide_verification(backend: Backend) {
     )
     .await;
     lab.tolerate_failures().await;
+    // Before they start, jobs already show what they will run with.
+    let planned = lab.jobs().await;
+    assert_eq!(lab.job(&planned, 0)["probes"].as_array().unwrap().len(), 3);
+    assert_eq!(lab.job(&planned, 2)["reboot_policy"], "never");
     let now = lab.start;
     for a in lab.agents.iter_mut() {
         a.tick(now).await.unwrap();
