@@ -30,6 +30,8 @@ use std::time::Duration;
 pub(crate) const HOOK_HOLDER: i64 = 0;
 /// Output kept per hook run.
 const OUTPUT_LIMIT: usize = 16 * 1024;
+/// How long a checkpoint stays the one to start a job from.
+const CHECKPOINT_FRESH: SignedDuration = SignedDuration::from_hours(1);
 
 /// The operator's hook commands. Each is run with the job's facts in its environment:
 /// `PATCHWARD_HOOK` (`checkpoint` or `restore`), `PATCHWARD_SERVER`, `PATCHWARD_FQDN`,
@@ -312,7 +314,15 @@ impl<S: ControlStore> App<S> {
             .rev()
             .find(|h| h.hook == HookKind::Checkpoint);
         match last {
-            Some(h) if h.succeeded() => return Ok(CheckpointStatus::Ready),
+            // Restoring an old checkpoint would lose what changed since: one taken for a job
+            // that then waited (its ring halted, the cycle paused) is taken again.
+            Some(h)
+                if h.succeeded()
+                    && h.finished
+                        .is_some_and(|f| now < f + CHECKPOINT_FRESH) =>
+            {
+                return Ok(CheckpointStatus::Ready);
+            }
             Some(h) if h.finished.is_none() && now < h.started + self.hooks.lasts() => {
                 return Ok(CheckpointStatus::Waiting);
             }
