@@ -106,7 +106,17 @@ struct EventFact {
 
 /// Run a PowerShell script and parse its JSON output.
 fn powershell<T: serde::de::DeserializeOwned>(script: &str) -> Result<T, String> {
+    powershell_with(script, &[])
+}
+
+/// The same, with these environment variables: how values reach a script without becoming
+/// script text.
+fn powershell_with<T: serde::de::DeserializeOwned>(
+    script: &str,
+    env: &[(&str, &str)],
+) -> Result<T, String> {
     let out = Command::new("powershell.exe")
+        .envs(env.iter().copied())
         .args([
             "-NoProfile",
             "-NonInteractive",
@@ -359,24 +369,13 @@ impl Host for WuaHost {
 
     fn service_state(&mut self, name: &str) -> Result<Option<String>, String> {
         // The name reaches PowerShell through the environment, never as script text.
-        let out = Command::new("powershell.exe")
-            .args([
-                "-NoProfile",
-                "-NonInteractive",
-                "-ExecutionPolicy",
-                "Bypass",
-                "-Command",
-                "$s = Get-Service -Name $env:PATCHWARD_PROBE_SERVICE -ErrorAction SilentlyContinue; \
-                 if ($s) { [string]$s.Status } else { '' }",
-            ])
-            .env("PATCHWARD_PROBE_SERVICE", name)
-            .output()
-            .map_err(|e| format!("cannot run powershell.exe: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("powershell.exe exited with {}", out.status));
-        }
+        let status: String = powershell_with(
+            "$s = Get-Service -Name $env:PATCHWARD_PROBE_SERVICE -ErrorAction SilentlyContinue; \
+             ConvertTo-Json -Compress ([string]$(if ($s) { $s.Status } else { '' }))",
+            &[("PATCHWARD_PROBE_SERVICE", name)],
+        )?;
         // Get-Service says Running, Stopped, StartPending, ...: the inventory's words.
-        let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let status = status.trim();
         if status.is_empty() {
             return Ok(None);
         }

@@ -316,11 +316,7 @@ impl<S: ControlStore> App<S> {
         match last {
             // Restoring an old checkpoint would lose what changed since: one taken for a job
             // that then waited (its ring halted, the cycle paused) is taken again.
-            Some(h)
-                if h.succeeded()
-                    && h.finished
-                        .is_some_and(|f| now < f + CHECKPOINT_FRESH) =>
-            {
+            Some(h) if h.succeeded() && h.finished.is_some_and(|f| now < f + CHECKPOINT_FRESH) => {
                 return Ok(CheckpointStatus::Ready);
             }
             Some(h) if h.finished.is_none() && now < h.started + self.hooks.lasts() => {
