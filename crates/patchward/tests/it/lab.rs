@@ -3,7 +3,7 @@
 //! places them in one open nightly window, and a cycle planned, approved and started.
 
 use crate::api::{TestDb, call, client, user_token};
-use crate::workflow::{InProcess, serve_in_process};
+use crate::workflow::{InProcess, serve_in_process_with};
 use crate::{fixtures, ok, pw};
 use jiff::Timestamp;
 use patchward_agent::simulated::{Fault, SimulatedHost, Streams};
@@ -17,6 +17,7 @@ pub struct Lab {
     pub srv: InProcess,
     pub c: Client,
     pub op: String,
+    pub appr: String,
     pub adm: String,
     pub agents: Vec<Agent<SimulatedHost>>,
     pub names: Vec<String>,
@@ -42,6 +43,18 @@ impl Lab {
         faults: &[Option<Fault>],
         estate: Estate<'_>,
     ) -> Lab {
+        Lab::start_with(db, name, seed, faults, estate, Default::default()).await
+    }
+
+    /// The same, the server running these operator hooks.
+    pub async fn start_with(
+        db: &TestDb,
+        name: &str,
+        seed: u64,
+        faults: &[Option<Fault>],
+        estate: Estate<'_>,
+        hooks: patchward_app::jobs::Hooks,
+    ) -> Lab {
         let db = db.spec.clone();
         let f = |p: &str| fixtures().join(p).to_str().unwrap().to_string();
         ok(&pw(
@@ -57,7 +70,7 @@ impl Lab {
         let appr = user_token(&db, "alice", "approver", Some("default"));
         let adm = user_token(&db, "adam", "admin", Some("default"));
         let start: Timestamp = "2026-08-12T01:00:00Z".parse().unwrap();
-        let srv = serve_in_process(&db, "2026-08-12T01:00:00Z").await;
+        let srv = serve_in_process_with(&db, "2026-08-12T01:00:00Z", hooks).await;
         let c = client();
         let u = |p: &str| format!("{}{p}", srv.url);
         let (_, tok) = call(
@@ -139,6 +152,7 @@ impl Lab {
             srv,
             c,
             op,
+            appr,
             adm,
             agents,
             names,

@@ -4,7 +4,9 @@
 //! - a member whose HTTP, TCP and Windows service probes pass is verified, each probe a check;
 //! - a member whose HTTP probe answers 503 needs remediation, naming the probe and the 503;
 //! - a server whose policy is `never` is not restarted and needs remediation naming why;
-//! - a slow download shows its progress on the job while it runs.
+//! - a slow download shows its progress on the job while it runs;
+//! - a snapshot job whose checkpoint is more than an hour old when it can start (it waited
+//!   on a pause) takes a new one.
 
 use crate::api::{Backend, TestDb, on_both};
 use crate::lab::{Estate, Lab};
@@ -274,4 +276,97 @@ async fn a_slow_download_reports_its_progress_while_the_job_runs(backend: Backen
         .unwrap();
     assert_eq!(download["ok"], true, "{j}");
     assert!(agent.host.downloading_since.is_none());
+}
+
+on_both!(a_checkpoint_older_than_an_hour_is_taken_again_before_the_install,);
+
+async fn a_checkpoint_older_than_an_hour_is_taken_again_before_the_install(backend: Backend) {
+    let Some(db) = TestDb::new("stale-checkpoint", backend) else {
+        return;
+    };
+    let dir = crate::tmpdir(&format!("stale-checkpoint-{backend:?}"));
+    let script = dir.join("hook.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"$PATCHWARD_HOOK $PATCHWARD_SERVER\"\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let hooks = patchward_app::jobs::Hooks {
+        checkpoint: Some(script.clone()),
+        restore: Some(script),
+        timeout: std::time::Duration::from_secs(60),
+    };
+    let plan = |_| {
+        "rollback = { method = \"snapshot\", who = \"virt\", tested_on = \"2026-06-01\" }"
+            .to_string()
+    };
+    let mut lab = Lab::start_with(
+        &db,
+        &format!("stale-checkpoint-{backend:?}"),
+        47,
+        &[None],
+        Estate {
+            extra: &|_| String::new(),
+            server: &plan,
+        },
+        hooks,
+    )
+    .await;
+    let mut agent = lab.agents.remove(0);
+    let checkpoints = |jobs: &serde_json::Value| -> Vec<(bool, bool)> {
+        jobs["jobs"][0]["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["finished"].is_null(), h["exit_code"] == 0))
+            .collect()
+    };
+    let settle = || async {
+        for _ in 0..100 {
+            let j = lab.jobs().await;
+            if checkpoints(&j).iter().all(|(running, _)| !running) {
+                return j;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the hook is still running after 10 s");
+    };
+    let now = lab.start;
+    agent.tick(now).await.unwrap();
+    let j = settle().await;
+    assert_eq!(checkpoints(&j), vec![(false, true)], "{j}");
+    // Paused before it could start; resumed two hours later.
+    let cycle = |p: &str| lab.url(&format!("/api/v1/cycles/{}/{p}", lab.cycle));
+    for (path, who) in [("pause", &lab.op), ("resume", &lab.appr)] {
+        if path == "resume" {
+            lab.srv.clock.set(now + jiff::SignedDuration::from_hours(2));
+        }
+        let (s, v) = crate::api::call(
+            &lab.c,
+            reqwest::Method::POST,
+            &cycle(path),
+            Some(who),
+            Some(serde_json::json!({"reason": "change freeze call"})),
+        )
+        .await;
+        assert_eq!(s, reqwest::StatusCode::OK, "{path}: {v}");
+    }
+    let later = now + jiff::SignedDuration::from_hours(2);
+    agent.tick(later).await.unwrap();
+    let j = settle().await;
+    assert_eq!(
+        checkpoints(&j),
+        vec![(false, true), (false, true)],
+        "the two-hour-old checkpoint is taken again: {j}"
+    );
+    assert_eq!(j["jobs"][0]["state"], "waiting", "{j}");
+    agent.tick(later).await.unwrap();
+    let j = lab.jobs().await;
+    assert_eq!(j["jobs"][0]["state"], "succeeded", "{j}");
+    assert_eq!(checkpoints(&j).len(), 2, "{j}");
 }
